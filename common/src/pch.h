@@ -1,0 +1,3 @@
+// Precompiled header: the heavy LibTorch includes, parsed once per build.
+#pragma once
+#include <torch/torch.h>
