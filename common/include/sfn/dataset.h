@@ -32,6 +32,8 @@ std::string defaultFashionMnistDir();  // /usr/share/datasets/fashion-mnist
 
 // A validation split held out from training data, deterministic for the seed. The searcher
 // scores on `val`; federated training only ever sees `train`.
+// Both lists are sorted ascending; val holds round(n * val_fraction) indices. Throws
+// ConfigError unless n >= 0 and 0 <= val_fraction < 1.
 struct TrainValSplit {
   IndexList train;
   IndexList val;

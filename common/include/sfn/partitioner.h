@@ -14,6 +14,9 @@ using Partition = std::vector<IndexList>;
 
 // `pool` is the set of sample indices to distribute (e.g. TrainValSplit::train); `labels`
 // is indexed by sample index. Every sample of the pool lands in exactly one client.
+// Each client's index list is sorted ascending (which samples, not an order: the local
+// trainer shuffles per epoch). Throws ConfigError on invalid arguments, on pool indices
+// that repeat or fall outside `labels`, and on labels outside [0, num_classes).
 
 // IID: shuffled, near-equal sizes.
 Partition partitionIid(const IndexList& pool, std::int64_t num_clients, std::uint64_t seed);
