@@ -1,0 +1,56 @@
+// A run's whole configuration, read from one TOML file (experiments/configs/*.toml) with
+// CLI overrides applied on top, validated once, then handed to the pieces that need it.
+// Unknown tables or keys are errors that name the key, so typos never pass silently.
+//
+// Tables: [run] [supernet] [data] [round] [weighting] [train] [eval] [checkpoint]
+// [devices.<class>] [simulation]. See experiments/configs/fmnist-default.toml for every key
+// with its default.
+#pragma once
+
+#include "sfn/coordinator_options.h"
+#include "sfn/data_source.h"
+#include "sfn/design_space.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sfn {
+
+struct SimulationSection {
+  std::int64_t clients = 100;
+  int workers = 1;
+  int torch_threads = 2;
+  std::string devices_file;            // device profiles TOML; empty = one default device
+  std::string compute_time = "macs";   // "macs" | "measured"
+};
+
+struct RunConfig {
+  std::string name = "run";
+  std::uint64_t seed = 1;
+  std::int64_t rounds = 20;
+  std::string out_dir = "runs";
+  int torch_threads = 2;
+  std::string device = "cpu";
+  std::string log_level = "info";
+
+  DesignSpace space;        // [supernet]: preset = "fmnist" plus any DesignSpace key
+  DataOptions data;         // [data]
+  CoordinatorOptions coordinator;  // [round] [weighting] [train] [eval] [devices.*]
+  int checkpoint_every = 5;  // [checkpoint] every (0 = only at the end)
+  int checkpoint_keep = 3;
+  SimulationSection simulation;
+
+  // Reads `path` (relative paths inside it are resolved against its folder).
+  static RunConfig load(const std::string& path);
+  static RunConfig parse(const std::string& toml_text, const std::string& origin,
+                         const std::string& base_dir = ".");
+  // Applies "table.key=value" overrides (TOML value syntax), e.g. "round.clients_per_round=5".
+  static RunConfig parse(const std::string& toml_text, const std::string& origin,
+                         const std::string& base_dir, const std::vector<std::string>& overrides);
+  static RunConfig load(const std::string& path, const std::vector<std::string>& overrides);
+
+  void validate() const;
+};
+
+}  // namespace sfn

@@ -1,0 +1,27 @@
+#include "sfn/coordinator_options.h"
+
+#include "sfn/error.h"
+
+#include <cmath>
+
+namespace sfn {
+
+void CoordinatorOptions::validate() const {
+  if (clients_per_round < 1)
+    SFN_THROW(ConfigError, "round.clients_per_round must be >= 1 (got ", clients_per_round, ")");
+  if (!(over_selection >= 0 && over_selection <= 10))
+    SFN_THROW(ConfigError, "round.over_selection must be in [0, 10] (got ", over_selection, ")");
+  if (quorum < 0 || quorum > clients_per_round)
+    SFN_THROW(ConfigError, "round.quorum must be in [0, clients_per_round] (got ", quorum, ")");
+  if (!(round_deadline_s > 0) || !std::isfinite(round_deadline_s))
+    SFN_THROW(ConfigError, "round.deadline_s must be > 0 (got ", round_deadline_s, ")");
+  if (!(liveness_s > 0))
+    SFN_THROW(ConfigError, "round.liveness_s must be > 0 (got ", liveness_s, ")");
+  if (eval_every < 0) SFN_THROW(ConfigError, "eval.every must be >= 0 (got ", eval_every, ")");
+  for (const auto& [cls, budget] : device_macs_budget)
+    if (budget < 0) SFN_THROW(ConfigError, "devices.", cls, ".macs_budget must be >= 0");
+  weighting.validate();
+  train.validate();
+}
+
+}  // namespace sfn

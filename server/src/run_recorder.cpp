@@ -1,0 +1,96 @@
+#include "sfn/run_recorder.h"
+
+#include "sfn/checkpoint.h"
+#include "sfn/error.h"
+
+#include <filesystem>
+
+namespace sfn {
+
+namespace fs = std::filesystem;
+
+RunRecorder::RunRecorder(std::string run_dir, std::vector<std::string> eval_names,
+                         int checkpoint_keep, nlohmann::json run_info)
+    : dir_(std::move(run_dir)),
+      eval_names_(std::move(eval_names)),
+      keep_(checkpoint_keep),
+      run_info_(std::move(run_info)) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) SFN_THROW(IoError, "cannot create run folder '", dir_, "': ", ec.message());
+  resetMetrics({});
+}
+
+std::string RunRecorder::checkpointDir() const { return (fs::path(dir_) / "checkpoints").string(); }
+
+void RunRecorder::resetMetrics(const std::vector<RoundMetrics>& history) {
+  const auto jpath = fs::path(dir_) / "metrics.jsonl";
+  const auto cpath = fs::path(dir_) / "metrics.csv";
+  jsonl_ = std::ofstream(jpath, std::ios::trunc);
+  csv_ = std::ofstream(cpath, std::ios::trunc);
+  if (!jsonl_ || !csv_) SFN_THROW(IoError, "cannot write metrics files in '", dir_, "'");
+  csv_ << RoundMetrics::csvHeader(eval_names_) << '\n';
+  for (const auto& m : history) appendMetrics(m);
+}
+
+void RunRecorder::appendMetrics(const RoundMetrics& m) {
+  jsonl_ << m.toJson().dump() << '\n';
+  csv_ << m.csvRow(eval_names_) << '\n';
+  // Flushed per round: a crash loses at most the round in progress.
+  jsonl_.flush();
+  csv_.flush();
+}
+
+std::string RunRecorder::checkpoint(const Coordinator& coordinator) {
+  const CoordinatorSnapshot snap = coordinator.snapshot();
+  nlohmann::json meta;
+  meta["format"] = "sfn-coordinator-1";
+  meta["design_space"] = coordinator.supernet().space().toToml();
+  meta["next_round"] = snap.next_round;
+  meta["next_task_id"] = snap.next_task_id;
+  nlohmann::json counters = nlohmann::json::array();
+  // Sorted, so the same state always gives the same bytes (and digest).
+  std::vector<std::pair<std::uint64_t, SubNetAssigner::Counters>> sorted(snap.counters.begin(),
+                                                                          snap.counters.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [id, c] : sorted) counters.push_back({id, c.maxnet, c.minnet});
+  meta["counters"] = counters;
+  nlohmann::json hist = nlohmann::json::array();
+  for (const auto& m : snap.history) hist.push_back(m.toJson());
+  meta["history"] = hist;
+  meta["run"] = run_info_;
+  CheckpointDir dir(checkpointDir(), static_cast<std::size_t>(keep_));
+  return dir.save(static_cast<std::uint64_t>(snap.next_round), coordinator.supernet().tensors(), meta)
+      .string();
+}
+
+bool RunRecorder::resume(const std::string& dir_or_file, Coordinator& coordinator) {
+  fs::path file = dir_or_file;
+  if (fs::is_directory(file)) {
+    fs::path ckdir = fs::exists(file / "checkpoints") ? file / "checkpoints" : file;
+    auto latest = CheckpointDir(ckdir).latest();
+    if (!latest) return false;
+    file = *latest;
+  }
+  Checkpoint ck = readCheckpoint(file);
+  const auto& meta = ck.metadata;
+  if (meta.value("format", "") != "sfn-coordinator-1")
+    SFN_THROW(IoError, "checkpoint '", file.string(), "' is not a coordinator checkpoint");
+  const DesignSpace space = DesignSpace::fromToml(meta.at("design_space").get<std::string>());
+  if (space.toToml() != coordinator.supernet().space().toToml())
+    SFN_THROW(ConfigError, "checkpoint '", file.string(),
+              "' was written for a different SuperNet design space");
+  coordinator.supernet() = SuperNet(space, std::move(ck.tensors));
+  CoordinatorSnapshot snap;
+  snap.next_round = meta.at("next_round").get<std::int64_t>();
+  snap.next_task_id = meta.at("next_task_id").get<std::uint64_t>();
+  for (const auto& c : meta.at("counters"))
+    snap.counters[c.at(0).get<std::uint64_t>()] = {c.at(1).get<std::uint32_t>(),
+                                                   c.at(2).get<std::uint32_t>()};
+  for (const auto& m : meta.at("history")) snap.history.push_back(RoundMetrics::fromJson(m));
+  coordinator.restore(snap);
+  return true;
+}
+
+}  // namespace sfn

@@ -1,0 +1,37 @@
+// Device classes of a simulated fleet: how fast they compute, how fast they talk, how
+// often they are there. Loaded from TOML (experiments/configs/devices/*.toml):
+//
+//   [[device]]
+//   name = "phone-low"
+//   share = 0.4            # fraction of the fleet (normalized over all devices)
+//   speed_factor = 4.0     # simulated compute time = host time x speed_factor ("measured")
+//   gmacs = 2.0            # sustained GMAC/s ("macs" compute model)
+//   bandwidth_mbps = 10    # up and down link, megabits per second
+//   availability = 0.8     # probability the device answers a task
+//   macs_budget = 20e6     # largest SubNet forward MACs it can run (static-capacity); 0 = any
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sfn {
+
+struct DeviceProfile {
+  std::string name = "default";
+  double share = 1.0;
+  double speed_factor = 1.0;
+  double gmacs = 10.0;
+  double bandwidth_mbps = 100.0;
+  double availability = 1.0;
+  std::int64_t macs_budget = 0;
+  void validate() const;  // throws ConfigError naming the device and key
+};
+
+// Reads a device file; throws ConfigError / IoError.
+std::vector<DeviceProfile> loadDeviceProfiles(const std::string& path);
+// Parses the same format from a string (tests).
+std::vector<DeviceProfile> parseDeviceProfiles(const std::string& toml_text,
+                                               const std::string& origin);
+
+}  // namespace sfn

@@ -1,0 +1,216 @@
+#include "sfn/virtual_fleet.h"
+
+#include "sfn/error.h"
+#include "sfn/local_trainer.h"
+#include "sfn/rng.h"
+#include "sfn/subnet_shapes.h"
+#include "sfn/wire.h"
+
+#include <ATen/Parallel.h>
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+namespace sfn {
+
+void FleetOptions::validate() const {
+  if (workers < 1) SFN_THROW(ConfigError, "simulation.workers must be >= 1 (got ", workers, ")");
+  if (torch_threads < 1)
+    SFN_THROW(ConfigError, "simulation.torch_threads must be >= 1 (got ", torch_threads, ")");
+  if (compute_time != "macs" && compute_time != "measured")
+    SFN_THROW(ConfigError, "simulation.compute_time must be \"macs\" or \"measured\" (got \"",
+              compute_time, "\")");
+  if (!(max_wait_s > 0)) SFN_THROW(ConfigError, "simulation.max_wait_s must be > 0");
+}
+
+PeerId VirtualFleet::peerName(std::size_t client) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "sim-%06zu", client);
+  return buf;
+}
+
+std::optional<std::size_t> VirtualFleet::clientIndex(const PeerId& peer) const {
+  if (peer.size() < 5 || peer.compare(0, 4, "sim-") != 0) return std::nullopt;
+  std::size_t v = 0;
+  auto res = std::from_chars(peer.data() + 4, peer.data() + peer.size(), v);
+  if (res.ec != std::errc() || res.ptr != peer.data() + peer.size() || v >= clients_.size())
+    return std::nullopt;
+  return v;
+}
+
+VirtualFleet::VirtualFleet(FleetOptions options, const DesignSpace& space, const Dataset& data,
+                           const Partition& partition, std::vector<DeviceProfile> profiles,
+                           VirtualClock& clock)
+    : options_(std::move(options)),
+      space_(space),
+      data_(data),
+      profiles_(std::move(profiles)),
+      clock_(clock) {
+  options_.validate();
+  SFN_ENFORCE(!profiles_.empty(), ConfigError, "simulation needs at least one device profile");
+  SFN_ENFORCE(profiles_.size() < 65536, ConfigError, "too many device profiles");
+  std::size_t total = 0;
+  for (const auto& p : partition) total += p.size();
+  SFN_ENFORCE(total < (std::size_t{1} << 32), ConfigError, "partition too large for the fleet");
+  indices_.reserve(total);
+  clients_.reserve(partition.size());
+  double share_sum = 0;
+  for (const auto& p : profiles_) share_sum += p.share;
+  // Device classes by share: each client draws from its own (seed, client) stream, so the
+  // assignment does not depend on the fleet size or order of construction.
+  for (std::size_t c = 0; c < partition.size(); ++c) {
+    Client cl;
+    cl.offset = static_cast<std::uint32_t>(indices_.size());
+    cl.count = static_cast<std::uint32_t>(partition[c].size());
+    indices_.insert(indices_.end(), partition[c].begin(), partition[c].end());
+    Rng rng(options_.seed, 0xde71ce, c);
+    double u = rng.uniform() * share_sum;
+    std::size_t k = 0;
+    while (k + 1 < profiles_.size() && u >= profiles_[k].share) u -= profiles_[k++].share;
+    cl.profile = static_cast<std::uint16_t>(k);
+    clients_.push_back(cl);
+  }
+  pool_ = std::make_unique<boost::asio::thread_pool>(static_cast<std::size_t>(options_.workers));
+}
+
+VirtualFleet::~VirtualFleet() {
+  // Joins the workers before the members they use go away.
+  pool_->join();
+}
+
+const DeviceProfile& VirtualFleet::profileOf(std::size_t client) const {
+  return profiles_[clients_.at(client).profile];
+}
+
+void VirtualFleet::registerAll() {
+  for (std::size_t c = 0; c < clients_.size(); ++c) {
+    RegisterMsg reg;
+    reg.client_name = peerName(c);
+    reg.device_class = profiles_[clients_[c].profile].name;
+    reg.cores = static_cast<std::uint32_t>(options_.torch_threads);
+    reg.samples = clients_[c].count;
+    control_.push_back(Received{peerName(c), encode(reg)});
+  }
+}
+
+SendResult VirtualFleet::send(const PeerId& peer, BytesPtr message) {
+  auto client = clientIndex(peer);
+  if (!client) return {SendStatus::kUnknownPeer, "no virtual client " + peer};
+  DecodeResult decoded = decode(message);
+  if (!decoded) return {SendStatus::kError, decoded.error().reason};
+  auto* task = std::get_if<TrainTaskMsg>(&decoded.message());
+  if (task == nullptr) return {};  // Welcome, Reject, Bye: nothing to do for a virtual client
+  // Dropout: an unavailable device never answers this round.
+  const DeviceProfile& prof = profiles_[clients_[*client].profile];
+  Rng rng(options_.seed ^ 0xa5a11ab1e, task->round, *client);
+  if (rng.uniform() >= prof.availability) return {};
+  const double sent_at = clock_.now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++in_flight_;
+  }
+  boost::asio::post(*pool_, [this, c = *client, msg = std::move(message), sent_at]() mutable {
+    try {
+      trainTask(c, std::move(msg), sent_at);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+      --in_flight_;
+      cv_.notify_all();
+    }
+  });
+  return {};
+}
+
+void VirtualFleet::trainTask(std::size_t client, BytesPtr task_bytes, double sent_at) {
+  at::set_num_threads(options_.torch_threads);
+  const std::size_t down_bytes = task_bytes->size();
+  DecodeResult decoded = decode(std::move(task_bytes));
+  SFN_ENFORCE(decoded.ok(), ProtocolError, "virtual client ", client, ": bad task");
+  auto& task = std::get<TrainTaskMsg>(decoded.message());
+  const SubNetConfig config = SubNetConfig::parse(task.subnet, space_);
+  TrainOptions opts = toTrainOptions(task.hyper);
+  opts.device = options_.device;
+  const Client& cl = clients_[client];
+  IndexList idx(indices_.begin() + cl.offset, indices_.begin() + cl.offset + cl.count);
+  TrainResult r = trainLocal(space_, config, task.tensors, data_, idx, opts);
+
+  UpdateMsg upd;
+  upd.round = task.round;
+  upd.task_id = task.task_id;
+  upd.samples = static_cast<std::uint64_t>(r.samples);
+  upd.tensors = std::move(r.slice);
+  upd.mean_loss = r.mean_loss;
+  upd.compute_seconds = r.compute_seconds;
+  BytesPtr out = encode(upd);
+
+  const DeviceProfile& prof = profiles_[cl.profile];
+  double compute = 0;
+  if (options_.compute_time == "macs")
+    compute = 3.0 * static_cast<double>(computeCost(space_, config).macs) *
+              static_cast<double>(r.samples) * opts.epochs / (prof.gmacs * 1e9);
+  else
+    compute = r.compute_seconds * prof.speed_factor;
+  const double bytes_per_s = prof.bandwidth_mbps * 1e6 / 8.0;
+  const double arrival =
+      sent_at + static_cast<double>(down_bytes + out->size()) / bytes_per_s + compute;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  arrivals_.push_back(Arrival{arrival, task.task_id, peerName(client), std::move(out)});
+  compute_seconds_ += r.compute_seconds;
+  ++done_;
+  --in_flight_;
+  cv_.notify_all();
+}
+
+std::optional<Received> VirtualFleet::recv(std::chrono::milliseconds timeout) {
+  if (!control_.empty()) {
+    Received r = std::move(control_.front());
+    control_.pop_front();
+    return r;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  // Virtual arrival order is only known once every task in flight has finished.
+  const bool settled = cv_.wait_for(
+      lock, std::chrono::duration<double>(options_.max_wait_s), [&] { return in_flight_ == 0; });
+  if (error_) {
+    auto e = error_;
+    error_ = nullptr;
+    std::rethrow_exception(e);
+  }
+  SFN_ENFORCE(settled, Error, "virtual fleet: tasks still running after ", options_.max_wait_s,
+              " s of real time");
+  const double horizon = clock_.now() + static_cast<double>(timeout.count()) / 1000.0;
+  auto earliest = std::min_element(arrivals_.begin(), arrivals_.end(), [](const auto& a, const auto& b) {
+    return a.time != b.time ? a.time < b.time : a.task_id < b.task_id;
+  });
+  if (earliest == arrivals_.end() || earliest->time > horizon) {
+    clock_.advanceTo(horizon);
+    return std::nullopt;
+  }
+  clock_.advanceTo(earliest->time);
+  Received r{std::move(earliest->peer), std::move(earliest->message)};
+  arrivals_.erase(earliest);
+  return r;
+}
+
+std::size_t VirtualFleet::tasksDone() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return done_;
+}
+
+std::size_t VirtualFleet::tasksInFlight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
+}
+
+double VirtualFleet::computeSecondsTotal() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return compute_seconds_;
+}
+
+std::size_t VirtualFleet::clientStateBytes() const { return sizeof(Client); }
+
+}  // namespace sfn
