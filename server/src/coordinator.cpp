@@ -186,8 +186,10 @@ bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg, std::size_t m
   return true;
 }
 
-void Coordinator::pump() {
-  while (auto r = transport_.recv(std::chrono::milliseconds(0))) handle(*r, nullptr);
+void Coordinator::pump() { pump(nullptr); }
+
+void Coordinator::pump(RoundMetrics* metrics) {
+  while (auto r = transport_.recv(std::chrono::milliseconds(0))) handle(*r, metrics);
 }
 
 bool Coordinator::waitForClients(std::size_t min_clients, double timeout_s) {
@@ -209,7 +211,7 @@ RoundMetrics Coordinator::runRound() {
 
   // --- Selecting ---
   setState(RoundState::kSelecting);
-  pump();
+  pump(&m);  // stragglers of the last round count as late in this one
   auto available = registry_.available(clock_.now(), options_.liveness_s);
   m.available = static_cast<int>(available.size());
   const int k = options_.clients_per_round;

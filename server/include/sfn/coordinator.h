@@ -93,6 +93,7 @@ class Coordinator {
     std::vector<TensorSpec> spec;
   };
 
+  void pump(RoundMetrics* metrics);
   // Decodes and dispatches one received message. Returns true if it was an accepted update.
   bool handle(const Received& received, RoundMetrics* metrics);
   void handleRegister(const PeerId& peer, const RegisterMsg& msg);

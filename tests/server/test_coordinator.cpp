@@ -1,0 +1,237 @@
+// Coordinator round logic against a scripted transport: the test plays the clients.
+#include "sfn/coordinator.h"
+#include "sfn/error.h"
+#include "sfn/subnet_shapes.h"
+
+#include <torch/torch.h>
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <functional>
+#include <limits>
+
+using namespace sfn;
+
+namespace {
+
+// A ServerTransport whose clients are test code. recv() on an empty queue advances the
+// virtual clock by the timeout, like a fleet with nothing in flight.
+class ScriptedTransport final : public ServerTransport {
+ public:
+  explicit ScriptedTransport(VirtualClock& clock) : clock_(clock) {}
+  std::function<void(const PeerId&, Message&)> on_send;
+  std::deque<Received> inbox;
+
+  SendResult send(const PeerId& peer, BytesPtr message) override {
+    DecodeResult d = decode(message);
+    REQUIRE(d.ok());
+    if (on_send) on_send(peer, d.message());
+    return {};
+  }
+  std::optional<Received> recv(std::chrono::milliseconds timeout) override {
+    if (inbox.empty()) {
+      clock_.advanceTo(clock_.now() + timeout.count() / 1000.0);
+      return std::nullopt;
+    }
+    Received r = std::move(inbox.front());
+    inbox.pop_front();
+    return r;
+  }
+  void push(const PeerId& peer, const Message& m) { inbox.push_back({peer, encode(m)}); }
+  void pushRaw(const PeerId& peer, std::vector<std::uint8_t> bytes) {
+    inbox.push_back({peer, std::make_shared<VectorBytes>(std::move(bytes))});
+  }
+
+ private:
+  VirtualClock& clock_;
+};
+
+// A deterministic "training": every weight of the slice plus a client-specific constant.
+UpdateMsg fakeUpdate(const TrainTaskMsg& task, float delta, std::uint64_t samples) {
+  UpdateMsg u;
+  u.round = task.round;
+  u.task_id = task.task_id;
+  u.samples = samples;
+  for (const auto& t : task.tensors) u.tensors.add(t.name, t.tensor.clone() + delta);
+  u.mean_loss = 1.0;
+  return u;
+}
+
+CoordinatorOptions options(int k) {
+  CoordinatorOptions o;
+  o.clients_per_round = k;
+  o.round_deadline_s = 10;
+  o.eval_every = 0;
+  o.seed = 3;
+  return o;
+}
+
+struct Harness {
+  VirtualClock clock;
+  ScriptedTransport transport{clock};
+  Coordinator coord;
+  std::vector<TrainTaskMsg> tasks;
+  std::vector<PeerId> task_peers;
+
+  explicit Harness(CoordinatorOptions o)
+      : coord(std::move(o), SuperNet(DesignSpace::preset("tiny"), 5), transport, clock, nullptr,
+              nullptr) {
+    transport.on_send = [this](const PeerId& peer, Message& m) {
+      if (auto* t = std::get_if<TrainTaskMsg>(&m)) {
+        TrainTaskMsg copy = *t;
+        copy.tensors = t->tensors.clone();
+        tasks.push_back(std::move(copy));
+        task_peers.push_back(peer);
+      }
+    };
+  }
+  void registerClients(int n) {
+    for (int i = 0; i < n; ++i) {
+      RegisterMsg r;
+      r.client_name = "c" + std::to_string(i);
+      r.samples = 100;
+      transport.push("peer-" + std::to_string(i), r);
+    }
+    REQUIRE(coord.waitForClients(static_cast<std::size_t>(n), 1.0));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a round merges the updates of all selected clients into covered elements only") {
+  Harness h(options(3));
+  h.registerClients(3);
+  const NamedTensors before = h.coord.supernet().tensors().clone();
+  // Clients answer as soon as they get their task.
+  h.transport.on_send = [&](const PeerId& peer, Message& m) {
+    if (auto* t = std::get_if<TrainTaskMsg>(&m)) {
+      h.tasks.push_back(*t);
+      h.transport.push(peer, fakeUpdate(*t, 1.0f, 100));
+    }
+  };
+  RoundMetrics m = h.coord.runRound();
+  CHECK(m.outcome == "completed");
+  CHECK(m.accepted == 3);
+  CHECK(m.selected == 3);
+  // Tracking sandwich: one MaxNet, one MinNet.
+  const auto& space = h.coord.supernet().space();
+  int maxnets = 0, minnets = 0;
+  for (const auto& t : h.tasks) {
+    const auto c = SubNetConfig::parse(t.subnet, space);
+    maxnets += c.isMaxNet(space);
+    minnets += c.isMinNet(space);
+  }
+  CHECK(maxnets == 1);
+  CHECK(minnets == 1);
+  // Every client added +1 to its slice, so covered elements moved by exactly +1 and the
+  // MaxNet covers everything.
+  const NamedTensors& after = h.coord.supernet().tensors();
+  for (std::size_t i = 0; i < after.size(); ++i)
+    CHECK(torch::allclose(after[i].tensor, before[i].tensor + 1.0, 1e-5, 1e-5));
+}
+
+TEST_CASE("a round below quorum is abandoned and the SuperNet kept; late updates are discarded") {
+  CoordinatorOptions o = options(4);
+  o.quorum = 3;
+  Harness h(o);
+  h.registerClients(4);
+  const NamedTensors before = h.coord.supernet().tensors().clone();
+  RoundMetrics m0 = h.coord.runRound();  // nobody answers
+  CHECK(m0.outcome == "abandoned");
+  CHECK(m0.dropped == 4);
+  CHECK(h.coord.supernet().tensors().bitEqual(before));
+  REQUIRE(h.tasks.size() == 4);
+  // An answer to round 0 arriving during round 1 is late.
+  h.transport.push(h.task_peers[0], fakeUpdate(h.tasks[0], 1.0f, 100));
+  RoundMetrics m1 = h.coord.runRound();
+  CHECK(m1.late == 1);
+  CHECK(m1.accepted == 0);
+  CHECK(h.coord.supernet().tensors().bitEqual(before));
+}
+
+TEST_CASE("bad input is rejected, logged and counted, and the result equals the clean round") {
+  auto run = [](bool with_attacker) {
+    Harness h(options(3));
+    h.registerClients(3);
+    if (with_attacker) {
+      RegisterMsg r;
+      r.client_name = "evil";
+      r.samples = 0;  // refused: no data
+      h.transport.push("evil", r);
+      h.coord.pump();
+    }
+    h.transport.on_send = [&](const PeerId& peer, Message& msg) {
+      auto* t = std::get_if<TrainTaskMsg>(&msg);
+      if (t == nullptr) return;
+      if (with_attacker) {
+        // Before the honest update: garbage, a truncated update, NaN values, a stale round,
+        // an update from an unregistered sender, and a registered client forging another
+        // client's task (messages are tied to the authenticated peer, not to task ids).
+        h.transport.pushRaw("evil", {1, 2, 3, 4, 5, 6, 7, 8, 9});
+        BytesPtr good = encode(fakeUpdate(*t, 5.0f, 100));
+        h.transport.pushRaw(
+            "evil", std::vector<std::uint8_t>(good->data(), good->data() + good->size() / 2));
+        UpdateMsg nan = fakeUpdate(*t, 0.0f, 100);
+        nan.tensors[0].tensor.fill_(std::numeric_limits<float>::quiet_NaN());
+        h.transport.push("evil", nan);
+        UpdateMsg stale = fakeUpdate(*t, 5.0f, 100);
+        stale.round += 7;
+        h.transport.push(peer, stale);
+        h.transport.push(peer == "peer-0" ? "peer-1" : "peer-0", fakeUpdate(*t, 5.0f, 100));
+      }
+      h.transport.push(peer, fakeUpdate(*t, 1.0f + static_cast<float>(t->task_id), 100));
+      if (with_attacker) h.transport.push(peer, fakeUpdate(*t, 9.0f, 100));  // duplicate
+    };
+    RoundMetrics m = h.coord.runRound();
+    return std::make_pair(m, h.coord.supernet().tensors().clone());
+  };
+  auto [clean_m, clean] = run(false);
+  auto [dirty_m, dirty] = run(true);
+  CHECK(clean_m.accepted == 3);
+  CHECK(dirty_m.accepted == 3);
+  CHECK(dirty_m.rejected >= 3 * 4);   // garbage, truncated, NaN-from-stranger, forged: per task
+  CHECK(dirty_m.late + dirty_m.duplicate >= 3);  // stale rounds (and duplicates before close)
+  CHECK(dirty.bitEqual(clean));
+}
+
+TEST_CASE("wrong tensor shapes for the assigned SubNet are rejected before aggregation") {
+  Harness h(options(1));
+  h.registerClients(1);
+  const NamedTensors before = h.coord.supernet().tensors().clone();
+  h.transport.on_send = [&](const PeerId& peer, Message& m) {
+    if (auto* t = std::get_if<TrainTaskMsg>(&m)) {
+      UpdateMsg u = fakeUpdate(*t, 1.0f, 100);
+      u.tensors[0].tensor = torch::zeros({1, 1, 3, 3});
+      h.transport.push(peer, u);
+    }
+  };
+  RoundMetrics m = h.coord.runRound();
+  CHECK(m.rejected == 1);
+  CHECK(m.accepted == 0);
+  CHECK(h.coord.supernet().tensors().bitEqual(before));
+}
+
+TEST_CASE("snapshot and restore carry round, task ids and sampler counters") {
+  Harness h(options(2));
+  h.registerClients(3);
+  h.coord.runRound();
+  h.coord.runRound();
+  CoordinatorSnapshot s = h.coord.snapshot();
+  CHECK(s.next_round == 2);
+  CHECK(s.history.size() == 2);
+  CHECK_FALSE(s.counters.empty());
+  Harness h2(options(2));
+  h2.coord.restore(s);
+  CHECK(h2.coord.round() == 2);
+  CHECK(h2.coord.snapshot().counters.size() == s.counters.size());
+}
+
+TEST_CASE("invalid coordinator options name the key") {
+  CoordinatorOptions o;
+  o.clients_per_round = 0;
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("round.clients_per_round"), ConfigError);
+  o = CoordinatorOptions{};
+  o.quorum = 99;
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("round.quorum"), ConfigError);
+}
