@@ -137,7 +137,7 @@ RunConfig RunConfig::parse(const std::string& toml_text, const std::string& orig
 
   static const std::set<std::string> kTables = {"run",   "supernet", "data",       "round",
                                                 "weighting", "train", "eval", "checkpoint",
-                                                "devices", "simulation"};
+                                                "devices", "simulation", "server"};
   for (const auto& [k, v] : root) {
     if (!kTables.count(std::string(k.str())))
       SFN_THROW(ConfigError, origin, ": unknown table or key '", k.str(), "'");
@@ -267,6 +267,18 @@ RunConfig RunConfig::parse(const std::string& toml_text, const std::string& orig
     t.checkUnknown();
     c.simulation.devices_file = resolvePath(c.simulation.devices_file, base_dir);
   }
+  {
+    Table t(table("server"), "server");
+    t.get("bind", c.server.bind);
+    t.get("key_file", c.server.key_file);
+    t.get("allowlist_file", c.server.allowlist_file);
+    t.get("insecure", c.server.insecure);
+    t.get("min_clients", c.server.min_clients);
+    t.get("wait_clients_s", c.server.wait_clients_s);
+    t.checkUnknown();
+    c.server.key_file = resolvePath(c.server.key_file, base_dir);
+    c.server.allowlist_file = resolvePath(c.server.allowlist_file, base_dir);
+  }
   co.seed = c.seed;
   c.data.split_seed = c.data.split_seed ? c.data.split_seed : c.seed;
   c.validate();
@@ -292,6 +304,8 @@ void RunConfig::validate() const {
   if (simulation.clients < 1) SFN_THROW(ConfigError, "simulation.clients must be >= 1");
   if (simulation.workers < 1) SFN_THROW(ConfigError, "simulation.workers must be >= 1");
   if (simulation.torch_threads < 1) SFN_THROW(ConfigError, "simulation.torch_threads must be >= 1");
+  if (server.min_clients < 1) SFN_THROW(ConfigError, "server.min_clients must be >= 1");
+  if (!(server.wait_clients_s > 0)) SFN_THROW(ConfigError, "server.wait_clients_s must be > 0");
   space.validate();
   data.validate();
   coordinator.validate();

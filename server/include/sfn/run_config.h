@@ -3,7 +3,7 @@
 // Unknown tables or keys are errors that name the key, so typos never pass silently.
 //
 // Tables: [run] [supernet] [data] [round] [weighting] [train] [eval] [checkpoint]
-// [devices.<class>] [simulation]. See experiments/configs/fmnist-default.toml for every key
+// [devices.<class>] [simulation] [server]. See experiments/configs/fmnist-default.toml for every key
 // with its default.
 #pragma once
 
@@ -25,6 +25,15 @@ struct SimulationSection {
   std::string compute_time = "macs";   // "macs" | "measured"
 };
 
+struct ServerSection {
+  std::string bind = "tcp://0.0.0.0:5555";
+  std::string key_file;        // server CURVE key pair (sfn-server keygen)
+  std::string allowlist_file;  // client public keys, one per line
+  bool insecure = false;       // plaintext and unauthenticated: local development only
+  int min_clients = 2;         // clients to wait for before the first round
+  double wait_clients_s = 600; // how long to wait for them
+};
+
 struct RunConfig {
   std::string name = "run";
   std::uint64_t seed = 1;
@@ -40,6 +49,7 @@ struct RunConfig {
   int checkpoint_every = 5;  // [checkpoint] every (0 = only at the end)
   int checkpoint_keep = 3;
   SimulationSection simulation;
+  ServerSection server;       // [server], sfn-server only
 
   // Reads `path` (relative paths inside it are resolved against its folder).
   static RunConfig load(const std::string& path);
