@@ -11,9 +11,7 @@
 
 namespace sfn {
 
-std::string_view toString(BnMode mode) {
-  return mode == BnMode::kFrozen ? "frozen" : "trainable";
-}
+std::string_view toString(BnMode mode) { return mode == BnMode::kFrozen ? "frozen" : "trainable"; }
 
 BnMode parseBnMode(std::string_view text) {
   if (text == "frozen") return BnMode::kFrozen;
@@ -119,13 +117,12 @@ DesignSpace DesignSpace::fromToml(std::string_view toml_text, const DesignSpace&
     SFN_THROW(ConfigError, "design space TOML: ", os.str());
   }
   static constexpr const char* kKnown[] = {
-      "name",      "in_channels",     "image_size",    "num_classes",    "stem_width",
-      "widths",    "strides",         "blocks_per_stage", "depth_choices", "expand_choices",
-      "divisor",   "bn",              "norm_mean",     "norm_std"};
+      "name",    "in_channels", "image_size",       "num_classes",   "stem_width",
+      "widths",  "strides",     "blocks_per_stage", "depth_choices", "expand_choices",
+      "divisor", "bn",          "norm_mean",        "norm_std"};
   for (const auto& [k, v] : t) {
-    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* n) {
-          return k.str() == n;
-        }) == std::end(kKnown))
+    if (std::find_if(std::begin(kKnown), std::end(kKnown),
+                     [&](const char* n) { return k.str() == n; }) == std::end(kKnown))
       SFN_THROW(ConfigError, "design space: unknown key '", k.str(), "'");
   }
   DesignSpace s = base;

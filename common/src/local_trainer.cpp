@@ -14,8 +14,10 @@ namespace sfn {
 
 void TrainOptions::validate() const {
   if (epochs < 1) SFN_THROW(ConfigError, "train.epochs must be >= 1 (got ", epochs, ")");
-  if (batch_size < 1) SFN_THROW(ConfigError, "train.batch_size must be >= 1 (got ", batch_size, ")");
-  if (!(lr > 0) || !std::isfinite(lr)) SFN_THROW(ConfigError, "train.lr must be > 0 (got ", lr, ")");
+  if (batch_size < 1)
+    SFN_THROW(ConfigError, "train.batch_size must be >= 1 (got ", batch_size, ")");
+  if (!(lr > 0) || !std::isfinite(lr))
+    SFN_THROW(ConfigError, "train.lr must be > 0 (got ", lr, ")");
   if (!(momentum >= 0 && momentum < 1))
     SFN_THROW(ConfigError, "train.momentum must be in [0, 1) (got ", momentum, ")");
   if (!(weight_decay >= 0))
@@ -53,9 +55,9 @@ TrainResult trainLocal(const DesignSpace& space, const SubNetConfig& config,
   model->to(device);
   model->train();
 
-  torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(opts.lr)
-                                                       .momentum(opts.momentum)
-                                                       .weight_decay(opts.weight_decay));
+  torch::optim::SGD optimizer(
+      model->parameters(),
+      torch::optim::SGDOptions(opts.lr).momentum(opts.momentum).weight_decay(opts.weight_decay));
   IndexList order = indices;
   Rng rng(opts.seed);
   double loss_sum = 0.0;
@@ -71,7 +73,8 @@ TrainResult trainLocal(const DesignSpace& space, const SubNetConfig& config,
       optimizer.zero_grad();
       auto loss = torch::nn::functional::cross_entropy(model->forward(x), y);
       loss.backward();
-      if (opts.clip_grad_norm > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), opts.clip_grad_norm);
+      if (opts.clip_grad_norm > 0)
+        torch::nn::utils::clip_grad_norm_(model->parameters(), opts.clip_grad_norm);
       optimizer.step();
       loss_sum += loss.item<double>() * static_cast<double>(e - b);
       seen += static_cast<std::int64_t>(e - b);
@@ -107,9 +110,10 @@ EvalResult evaluate(SubNetModule& module, const Dataset& data, const IndexList& 
     auto x = data.images.index_select(0, idx).to(device);
     auto y = data.labels.index_select(0, idx).to(device);
     auto logits = module->forward(x);
-    loss_sum += torch::nn::functional::cross_entropy(
-                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .item<double>();
+    loss_sum +=
+        torch::nn::functional::cross_entropy(
+            logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+            .item<double>();
     correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
   }
   module->train(was_training);
@@ -130,7 +134,8 @@ std::vector<at::Tensor> sampleBatches(const Dataset& data, const IndexList& indi
        b += static_cast<std::size_t>(batch_size)) {
     const std::size_t e = std::min(n, b + static_cast<std::size_t>(batch_size));
     if (indices.empty())
-      out.push_back(data.images.slice(0, static_cast<std::int64_t>(b), static_cast<std::int64_t>(e)));
+      out.push_back(
+          data.images.slice(0, static_cast<std::int64_t>(b), static_cast<std::int64_t>(e)));
     else
       out.push_back(data.images.index_select(0, indexTensor(indices, b, e)));
   }

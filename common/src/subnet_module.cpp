@@ -12,11 +12,10 @@
 namespace sfn {
 
 ConvBnImpl::ConvBnImpl(int in, int out, int kernel, int stride, bool with_bn) {
-  conv = register_module(
-      "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
-                                    .stride(kernel == 1 ? 1 : stride)
-                                    .padding(kernel / 2)
-                                    .bias(false)));
+  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
+                                                       .stride(kernel == 1 ? 1 : stride)
+                                                       .padding(kernel / 2)
+                                                       .bias(false)));
   if (with_bn) bn = register_module("bn", torch::nn::BatchNorm2d(out));
 }
 
@@ -25,12 +24,12 @@ torch::Tensor ConvBnImpl::forward(const torch::Tensor& x) {
   return bn ? bn->forward(y) : y;
 }
 
-ResBlockImpl::ResBlockImpl(int in, int mid, int out, int stride_, bool with_bn)
-    : stride(stride_) {
+ResBlockImpl::ResBlockImpl(int in, int mid, int out, int stride_, bool with_bn) : stride(stride_) {
   conv1 = register_module("conv1", ConvBn(in, mid, 3, stride, with_bn));
   conv2 = register_module("conv2", ConvBn(mid, out, 3, 1, with_bn));
   // The 1x1 shortcut conv runs after an average pool that does the striding, as in OFA.
-  if (stride != 1 || in != out) shortcut = register_module("shortcut", ConvBn(in, out, 1, 1, with_bn));
+  if (stride != 1 || in != out)
+    shortcut = register_module("shortcut", ConvBn(in, out, 1, 1, with_bn));
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x) {
@@ -66,7 +65,6 @@ SubNetModuleImpl::SubNetModuleImpl(const DesignSpace& space, const SubNetConfig&
     stages->push_back(blocks);
   }
   head = register_module("head", torch::nn::Linear(in, space_.num_classes));
-
 }
 
 void SubNetModuleImpl::initialize(std::uint64_t seed) {

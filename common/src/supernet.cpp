@@ -64,9 +64,9 @@ void SuperNet::assign(const SubNetConfig& config, const NamedTensors& slice) {
               " tensors, SubNet needs ", views.size());
   torch::NoGradGuard no_grad;
   for (std::size_t i = 0; i < views.size(); ++i) {
-    SFN_ENFORCE(views[i].name == slice[i].name && views[i].tensor.sizes() == slice[i].tensor.sizes(),
-                ShapeError, "assign: tensor '", slice[i].name, "' does not match '", views[i].name,
-                "'");
+    SFN_ENFORCE(
+        views[i].name == slice[i].name && views[i].tensor.sizes() == slice[i].tensor.sizes(),
+        ShapeError, "assign: tensor '", slice[i].name, "' does not match '", views[i].name, "'");
     views[i].tensor.copy_(slice[i].tensor);
   }
 }

@@ -42,9 +42,8 @@ std::chrono::milliseconds toTimeout(double seconds) {
 
 }  // namespace
 
-Coordinator::Coordinator(CoordinatorOptions options, SuperNet supernet,
-                         ServerTransport& transport, Clock& clock, Evaluator* evaluator,
-                         std::shared_ptr<spdlog::logger> logger)
+Coordinator::Coordinator(CoordinatorOptions options, SuperNet supernet, ServerTransport& transport,
+                         Clock& clock, Evaluator* evaluator, std::shared_ptr<spdlog::logger> logger)
     : options_(std::move(options)),
       supernet_(std::move(supernet)),
       transport_(transport),
@@ -101,7 +100,8 @@ bool Coordinator::handle(const Received& received, RoundMetrics* metrics) {
     return false;
   }
   registry_.touch(received.peer, clock_.now());
-  if (auto* upd = std::get_if<UpdateMsg>(&msg)) return handleUpdate(received.peer, *upd, n, metrics);
+  if (auto* upd = std::get_if<UpdateMsg>(&msg))
+    return handleUpdate(received.peer, *upd, n, metrics);
   if (std::holds_alternative<HeartbeatMsg>(msg)) return false;
   if (auto* bye = std::get_if<ByeMsg>(&msg)) {
     log_->info("client {} ({}) left: {}", client->name, received.peer, bye->reason);
@@ -232,8 +232,8 @@ RoundMetrics Coordinator::runRound() {
   // streamed into the accumulator on arrival; only ratios between clients matter.
   std::vector<WeightInput> winputs;
   for (std::size_t i = 0; i < n; ++i)
-    winputs.push_back({configs[i].isMaxNet(supernet_.space()),
-                       static_cast<std::int64_t>(available[i]->samples)});
+    winputs.push_back(
+        {configs[i].isMaxNet(supernet_.space()), static_cast<std::int64_t>(available[i]->samples)});
   const std::vector<double> weights = clientWeights(options_.weighting, t, winputs);
   m.beta = betaCosine(static_cast<double>(t), options_.weighting.b0, options_.weighting.bT,
                       options_.weighting.decay_rounds);

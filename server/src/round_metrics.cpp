@@ -89,8 +89,8 @@ std::string RoundMetrics::csvRow(const std::vector<std::string>& eval_names) con
   os << round << ',' << outcome << ',' << available << ',' << selected << ',' << accepted << ','
      << dropped << ',' << rejected << ',' << late << ',' << duplicate << ',' << bytes_sent << ','
      << bytes_received << ',' << train_loss << ',' << beta << ',' << train_macs << ','
-     << wall_select_s << ',' << wall_train_s << ',' << wall_aggregate_s << ',' << wall_eval_s
-     << ',' << clock_start << ',' << clock_end;
+     << wall_select_s << ',' << wall_train_s << ',' << wall_aggregate_s << ',' << wall_eval_s << ','
+     << clock_start << ',' << clock_end;
   for (const auto& n : eval_names) {
     const EvalRecord* found = nullptr;
     for (const auto& e : evals)

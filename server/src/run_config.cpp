@@ -111,7 +111,8 @@ void applyOverride(toml::table& root, const std::string& assignment) {
     }
     if (!t->contains(part)) t->insert(part, toml::table{});
     t = (*t)[part].as_table();
-    if (t == nullptr) SFN_THROW(ConfigError, "override '", assignment, "': ", part, " is not a table");
+    if (t == nullptr)
+      SFN_THROW(ConfigError, "override '", assignment, "': ", part, " is not a table");
     start = dot + 1;
   }
 }
@@ -135,9 +136,9 @@ RunConfig RunConfig::parse(const std::string& toml_text, const std::string& orig
   }
   for (const auto& o : overrides) applyOverride(root, o);
 
-  static const std::set<std::string> kTables = {"run",   "supernet", "data",       "round",
-                                                "weighting", "train", "eval", "checkpoint",
-                                                "devices", "simulation", "server"};
+  static const std::set<std::string> kTables = {"run",       "supernet",   "data",  "round",
+                                                "weighting", "train",      "eval",  "checkpoint",
+                                                "devices",   "simulation", "server"};
   for (const auto& [k, v] : root) {
     if (!kTables.count(std::string(k.str())))
       SFN_THROW(ConfigError, origin, ": unknown table or key '", k.str(), "'");

@@ -51,7 +51,7 @@ std::string RunRecorder::checkpoint(const Coordinator& coordinator) {
   nlohmann::json counters = nlohmann::json::array();
   // Sorted, so the same state always gives the same bytes (and digest).
   std::vector<std::pair<std::uint64_t, SubNetAssigner::Counters>> sorted(snap.counters.begin(),
-                                                                          snap.counters.end());
+                                                                         snap.counters.end());
   std::sort(sorted.begin(), sorted.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [id, c] : sorted) counters.push_back({id, c.maxnet, c.minnet});
@@ -61,7 +61,8 @@ std::string RunRecorder::checkpoint(const Coordinator& coordinator) {
   meta["history"] = hist;
   meta["run"] = run_info_;
   CheckpointDir dir(checkpointDir(), static_cast<std::size_t>(keep_));
-  return dir.save(static_cast<std::uint64_t>(snap.next_round), coordinator.supernet().tensors(), meta)
+  return dir
+      .save(static_cast<std::uint64_t>(snap.next_round), coordinator.supernet().tensors(), meta)
       .string();
 }
 

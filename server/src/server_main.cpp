@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
   app.add_option("--resume", resume, "resume from this run folder or checkpoint file");
   app.add_option("--bind", bind, "endpoint to bind, e.g. tcp://0.0.0.0:5555 (server.bind)");
   app.add_option("--key", key_file, "server key pair file from keygen (server.key_file)");
-  app.add_option("--allow", allowlist, "file of allowed client public keys (server.allowlist_file)");
+  app.add_option("--allow", allowlist,
+                 "file of allowed client public keys (server.allowlist_file)");
   app.add_flag("--insecure", insecure, "no encryption or authentication (local development only)");
   app.add_option("--min-clients", min_clients, "clients to wait for before round 0");
   CLI11_PARSE(app, argc, argv);

@@ -36,9 +36,8 @@ std::vector<DeviceProfile> parseDeviceProfiles(const std::string& toml_text,
   const toml::array* devices = root["device"].as_array();
   if (devices == nullptr || devices->empty())
     SFN_THROW(ConfigError, origin, ": needs at least one [[device]] table");
-  static const std::set<std::string> kKeys = {"name",           "share",        "speed_factor",
-                                              "gmacs",          "bandwidth_mbps", "availability",
-                                              "macs_budget"};
+  static const std::set<std::string> kKeys = {
+      "name", "share", "speed_factor", "gmacs", "bandwidth_mbps", "availability", "macs_budget"};
   std::vector<DeviceProfile> out;
   std::set<std::string> names;
   for (const auto& node : *devices) {

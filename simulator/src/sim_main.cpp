@@ -57,7 +57,9 @@ int main(int argc, char** argv) {
   std::string run_dir;
   std::string resume;
   bool quiet = false;
-  app.add_option("-c,--config", config_path, "run configuration (TOML)")->required()->check(CLI::ExistingFile);
+  app.add_option("-c,--config", config_path, "run configuration (TOML)")
+      ->required()
+      ->check(CLI::ExistingFile);
   app.add_option("-s,--set", overrides, "override a config key: table.key=value (repeatable)");
   app.add_option("-o,--run-dir", run_dir, "run folder (default: <run.out_dir>/<run.name>-<time>)");
   app.add_option("--resume", resume, "resume from this run folder or checkpoint file");
@@ -74,14 +76,16 @@ int main(int argc, char** argv) {
     const int workers = cfg.simulation.workers;
     const int tthreads = cfg.simulation.torch_threads;
     if (static_cast<unsigned>(workers * tthreads) > cores)
-      SFN_THROW(sfn::ConfigError, "simulation.workers x simulation.torch_threads = ",
-                workers * tthreads, " exceeds the ", cores, " cores of this machine");
+      SFN_THROW(sfn::ConfigError,
+                "simulation.workers x simulation.torch_threads = ", workers * tthreads,
+                " exceeds the ", cores, " cores of this machine");
     sfn::setTorchThreads(tthreads);
 
     if (run_dir.empty())
-      run_dir = !resume.empty() && std::filesystem::is_directory(resume)
-                    ? resume
-                    : (std::filesystem::path(cfg.out_dir) / (cfg.name + "-" + timestamp())).string();
+      run_dir =
+          !resume.empty() && std::filesystem::is_directory(resume)
+              ? resume
+              : (std::filesystem::path(cfg.out_dir) / (cfg.name + "-" + timestamp())).string();
 
     const auto t0 = std::chrono::steady_clock::now();
     log->info("loading data ({})", cfg.data.dataset);
@@ -160,8 +164,10 @@ int main(int argc, char** argv) {
       const std::int64_t done = coord.round();
       if (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) recorder.checkpoint(coord);
       if (tty) {
-        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
-        const double eta = el / static_cast<double>(done - first) * static_cast<double>(cfg.rounds - done);
+        const double el =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
+        const double eta =
+            el / static_cast<double>(done - first) * static_cast<double>(cfg.rounds - done);
         std::fprintf(stderr, "\r[round %lld/%lld] tasks done %zu  elapsed %s  ETA %s   ",
                      static_cast<long long>(done), static_cast<long long>(cfg.rounds),
                      fleet.tasksDone(), fmtDuration(el).c_str(), fmtDuration(eta).c_str());
@@ -178,14 +184,16 @@ int main(int argc, char** argv) {
     // Final report on the TEST set (validation accuracy is what training and search see).
     sfn::Evaluator test_eval(data.test, {}, data.split.train, 1000, cfg.device);
     const auto& space = coord.supernet().space();
-    const std::vector<sfn::EvalTarget> targets = sfn::evalTargets(cfg.coordinator.eval_subnets, space);
+    const std::vector<sfn::EvalTarget> targets =
+        sfn::evalTargets(cfg.coordinator.eval_subnets, space);
     const std::vector<sfn::EvalRecord> final_test = test_eval.evaluate(coord.supernet(), targets);
     const std::vector<sfn::EvalRecord> final_val = val_eval.evaluate(coord.supernet(), targets);
-    nlohmann::json summary = {{"rounds", coord.round()},
-                              {"clients", fleet.numClients()},
-                              {"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
-                              {"virtual_s", clock.now()},
-                              {"checkpoint", ckpt}};
+    nlohmann::json summary = {
+        {"rounds", coord.round()},
+        {"clients", fleet.numClients()},
+        {"wall_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+        {"virtual_s", clock.now()},
+        {"checkpoint", ckpt}};
     std::printf("\n%-6s %-70s %10s %9s %8s %8s\n", "subnet", "config", "MACs", "params", "val acc",
                 "test acc");
     for (std::size_t i = 0; i < final_test.size(); ++i) {

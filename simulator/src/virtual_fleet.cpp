@@ -173,8 +173,8 @@ std::optional<Received> VirtualFleet::recv(std::chrono::milliseconds timeout) {
   }
   std::unique_lock<std::mutex> lock(mu_);
   // Virtual arrival order is only known once every task in flight has finished.
-  const bool settled = cv_.wait_for(
-      lock, std::chrono::duration<double>(options_.max_wait_s), [&] { return in_flight_ == 0; });
+  const bool settled = cv_.wait_for(lock, std::chrono::duration<double>(options_.max_wait_s),
+                                    [&] { return in_flight_ == 0; });
   if (error_) {
     auto e = error_;
     error_ = nullptr;
@@ -183,9 +183,10 @@ std::optional<Received> VirtualFleet::recv(std::chrono::milliseconds timeout) {
   SFN_ENFORCE(settled, Error, "virtual fleet: tasks still running after ", options_.max_wait_s,
               " s of real time");
   const double horizon = clock_.now() + static_cast<double>(timeout.count()) / 1000.0;
-  auto earliest = std::min_element(arrivals_.begin(), arrivals_.end(), [](const auto& a, const auto& b) {
-    return a.time != b.time ? a.time < b.time : a.task_id < b.task_id;
-  });
+  auto earliest =
+      std::min_element(arrivals_.begin(), arrivals_.end(), [](const auto& a, const auto& b) {
+        return a.time != b.time ? a.time < b.time : a.task_id < b.task_id;
+      });
   if (earliest == arrivals_.end() || earliest->time > horizon) {
     clock_.advanceTo(horizon);
     return std::nullopt;

@@ -126,7 +126,7 @@ TEST_CASE("centralized sanity: the fmnist MaxNet reaches 80% test accuracy in on
   SubNetModule m = net.buildModule(c);
   const EvalResult e = evaluate(m, test, {});
   MESSAGE("fmnist MaxNet, 1 epoch: test accuracy " << e.accuracy << ", train loss " << r.mean_loss
-                                                  << ", " << secs << " s");
+                                                   << ", " << secs << " s");
   CHECK(e.samples == 10000);
   CHECK(e.accuracy >= 0.80);
 }

@@ -190,7 +190,7 @@ TEST_CASE("bad input is rejected, logged and counted, and the result equals the 
   auto [dirty_m, dirty] = run(true);
   CHECK(clean_m.accepted == 3);
   CHECK(dirty_m.accepted == 3);
-  CHECK(dirty_m.rejected >= 3 * 4);   // garbage, truncated, NaN-from-stranger, forged: per task
+  CHECK(dirty_m.rejected >= 3 * 4);  // garbage, truncated, NaN-from-stranger, forged: per task
   CHECK(dirty_m.late + dirty_m.duplicate >= 3);  // stale rounds (and duplicates before close)
   CHECK(dirty.bitEqual(clean));
 }

@@ -30,9 +30,9 @@ struct DesignSpace {
   std::vector<int> widths;   // output channels per stage
   std::vector<int> strides;  // stride of each stage's first block
   int blocks_per_stage = 3;
-  std::vector<int> depth_choices;        // extra blocks d; a stage keeps 1 + d blocks
-  std::vector<double> expand_choices;    // ascending
-  int divisor = 8;                       // OFA make_divisible divisor for mid channels
+  std::vector<int> depth_choices;      // extra blocks d; a stage keeps 1 + d blocks
+  std::vector<double> expand_choices;  // ascending
+  int divisor = 8;                     // OFA make_divisible divisor for mid channels
   BnMode bn_mode = BnMode::kFrozen;
   // Input normalization applied by data loaders and recorded in exported manifests.
   std::vector<double> norm_mean;

@@ -62,12 +62,13 @@ std::string formatMessage(const char* file, int line, const Args&... args) {
 
 // SFN_ENFORCE(cond, ErrorType, "context ", x, ...) throws ErrorType with file, line,
 // the failed condition and the context pieces.
-#define SFN_ENFORCE(cond, ErrorType, ...)                                                     \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      throw ErrorType(::sfn::formatMessage(__FILE__, __LINE__, "check failed (" #cond "): ", \
-                                           __VA_ARGS__));                                     \
-    }                                                                                         \
+#define SFN_ENFORCE(cond, ErrorType, ...)                                                       \
+  do {                                                                                          \
+    if (!(cond)) {                                                                              \
+      throw ErrorType(                                                                          \
+          ::sfn::formatMessage(__FILE__, __LINE__, "check failed (" #cond "): ", __VA_ARGS__)); \
+    }                                                                                           \
   } while (0)
 
-#define SFN_THROW(ErrorType, ...) throw ErrorType(::sfn::formatMessage(__FILE__, __LINE__, __VA_ARGS__))
+#define SFN_THROW(ErrorType, ...) \
+  throw ErrorType(::sfn::formatMessage(__FILE__, __LINE__, __VA_ARGS__))

@@ -50,8 +50,8 @@ EvalResult evaluate(SubNetModule& module, const Dataset& data, const IndexList& 
                     int batch_size = 512, const std::string& device = "cpu");
 
 // The images of `indices` (or the first n samples) in batches, for BN re-estimation.
-std::vector<at::Tensor> sampleBatches(const Dataset& data, const IndexList& indices,
-                                      int batch_size, int max_batches);
+std::vector<at::Tensor> sampleBatches(const Dataset& data, const IndexList& indices, int batch_size,
+                                      int max_batches);
 
 // Sets torch's intra-op thread count (Debian's build starts at 1). threads <= 0 keeps it.
 void setTorchThreads(int threads);

@@ -30,8 +30,9 @@ std::vector<TensorSpec> sliceSpec(const DesignSpace& space, const SubNetConfig& 
 std::vector<TensorSpec> superNetSpec(const DesignSpace& space);
 
 struct Cost {
-  std::int64_t macs = 0;    // conv + linear multiply-accumulates for one image (OFA's count)
-  std::int64_t params = 0;  // trainable parameters (conv, linear incl. bias, BN affine if trainable)
+  std::int64_t macs = 0;  // conv + linear multiply-accumulates for one image (OFA's count)
+  std::int64_t params =
+      0;  // trainable parameters (conv, linear incl. bias, BN affine if trainable)
 };
 Cost computeCost(const DesignSpace& space, const SubNetConfig& config);
 

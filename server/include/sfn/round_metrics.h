@@ -16,16 +16,16 @@ struct RoundMetrics {
   std::string outcome;  // "completed" | "abandoned"
   int available = 0;    // clients available at selection
   int selected = 0;
-  int accepted = 0;     // updates merged into the SuperNet
-  int dropped = 0;      // selected clients whose update never arrived in time
-  int rejected = 0;     // updates refused by validation (bad shapes, NaN, wrong peer...)
-  int late = 0;         // updates for a closed round or an unknown task
-  int duplicate = 0;    // second update for the same task
+  int accepted = 0;   // updates merged into the SuperNet
+  int dropped = 0;    // selected clients whose update never arrived in time
+  int rejected = 0;   // updates refused by validation (bad shapes, NaN, wrong peer...)
+  int late = 0;       // updates for a closed round or an unknown task
+  int duplicate = 0;  // second update for the same task
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
-  double train_loss = 0.0;     // mean of the accepted clients' local training losses
-  double beta = 0.0;           // MaxNet weight share this round
-  std::int64_t train_macs = 0; // client training MACs (3x forward MACs per sample-epoch)
+  double train_loss = 0.0;      // mean of the accepted clients' local training losses
+  double beta = 0.0;            // MaxNet weight share this round
+  std::int64_t train_macs = 0;  // client training MACs (3x forward MACs per sample-epoch)
   double wall_select_s = 0, wall_train_s = 0, wall_aggregate_s = 0, wall_eval_s = 0;
   double clock_start = 0, clock_end = 0;  // coordinator clock (virtual in the simulator)
   std::vector<EvalRecord> evals;

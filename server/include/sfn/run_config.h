@@ -3,8 +3,8 @@
 // Unknown tables or keys are errors that name the key, so typos never pass silently.
 //
 // Tables: [run] [supernet] [data] [round] [weighting] [train] [eval] [checkpoint]
-// [devices.<class>] [simulation] [server]. See experiments/configs/fmnist-default.toml for every key
-// with its default.
+// [devices.<class>] [simulation] [server]. See experiments/configs/fmnist-default.toml for every
+// key with its default.
 #pragma once
 
 #include "sfn/coordinator_options.h"
@@ -21,17 +21,17 @@ struct SimulationSection {
   std::int64_t clients = 100;
   int workers = 1;
   int torch_threads = 2;
-  std::string devices_file;            // device profiles TOML; empty = one default device
-  std::string compute_time = "macs";   // "macs" | "measured"
+  std::string devices_file;           // device profiles TOML; empty = one default device
+  std::string compute_time = "macs";  // "macs" | "measured"
 };
 
 struct ServerSection {
   std::string bind = "tcp://0.0.0.0:5555";
-  std::string key_file;        // server CURVE key pair (sfn-server keygen)
-  std::string allowlist_file;  // client public keys, one per line
-  bool insecure = false;       // plaintext and unauthenticated: local development only
-  int min_clients = 2;         // clients to wait for before the first round
-  double wait_clients_s = 600; // how long to wait for them
+  std::string key_file;         // server CURVE key pair (sfn-server keygen)
+  std::string allowlist_file;   // client public keys, one per line
+  bool insecure = false;        // plaintext and unauthenticated: local development only
+  int min_clients = 2;          // clients to wait for before the first round
+  double wait_clients_s = 600;  // how long to wait for them
 };
 
 struct RunConfig {
@@ -43,13 +43,13 @@ struct RunConfig {
   std::string device = "cpu";
   std::string log_level = "info";
 
-  DesignSpace space;        // [supernet]: preset = "fmnist" plus any DesignSpace key
-  DataOptions data;         // [data]
+  DesignSpace space;               // [supernet]: preset = "fmnist" plus any DesignSpace key
+  DataOptions data;                // [data]
   CoordinatorOptions coordinator;  // [round] [weighting] [train] [eval] [devices.*]
-  int checkpoint_every = 5;  // [checkpoint] every (0 = only at the end)
+  int checkpoint_every = 5;        // [checkpoint] every (0 = only at the end)
   int checkpoint_keep = 3;
   SimulationSection simulation;
-  ServerSection server;       // [server], sfn-server only
+  ServerSection server;  // [server], sfn-server only
 
   // Reads `path` (relative paths inside it are resolved against its folder).
   static RunConfig load(const std::string& path);

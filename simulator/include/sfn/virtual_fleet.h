@@ -41,8 +41,8 @@ namespace sfn {
 
 struct FleetOptions {
   std::uint64_t seed = 1;
-  int workers = 1;          // pool threads training in parallel
-  int torch_threads = 1;    // intra-op threads per worker (workers x torch_threads <= cores)
+  int workers = 1;        // pool threads training in parallel
+  int torch_threads = 1;  // intra-op threads per worker (workers x torch_threads <= cores)
   std::string compute_time = "macs";  // "macs" | "measured"
   std::string device = "cpu";
   double max_wait_s = 3600;  // real-time bound on waiting for tasks in flight
@@ -97,7 +97,7 @@ class VirtualFleet final : public ServerTransport {
   VirtualClock& clock_;
   std::vector<std::int64_t> indices_;  // all partitions back to back
   std::vector<Client> clients_;
-  std::deque<Received> control_;       // registrations etc., delivered at once
+  std::deque<Received> control_;  // registrations etc., delivered at once
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
