@@ -2,6 +2,7 @@
 
 #include "sfn/error.h"
 #include "sfn/presets_generated.h"
+#include "sfn/toml_util.h"
 
 #include <toml++/toml.h>
 
@@ -108,14 +109,7 @@ int readInt(const toml::table& t, const char* key, int fallback) {
 }  // namespace
 
 DesignSpace DesignSpace::fromToml(std::string_view toml_text, const DesignSpace& base) {
-  toml::table t;
-  try {
-    t = toml::parse(toml_text);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << e.description() << " at line " << e.source().begin.line;
-    SFN_THROW(ConfigError, "design space TOML: ", os.str());
-  }
+  const toml::table t = parseToml(toml_text, "design space");
   static constexpr const char* kKnown[] = {
       "name",    "in_channels", "image_size",       "num_classes",   "stem_width",
       "widths",  "strides",     "blocks_per_stage", "depth_choices", "expand_choices",

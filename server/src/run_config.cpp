@@ -1,6 +1,7 @@
 #include "sfn/run_config.h"
 
 #include "sfn/error.h"
+#include "sfn/toml_util.h"
 
 #include <toml++/toml.h>
 
@@ -126,14 +127,7 @@ RunConfig RunConfig::parse(const std::string& toml_text, const std::string& orig
 
 RunConfig RunConfig::parse(const std::string& toml_text, const std::string& origin,
                            const std::string& base_dir, const std::vector<std::string>& overrides) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, origin);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << origin << ":" << e.source().begin.line << ": " << e.description();
-    SFN_THROW(ConfigError, os.str());
-  }
+  toml::table root = parseToml(toml_text, origin);
   for (const auto& o : overrides) applyOverride(root, o);
 
   static const std::set<std::string> kTables = {"run",       "supernet",   "data",  "round",
@@ -289,12 +283,14 @@ RunConfig RunConfig::parse(const std::string& toml_text, const std::string& orig
 RunConfig RunConfig::load(const std::string& path) { return load(path, {}); }
 
 RunConfig RunConfig::load(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) SFN_THROW(IoError, "cannot read config file '", path, "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
   const std::string base = std::filesystem::path(path).parent_path().string();
-  return parse(ss.str(), path, base.empty() ? "." : base, overrides);
+  return parse(readTextFile(path, "config file"), path, base.empty() ? "." : base, overrides);
+}
+
+nlohmann::json RunConfig::runInfo(const std::string& config_path) const {
+  return {
+      {"dataset", data.dataset},       {"data_dir", data.dir}, {"val_fraction", data.val_fraction},
+      {"split_seed", data.split_seed}, {"seed", seed},         {"config", config_path}};
 }
 
 void RunConfig::validate() const {

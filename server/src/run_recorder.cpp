@@ -66,6 +66,12 @@ std::string RunRecorder::checkpoint(const Coordinator& coordinator) {
       .string();
 }
 
+void RunRecorder::resumeFrom(const std::string& dir_or_file, Coordinator& coordinator) {
+  if (!resume(dir_or_file, coordinator))
+    SFN_THROW(IoError, "--resume: no checkpoint in '", dir_or_file, "'");
+  resetMetrics(coordinator.history());
+}
+
 bool RunRecorder::resume(const std::string& dir_or_file, Coordinator& coordinator) {
   fs::path file = dir_or_file;
   if (fs::is_directory(file)) {

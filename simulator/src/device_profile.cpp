@@ -1,6 +1,7 @@
 #include "sfn/device_profile.h"
 
 #include "sfn/error.h"
+#include "sfn/toml_util.h"
 
 #include <toml++/toml.h>
 
@@ -25,14 +26,7 @@ void DeviceProfile::validate() const {
 
 std::vector<DeviceProfile> parseDeviceProfiles(const std::string& toml_text,
                                                const std::string& origin) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, origin);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << origin << ":" << e.source().begin.line << ": " << e.description();
-    SFN_THROW(ConfigError, os.str());
-  }
+  toml::table root = parseToml(toml_text, origin);
   const toml::array* devices = root["device"].as_array();
   if (devices == nullptr || devices->empty())
     SFN_THROW(ConfigError, origin, ": needs at least one [[device]] table");
@@ -63,11 +57,7 @@ std::vector<DeviceProfile> parseDeviceProfiles(const std::string& toml_text,
 }
 
 std::vector<DeviceProfile> loadDeviceProfiles(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) SFN_THROW(IoError, "cannot read device profiles '", path, "'");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parseDeviceProfiles(ss.str(), path);
+  return parseDeviceProfiles(readTextFile(path, "device profiles"), path);
 }
 
 }  // namespace sfn

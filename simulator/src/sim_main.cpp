@@ -121,18 +121,10 @@ int main(int argc, char** argv) {
 
     sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), fleet, clock,
                            &val_eval, log);
-    nlohmann::json run_info = {{"dataset", cfg.data.dataset},
-                               {"data_dir", cfg.data.dir},
-                               {"val_fraction", cfg.data.val_fraction},
-                               {"split_seed", cfg.data.split_seed},
-                               {"seed", cfg.seed},
-                               {"config", config_path}};
     sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
-                              cfg.checkpoint_keep, run_info);
+                              cfg.checkpoint_keep, cfg.runInfo(config_path));
     if (!resume.empty()) {
-      if (!sfn::RunRecorder::resume(resume, coord))
-        SFN_THROW(sfn::IoError, "--resume: no checkpoint in '", resume, "'");
-      recorder.resetMetrics(coord.history());
+      recorder.resumeFrom(resume, coord);
       log->info("resumed at round {} from {}", coord.round(), resume);
     }
     {

@@ -11,6 +11,8 @@
 #include "sfn/data_source.h"
 #include "sfn/design_space.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -61,6 +63,9 @@ struct RunConfig {
   static RunConfig load(const std::string& path, const std::vector<std::string>& overrides);
 
   void validate() const;
+  // What checkpoints record about the run so tools reading them (sfn-search) can rebuild
+  // the same data split.
+  nlohmann::json runInfo(const std::string& config_path) const;
 };
 
 }  // namespace sfn

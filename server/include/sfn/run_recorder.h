@@ -34,6 +34,9 @@ class RunRecorder {
   // Restores `coordinator` from the newest checkpoint in `dir` (or a checkpoint file).
   // Returns false if there is none. Throws IoError on a corrupt file.
   static bool resume(const std::string& dir_or_file, Coordinator& coordinator);
+  // --resume: restores `coordinator` (IoError if there is no checkpoint) and rewrites this
+  // run's metrics files from the restored history.
+  void resumeFrom(const std::string& dir_or_file, Coordinator& coordinator);
 
  private:
   std::string dir_;
