@@ -105,8 +105,8 @@ SendResult VirtualFleet::send(const PeerId& peer, BytesPtr message) {
   // Dropout: an unavailable device never answers this round.
   const DeviceProfile& prof = profiles_[clients_[*client].profile];
   Rng rng(options_.seed ^ 0xa5a11ab1e, task->round, *client);
-  if (rng.uniform() >= prof.availability) return {};
   const double sent_at = clock_.now();
+  if (!prof.onlineAt(sent_at) || rng.uniform() >= prof.availability) return {};
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++in_flight_;

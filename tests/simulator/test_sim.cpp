@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 
 using namespace sfn;
 
@@ -183,5 +184,34 @@ TEST_CASE("checkpoint and resume continue exactly where the run left off") {
   second->runRound();
   second->runRound();
   CHECK(second->supernet().tensors().bitEqual(full->supernet().tensors()));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("availability traces: devices answer only inside their online windows") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("sfn-trace-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream(dir / "night.csv") << "start_s,end_s\n0,100\n300,400\n";
+    std::ofstream(dir / "bad.csv") << "start_s,end_s\n50,10\n";
+  }
+  const std::string toml = "[[device]]\nname = \"night\"\navailability_trace = \"night.csv\"\n";
+  auto profiles = parseDeviceProfiles(toml, "devices.toml", dir.string());
+  REQUIRE(profiles.size() == 1);
+  const DeviceProfile& p = profiles[0];
+  CHECK(p.onlineAt(0));
+  CHECK(p.onlineAt(99.9));
+  CHECK_FALSE(p.onlineAt(100));
+  CHECK(p.onlineAt(350));
+  CHECK(p.onlineAt(450));  // the trace repeats every 400 s: 450 is 50 of the next cycle
+  CHECK_FALSE(p.onlineAt(400 + 150));
+  CHECK_THROWS_WITH_AS(loadAvailabilityTrace((dir / "bad.csv").string()),
+                       doctest::Contains("bad.csv:2"), ConfigError);
+  // A whole fleet that is offline at t = 0 drops every task of round 0.
+  DeviceProfile off = p;
+  off.online = {{1000, 2000}};
+  SimResult r = simulate(2, 20, 5, 1, 1, {off});
+  CHECK(r.history[0].accepted == 0);
+  CHECK(r.history[0].outcome == "abandoned");
   std::filesystem::remove_all(dir);
 }

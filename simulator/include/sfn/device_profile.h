@@ -9,10 +9,17 @@
 //   bandwidth_mbps = 10    # up and down link, megabits per second
 //   availability = 0.8     # probability the device answers a task
 //   macs_budget = 20e6     # largest SubNet forward MACs it can run (static-capacity); 0 = any
+//   availability_trace = "traces/phone-low.csv"   # optional, relative to the device file
+//
+// An availability trace is a CSV file with a header "start_s,end_s" and one row per window
+// of virtual time during which devices of the class are online; it repeats with the period
+// given by the end of its last window (a daily cycle, say). A task sent while the class is
+// offline is never answered; while online, `availability` still applies.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sfn {
@@ -25,13 +32,20 @@ struct DeviceProfile {
   double bandwidth_mbps = 100.0;
   double availability = 1.0;
   std::int64_t macs_budget = 0;
+  std::vector<std::pair<double, double>> online;  // from availability_trace; empty = always
+
+  // Whether the class is online at virtual time t (the trace repeats).
+  bool onlineAt(double t) const;
   void validate() const;  // throws ConfigError naming the device and key
 };
 
+// Reads an availability trace (see above); throws ConfigError / IoError naming the file.
+std::vector<std::pair<double, double>> loadAvailabilityTrace(const std::string& path);
 // Reads a device file; throws ConfigError / IoError.
 std::vector<DeviceProfile> loadDeviceProfiles(const std::string& path);
 // Parses the same format from a string (tests).
 std::vector<DeviceProfile> parseDeviceProfiles(const std::string& toml_text,
-                                               const std::string& origin);
+                                               const std::string& origin,
+                                               const std::string& base_dir = ".");
 
 }  // namespace sfn
