@@ -291,6 +291,43 @@ TEST_CASE("zmq: a client with the wrong server key never gets through") {
   CHECK_FALSE(server->recv(500ms).has_value());
 }
 
+// ZmqServerTransport always starts its ZAP handler before binding, so a server without one
+// is built by hand here: a CURVE ROUTER configured exactly like ours (zap_domain set) in a
+// context where nothing serves inproc://zeromq.zap.01.
+TEST_CASE("zmq: with no ZAP handler running, CURVE connections fail rather than pass") {
+  constexpr int kZapEnforceDomain = 93;  // ZMQ_ZAP_ENFORCE_DOMAIN, a draft-declared option
+  const auto server_keys = sfn::generateCurveKeyPair();
+  const auto client_keys = sfn::generateCurveKeyPair();
+
+  // Returns whether a message from a correctly keyed client reaches the ROUTER.
+  auto messagePasses = [&](int enforce_domain) {
+    zmq::context_t context(1);  // no ZAP handler in this context
+    zmq::socket_t router(context, zmq::socket_type::router);
+    router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::curve_server, 1);
+    router.set(zmq::sockopt::curve_secretkey, server_keys.secret_key);
+    router.set(zmq::sockopt::zap_domain, "sfn");
+    REQUIRE(zmq_setsockopt(router.handle(), kZapEnforceDomain, &enforce_domain,
+                           sizeof enforce_domain) == 0);
+    router.bind("tcp://127.0.0.1:*");
+    const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+
+    auto client =
+        sfn::makeZmqClient(secureClientOptions(endpoint, client_keys, server_keys.public_key));
+    REQUIRE(client->send(sfn::encode(sfn::HeartbeatMsg{5})).ok());  // queued until connected
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    // The client keeps reconnecting (every 100 ms): several handshakes fail in this window.
+    zmq::poll(&item, 1, std::chrono::milliseconds(1500));
+    return (item.revents & ZMQ_POLLIN) != 0;
+  };
+
+  // What sfn-server sets: without a handler to ask, the handshake is refused.
+  CHECK_FALSE(messagePasses(1));
+  // The control: libzmq's legacy default would let the same client in unauthenticated,
+  // which is why zap_enforce_domain must stay on.
+  CHECK(messagePasses(0));
+}
+
 TEST_CASE("zmq: sends to a disconnected peer fail with a value") {
   const auto server_keys = sfn::generateCurveKeyPair();
   const auto good = sfn::generateCurveKeyPair();

@@ -1,0 +1,352 @@
+// sfn-client: one federated client (ZeroMQ DEALER, CURVE-authenticated by default).
+//
+//   sfn-client keygen --out DIR        writes DIR/client.key (0600) and DIR/client.pub
+//   sfn-client --server tcp://H:P --server-key server.pub --key client.key --partition I ...
+//
+// The client's data is its shard of the Fashion-MNIST training split: the same
+// loadDataBundle + makePartition calls, with the same seed, that the server and the
+// simulator make, so every process agrees on who holds which samples.
+#include "sfn/client_runner.h"
+#include "sfn/data_source.h"
+#include "sfn/design_space.h"
+#include "sfn/error.h"
+#include "sfn/latency_table.h"
+#include "sfn/local_trainer.h"
+#include "sfn/partitioner.h"
+#include "sfn/rng.h"
+#include "sfn/supernet.h"
+#include "sfn/zmq_transport.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+namespace {
+
+// Set by SIGINT/SIGTERM. A signal handler can only reach process-wide state, so this flag
+// is the one exception to "no file-scope mutable state"; a watcher thread in main() copies
+// it into the std::atomic<bool> that ClientRunner takes (the runner itself knows nothing
+// of signals, so tests and fleets can stop runners one by one).
+volatile std::sig_atomic_t g_stop = 0;
+void onSignal(int) { g_stop = 1; }
+
+int keygen(const std::string& out_dir) {
+  std::filesystem::create_directories(out_dir);
+  const sfn::CurveKeyPair keys = sfn::generateCurveKeyPair();
+  const auto secret = std::filesystem::path(out_dir) / "client.key";
+  const auto pub = std::filesystem::path(out_dir) / "client.pub";
+  sfn::writeKeyPairFile(secret, keys);
+  sfn::writePublicKeyFile(pub, keys.public_key);
+  std::cout << "client key pair: " << secret.string() << " (secret, mode 0600)\n"
+            << "public key:      " << pub.string() << " (add it to the server's allowlist)\n"
+            << keys.public_key << std::endl;
+  return 0;
+}
+
+struct ProfileCli {
+  std::string out = "lut.json";
+  std::string preset = "fmnist";
+  int threads = 1;
+  std::string device = "cpu";
+  std::string device_name;
+  int repeats = 100;
+  int warmup = 20;
+  int batch = 1;
+  int check = 20;
+  std::string clock = "auto";
+};
+
+// Measures this device's latency table. The table is only valid for the thread count and
+// batch size it was measured with, so both are recorded in it. `check` random SubNets are
+// then timed whole and compared with the table's prediction (an on-device sanity check of
+// the additive model, printed, not stored).
+int profile(const ProfileCli& p) {
+  sfn::setTorchThreads(p.threads);
+  const sfn::DesignSpace space = sfn::DesignSpace::preset(p.preset);
+  sfn::LatencyProfileOptions opts;
+  opts.device = p.device;
+  opts.device_name = p.device_name;
+  opts.batch_size = p.batch;
+  opts.repeats = p.repeats;
+  opts.warmup = p.warmup;
+  opts.clock = sfn::parseLatencyClock(p.clock);
+  opts.validate();
+  const sfn::LatencyTable table =
+      sfn::profileLatency(space, opts, [](std::size_t done, std::size_t total, const auto& e) {
+        std::fprintf(stderr, "[%zu/%zu] %-22s %9.4f ms\n", done, total, e.name.c_str(), e.ms);
+      });
+  table.save(p.out);
+  std::cout << "latency table of device '" << table.info().device << "' (" << p.preset << ", "
+            << table.info().torch_threads << " threads, batch " << p.batch << ", "
+            << table.info().clock << " clock, " << table.entries().size() << " entries) written to "
+            << p.out << std::endl;
+  if (p.check > 0) {
+    const sfn::SuperNet net(space, 1);
+    sfn::Rng rng(7);
+    double sum_ape = 0.0;
+    for (int i = 0; i < p.check; ++i) {
+      const sfn::SubNetConfig c = sfn::SubNetConfig::random(space, rng);
+      sfn::SubNetModule m = net.buildModule(c);
+      const double measured = sfn::measureSubNetMs(*m, opts);
+      const double predicted = table.predictMs(space, c);
+      sum_ape += std::abs(predicted - measured) / measured;
+    }
+    std::cout << "check on " << p.check << " random SubNets: mean absolute percentage error "
+              << 100.0 * sum_ape / p.check << " %" << std::endl;
+  }
+  return 0;
+}
+
+struct CliOptions {
+  std::string server;
+  std::string server_key;
+  std::string key;
+  bool insecure = false;
+  std::string name;
+  std::string device_class = "default";
+  std::string preset = "fmnist";
+  std::string data = "fmnist";
+  std::string data_dir;
+  int partition = 0;
+  int of = 1;
+  std::string scheme = "dirichlet";
+  double alpha = 1.0;
+  std::uint64_t seed = 0;
+  double val_fraction = 0.1;
+  int threads = 1;
+  std::string device = "cpu";
+  double heartbeat_s = 5.0;
+  double liveness_s = 120.0;
+  double register_timeout_s = 10.0;
+  double backoff_max_s = 30.0;
+  std::string log_level = "info";
+};
+
+std::chrono::milliseconds fromSeconds(double s) {
+  return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
+}
+
+int runClient(const CliOptions& cli) {
+  auto log = spdlog::stderr_color_mt("sfn-client");
+  log->set_level(spdlog::level::from_str(cli.log_level));
+  log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+  SFN_ENFORCE(!cli.server.empty(), sfn::ConfigError, "--server is required");
+  SFN_ENFORCE(cli.of >= 1 && cli.partition >= 0 && cli.partition < cli.of, sfn::ConfigError,
+              "--partition must be in [0, --of), got ", cli.partition, " of ", cli.of);
+
+  sfn::ClientOptions opts;
+  opts.name = cli.name.empty() ? "client-" + std::to_string(cli.partition) : cli.name;
+  opts.device_class = cli.device_class;
+  opts.device = cli.device;
+  opts.heartbeat_interval = fromSeconds(cli.heartbeat_s);
+  opts.liveness_timeout = fromSeconds(cli.liveness_s);
+  opts.register_timeout = fromSeconds(cli.register_timeout_s);
+  opts.backoff_max = fromSeconds(cli.backoff_max_s);
+  opts.transport.server_endpoint = cli.server;
+  opts.transport.insecure = cli.insecure;
+  if (!cli.insecure) {
+    SFN_ENFORCE(!cli.server_key.empty() && !cli.key.empty(), sfn::ConfigError,
+                "--server-key and --key are required unless --insecure");
+    opts.transport.server_public_key = sfn::readKeyFile(cli.server_key).public_key;
+    opts.transport.client_keys = sfn::readKeyFile(cli.key);
+    SFN_ENFORCE(!opts.transport.client_keys.secret_key.empty(), sfn::ConfigError, "--key ", cli.key,
+                " holds no secret key (use the client.key written by keygen)");
+  }
+  opts.validate();
+
+  sfn::setTorchThreads(cli.threads);
+  const sfn::DesignSpace space = sfn::DesignSpace::preset(cli.preset);
+
+  sfn::DataOptions data_opts;
+  data_opts.dataset = cli.data;
+  data_opts.dir = cli.data_dir;
+  data_opts.val_fraction = cli.val_fraction;
+  data_opts.split_seed = cli.seed;  // the server defaults split_seed to run.seed as well
+  data_opts.synthetic_channels = space.in_channels;
+  data_opts.synthetic_image_size = space.image_size;
+  data_opts.synthetic_classes = space.num_classes;
+  data_opts.partition.scheme = cli.scheme;
+  data_opts.partition.alpha = cli.alpha;
+  data_opts.validate();
+  sfn::DataBundle data = sfn::loadDataBundle(data_opts);
+  // Every process computes the whole partition and keeps its own shard: partitioning is
+  // cheap next to loading the images, and it is the only way to agree on the shards.
+  sfn::Partition partition =
+      sfn::makePartition(data_opts.partition, data.split.train, data.train.labelVector(),
+                         data.train.num_classes, cli.of, cli.seed);
+  sfn::IndexList shard = std::move(partition.at(static_cast<std::size_t>(cli.partition)));
+  log->info("client {}: {} data, shard {} of {} ({} alpha {}, seed {}): {} samples", opts.name,
+            cli.data, cli.partition, cli.of, cli.scheme, cli.alpha, cli.seed, shard.size());
+
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};
+  // Polls the signal flag; 50 ms is far below the runner's own poll interval.
+  std::thread watcher([&] {
+    while (!done.load()) {
+      if (g_stop) stop.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  int rc = sfn::kExitOk;
+  try {
+    sfn::ClientRunner runner(opts, space, data.train, std::move(shard), log);
+    rc = runner.run(stop);
+  } catch (...) {
+    done.store(true);
+    watcher.join();
+    throw;
+  }
+  done.store(true);
+  watcher.join();
+  log->info("client {}: exiting with code {}", opts.name, rc);
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "sfn-client: SuperFedNAS federated client. Registers with sfn-server over ZeroMQ "
+      "(CURVE-encrypted and authenticated unless --insecure), trains the SubNets it is "
+      "assigned on its local data shard and reports the updates. Reconnects with backoff "
+      "and re-registers when the server restarts. SIGINT/SIGTERM: say Bye and exit 0.\n"
+      "Exit codes: 0 stopped, 1 runtime error, 2 configuration error, 3 registration "
+      "rejected by the server."};
+  app.require_subcommand(0, 1);
+  auto* kg = app.add_subcommand("keygen", "write a client CURVE key pair (client.key, client.pub)");
+  std::string kg_out = ".";
+  kg->add_option("--out", kg_out, "folder for client.key (secret, mode 0600) and client.pub");
+
+  auto* pf = app.add_subcommand(
+      "profile",
+      "measure this device's latency table (every block variant, stem and head) for sfn-search");
+  ProfileCli pcli;
+  pf->add_option("--out", pcli.out, "latency table file (JSON)")->capture_default_str();
+  pf->add_option("--preset", pcli.preset, "SuperNet design space")->capture_default_str();
+  pf->add_option("--threads", pcli.threads,
+                 "torch intra-op threads (use the count the deployed model will run with)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  pf->add_option("--device", pcli.device, "torch device to profile (cpu, cuda:0)")
+      ->capture_default_str();
+  pf->add_option("--device-name", pcli.device_name,
+                 "device name recorded in the table (default: host name)");
+  pf->add_option("--repeats", pcli.repeats, "timed samples per entry (median taken)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  pf->add_option("--warmup", pcli.warmup, "untimed calls before timing each entry")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  pf->add_option("--batch", pcli.batch, "batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  pf->add_option("--clock", pcli.clock,
+                 "auto: thread CPU time with one CPU thread (immune to other processes' load), "
+                 "else wall-clock time")
+      ->check(CLI::IsMember({"auto", "wall", "thread_cpu"}))
+      ->capture_default_str();
+  pf->add_option("--check", pcli.check,
+                 "random SubNets to time whole and compare with the table (0 = skip)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+
+  CliOptions cli;
+  app.add_option("--server", cli.server, "server endpoint, e.g. tcp://10.0.0.1:5555");
+  app.add_option("--server-key", cli.server_key, "the server's public key file (server.pub)");
+  app.add_option("--key", cli.key, "this client's key pair file from keygen (client.key)");
+  app.add_flag("--insecure", cli.insecure,
+               "no encryption or authentication (local development only; the server must "
+               "run --insecure too)");
+  app.add_option("--name", cli.name, "client name shown in logs (default client-<partition>)");
+  app.add_option("--device-class", cli.device_class,
+                 "device class reported to the server; selects its MACs budget")
+      ->capture_default_str();
+  app.add_option("--preset", cli.preset, "SuperNet design space; must match the server's")
+      ->capture_default_str();
+  app.add_option("--data", cli.data, "local data: fmnist | synthetic")
+      ->check(CLI::IsMember({"fmnist", "synthetic"}))
+      ->capture_default_str();
+  app.add_option("--data-dir", cli.data_dir,
+                 "Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)");
+  app.add_option("--partition", cli.partition, "index of this client's shard, in [0, --of)")
+      ->capture_default_str();
+  app.add_option("--of", cli.of, "number of shards the training split is cut into")
+      ->capture_default_str();
+  app.add_option("--scheme", cli.scheme, "partition scheme: iid | dirichlet | shards")
+      ->check(CLI::IsMember({"iid", "dirichlet", "shards"}))
+      ->capture_default_str();
+  app.add_option("--alpha", cli.alpha, "Dirichlet concentration (smaller = more label skew)")
+      ->capture_default_str();
+  app.add_option("--seed", cli.seed,
+                 "seed of the validation split and the partition; must equal the server's "
+                 "run.seed")
+      ->capture_default_str();
+  app.add_option("--val-fraction", cli.val_fraction,
+                 "fraction of the training set held out for validation (as the server)")
+      ->capture_default_str();
+  app.add_option("--threads", cli.threads, "torch intra-op threads (<= 0 keeps torch's default)")
+      ->capture_default_str();
+  app.add_option("--device", cli.device, "torch device for local training (cpu, cuda:0)")
+      ->capture_default_str();
+  app.add_option("--heartbeat-s", cli.heartbeat_s, "seconds between heartbeats")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--liveness-s", cli.liveness_s,
+                 "reconnect and re-register after this many seconds without a server message "
+                 "while idle (0 = never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--register-timeout-s", cli.register_timeout_s,
+                 "seconds to wait for Welcome/Reject before reconnecting")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--backoff-max-s", cli.backoff_max_s,
+                 "cap of the reconnect delay (starts at 1 s, doubles, +-20% jitter)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--log-level", cli.log_level, "trace | debug | info | warn | error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (kg->parsed()) {
+    try {
+      return keygen(kg_out);
+    } catch (const std::exception& e) {
+      std::cerr << "sfn-client keygen: " << e.what() << std::endl;
+      return 1;
+    }
+  }
+  if (pf->parsed()) {
+    try {
+      return profile(pcli);
+    } catch (const sfn::ConfigError& e) {
+      std::cerr << "sfn-client profile: configuration error: " << e.what() << std::endl;
+      return 2;
+    } catch (const std::exception& e) {
+      std::cerr << "sfn-client profile: " << e.what() << std::endl;
+      return 1;
+    }
+  }
+
+  try {
+    return runClient(cli);
+  } catch (const sfn::ConfigError& e) {
+    std::cerr << "sfn-client: configuration error: " << e.what() << std::endl;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "sfn-client: " << e.what() << std::endl;
+    return 1;
+  }
+}

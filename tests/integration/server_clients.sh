@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# Integration tests with real processes over tcp loopback (ephemeral ports, CURVE on):
+#
+# federation (items 1, 2, 4a)
+#   1. sfn-server + 3 sfn-client complete 4 rounds on Fashion-MNIST shards (~490 samples each,
+#      random SubNets so that rounds leave parts of the SuperNet uncovered),
+#      and every round changes the SuperNet only inside the slices of the SubNets whose
+#      updates it accepted (sfn_check_run coverage, against the checkpoints of every round);
+#   2. the server is killed (-9) after round 2 and restarted with --resume: it loads a
+#      checkpoint byte-identical to the one last written (SHA-256), continues at the next
+#      round, and the clients reconnect and re-register by themselves;
+#   4a. a client whose key is not on the allowlist is refused by the ZAP handler and never
+#      reaches the Coordinator. (4b, no ZAP handler -> connections fail, is a doctest in
+#      tests/common/test_transport.cpp: it needs a server socket sfn-server never makes.)
+# dropout (item 3)
+#   4 clients, quorum 2, short deadline: one client is killed -9 mid-round, another is
+#   SIGSTOPped mid-training and continued after the deadline. The round completes at quorum
+#   when its deadline passes, and the stopped client's update arrives late and is discarded.
+# bad_client (item 5)
+#   sfn_bad_client (tests/integration/bad_client.cpp), allowlisted, sends garbage, a
+#   truncated Update, an unknown union member, wrong tensor shapes, a duplicate, a stale
+#   round and NaN values. Each is rejected with its logged reason, none of its tasks is ever
+#   accepted, and every round still completes with the 3 good clients' updates. (That the
+#   aggregate equals a run without the bad client is checked in-process, with exact
+#   tensors, by tests/server/test_coordinator.cpp.)
+#
+# Usage: server_clients.sh BUILD_DIR SOURCE_DIR [federation|dropout|bad_client|all]
+# KEEP=1 keeps the work folder (logs, run folders) for inspection.
+set -euo pipefail
+BUILD=$1
+SRC=$2
+PART=${3:-all}
+SERVER=$BUILD/server/sfn-server
+CLIENT=$BUILD/client/sfn-client
+BAD_CLIENT=$BUILD/tests/sfn_bad_client
+CHECK_RUN=$BUILD/tests/sfn_check_run
+CFG=$SRC/experiments/configs/integration.toml
+for b in "$SERVER" "$CLIENT" "$BAD_CLIENT" "$CHECK_RUN"; do
+  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
+done
+WORK=$(mktemp -d /tmp/sfn-integration.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do
+    kill -CONT "$p" 2>/dev/null || true
+    kill -9 "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  for f in "$WORK"/*/*.log; do
+    echo "== $f"
+    tail -25 "$f"
+  done
+  exit 1
+}
+PASSED=0
+ok() {
+  PASSED=$((PASSED + 1))
+  echo "ok - $*"
+}
+
+# Waits (bounded) until a command succeeds.
+wait_for() {
+  local what=$1 secs=$2
+  shift 2
+  local end=$((SECONDS + secs))
+  while [ $SECONDS -lt $end ]; do
+    "$@" && return 0
+    sleep 0.1
+  done
+  fail "timed out after ${secs}s waiting for $what"
+}
+# Waits (bounded) for a background process to exit and sets RC to its exit code ("timeout"
+# if it did not exit). Not meant for $(...): only this shell can wait for its children.
+wait_exit() {
+  local pid=$1 secs=$2
+  local end=$((SECONDS + secs))
+  RC=timeout
+  while [ $SECONDS -lt $end ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      RC=0
+      wait "$pid" || RC=$?
+      return 0
+    fi
+    sleep 0.2
+  done
+}
+# py DESCRIPTION METRICS_FILE <<'EOF' ... EOF: runs a Python check with `rows` (the rounds of
+# metrics.jsonl, in order) and `check(cond, message)`; any failed check fails the test.
+py() {
+  local what=$1 file=$2
+  python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+failed = []
+def check(cond, message):
+    if not cond:
+        failed.append(message)
+exec(sys.stdin.read())
+for m in failed:
+    print("  check failed:", m)
+sys.exit(1 if failed else 0)
+' "$file" || fail "$what"
+}
+log_has() { grep -qF -- "$2" "$1"; }
+
+# --- keys: server, 5 clients (c0..c4), the bad client ---
+"$SERVER" keygen --out "$WORK/keys" > /dev/null
+for c in c0 c1 c2 c3 c4 bad; do "$CLIENT" keygen --out "$WORK/keys/$c" > /dev/null; done
+[ "$(stat -c %a "$WORK/keys/server.key")" = 600 ] || fail "server secret key is not mode 0600"
+[ "$(stat -c %a "$WORK/keys/c0/client.key")" = 600 ] || fail "client secret key is not mode 0600"
+allowlist() { # allowlist NAME CLIENT...
+  local out=$WORK/keys/allow-$1
+  shift
+  for c in "$@"; do cat "$WORK/keys/$c/client.pub"; done > "$out"
+  echo "$out"
+}
+pubkey() { sed -n 's/^public-key = "\(.*\)"$/\1/p' "$WORK/keys/$1/client.pub"; }
+
+# start_server DIR ALLOWLIST ARGS...: sfn-server writing DIR/run, logging to DIR/server.log.
+start_server() {
+  local dir=$1 allow=$2
+  shift 2
+  mkdir -p "$dir"
+  "$SERVER" -c "$CFG" -o "$dir/run" --key "$WORK/keys/server.key" --allow "$allow" \
+    --set checkpoint.keep=50 "$@" >> "$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+}
+endpoint_of() {
+  wait_for "the server's endpoint file" 60 test -s "$1/run/endpoint"
+  cat "$1/run/endpoint"
+}
+# start_client DIR NAME ENDPOINT [ARGS...]: sfn-client with key NAME, shard NAME's index of
+# $SHARDS (default 100; Dirichlet alpha 1, seed 5 = run.seed of integration.toml), one torch
+# thread.
+start_client() {
+  local dir=$1 name=$2 ep=$3
+  shift 3
+  "$CLIENT" --server "$ep" --server-key "$WORK/keys/server.pub" --key "$WORK/keys/$name/client.key" \
+    --name "$name" --partition "${name#c}" --of "${SHARDS:-100}" --alpha 1 --seed 5 --threads 1 \
+    --heartbeat-s 1 --backoff-max-s 2 "$@" >> "$dir/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+rounds_done() { [ -f "$1/run/metrics.jsonl" ] && [ "$(grep -c '"outcome":"completed"' "$1/run/metrics.jsonl")" -ge "$2" ]; }
+
+# ---------------------------------------------------------------------------------------
+federation() {
+  local D=$WORK/federation
+  # Random SubNets: the tracking sandwich gives someone the MaxNet every round, which covers
+  # the whole SuperNet and would leave "changes only where covered" untested.
+  start_server "$D" "$(allowlist fed c0 c1 c2)" --set run.rounds=4 --set 'round.policy="random"'
+  local ep
+  ep=$(endpoint_of "$D")
+  local port=${ep##*:}
+  local pids=()
+  for c in c0 c1 c2; do
+    start_client "$D" "$c" "$ep"
+    pids+=("$LAST_PID")
+  done
+  start_client "$D" c4 "$ep" --register-timeout-s 2 # not on the allowlist
+
+  # --- 2: kill -9 once round 2 is checkpointed ---
+  # `latest` is written after the checkpoint file itself, and a resume follows `latest`
+  # (CheckpointDir::latest: the pointer wins over a higher-numbered file it does not name).
+  wait_for "the checkpoint after round 2" 300 grep -qx ckpt-000002.sfn "$D/run/checkpoints/latest"
+  kill -9 "$SERVER_PID"
+  wait "$SERVER_PID" 2> /dev/null || true
+  # The newest complete checkpoint is what a resume must load (normally ckpt-000002).
+  local latest
+  latest=$(cat "$D/run/checkpoints/latest")
+  local digest
+  digest=$(sha256sum "$D/run/checkpoints/$latest" | cut -d' ' -f1)
+  local resume_round=$((10#${latest//[!0-9]/}))
+  echo "killed the server; newest checkpoint $latest (round $resume_round) sha256 $digest"
+  [ "$resume_round" -ge 2 ] || fail "2: killed before round 2 was checkpointed"
+  cp "$D/run/metrics.jsonl" "$D/metrics.before-kill.jsonl"
+
+  # --- 4a (checked before the restart, on the first server's log and metrics) ---
+  log_has "$D/server.log" "client key not allowlisted" ||
+    fail "4a: the ZAP handler did not log the refused key"
+  if log_has "$D/c4.log" "registered with server"; then fail "4a: c4 was welcomed"; fi
+  log_has "$D/c4.log" "no answer to Register" || fail "4a: c4 did not time out registering"
+  py "4a: the refused client reached the Coordinator" "$D/metrics.before-kill.jsonl" << 'EOF'
+for r in rows:
+    check(r["available"] <= 3, f"round {r['round']}: {r['available']} clients available")
+    check(all(t["client"] != "c4" for t in r["tasks"]), f"round {r['round']}: c4 got a task")
+EOF
+  ok "4a - a client whose key is not allowlisted is refused and never reaches the Coordinator"
+
+  start_server "$D" "$WORK/keys/allow-fed" --resume "$D/run" --bind "tcp://127.0.0.1:$port" \
+    --set run.rounds=4 --set 'round.policy="random"'
+  wait_exit "$SERVER_PID" 300
+  [ "$RC" = 0 ] || fail "2: the resumed server exited with '$RC'"
+  grep -q "resumed at round $resume_round from .*$latest (sha256 $digest)" "$D/server.log" ||
+    fail "2: the resumed server did not load $latest with sha256 $digest"
+  py "1/2: rounds after the restart" "$D/run/metrics.jsonl" << 'EOF'
+check([r["round"] for r in rows] == [0, 1, 2, 3], f"rounds {[r['round'] for r in rows]}")
+for r in rows:
+    check(r["outcome"] == "completed" and r["accepted"] == 3,
+          f"round {r['round']}: {r['outcome']}, {r['accepted']} accepted")
+    names = sorted(t["client"] for t in r["tasks"] if t["status"] == "accepted")
+    check(names == ["c0", "c1", "c2"], f"round {r['round']}: accepted {names}")
+EOF
+  # The rounds before the kill are kept as they were, not rerun.
+  py "2: history changed across the restart" "$D/run/metrics.jsonl" << EOF
+before = [json.loads(l) for l in open("$D/metrics.before-kill.jsonl") if l.strip()]
+check(rows[:$resume_round] == before[:$resume_round], "rounds before the checkpoint differ")
+EOF
+  for c in c0 c1 c2; do
+    [ "$(grep -c "registered with server" "$D/$c.log")" -ge 2 ] ||
+      fail "2: $c did not register again after the restart"
+  done
+  ok "2 - killed -9 after round 2, resumed at round $resume_round from the identical checkpoint; clients reconnected"
+
+  "$CHECK_RUN" coverage --require-uncovered "$D/run" > "$D/coverage.txt" 2>&1 || {
+    cat "$D/coverage.txt"
+    fail "1: the SuperNet changed outside the accepted SubNets' slices"
+  }
+  sed 's/^/  /' "$D/coverage.txt"
+  grep -q "coverage ok (4 rounds" "$D/coverage.txt" || fail "1: not every round was audited"
+  ok "1 - 3 CURVE clients, 4 rounds; the SuperNet changed in covered elements only"
+  for p in "${pids[@]}"; do kill "$p" 2> /dev/null || true; done
+}
+
+# ---------------------------------------------------------------------------------------
+dropout() {
+  local D=$WORK/dropout
+  local deadline=20
+  start_server "$D" "$(allowlist drop c0 c1 c2 c3)" --set run.rounds=2 \
+    --set round.clients_per_round=4 --set round.quorum=2 --set round.deadline_s=$deadline \
+    --set server.min_clients=4
+  local ep
+  ep=$(endpoint_of "$D")
+  start_client "$D" c0 "$ep"
+  start_client "$D" c1 "$ep"
+  # c2 trains on a 4x larger shard, so it is certainly still training when it is stopped.
+  SHARDS=25 start_client "$D" c2 "$ep"
+  local c2_pid=$LAST_PID
+  start_client "$D" c3 "$ep"
+  local c3_pid=$LAST_PID
+
+  wait_for "c3 to start training round 0" 120 log_has "$D/c3.log" "round 0 task"
+  kill -9 "$c3_pid"
+  wait_for "c2 to start training round 0" 60 log_has "$D/c2.log" "round 0 task"
+  kill -STOP "$c2_pid"
+  echo "killed c3 and stopped c2 during round 0"
+  wait_for "round 0 to close" $((deadline + 60)) rounds_done "$D" 1
+  kill -CONT "$c2_pid"
+  wait_exit "$SERVER_PID" $((2 * deadline + 120))
+  [ "$RC" = 0 ] || fail "3: the server exited with '$RC'"
+  log_has "$D/c2.log" "finished after the server's deadline" ||
+    fail "3: c2 did not finish its round-0 task after the deadline"
+  grep -q "discarded late update (round 0, task" "$D/server.log" ||
+    fail "3: the server did not log c2's late update"
+  py "3: quorum, deadline and late update" "$D/run/metrics.jsonl" << EOF
+r0 = rows[0]
+check(r0["outcome"] == "completed", f"round 0 {r0['outcome']}")
+check(r0["selected"] == 4 and r0["accepted"] >= 2, f"round 0 accepted {r0['accepted']}/{r0['selected']}")
+check(r0["dropped"] >= 1, f"round 0 dropped {r0['dropped']}")
+status = {t["client"]: t["status"] for t in r0["tasks"]}
+check(status.get("c3") == "dropped" and status.get("c2") == "dropped", f"round 0 tasks {status}")
+# Closed by the deadline: not before it, and not long after.
+check($deadline - 0.5 <= r0["wall_train_s"] <= $deadline + 10, f"round 0 trained {r0['wall_train_s']:.1f} s")
+check(sum(r["late"] for r in rows) >= 1, "no late update counted")
+check(all(r["outcome"] == "completed" for r in rows), "a round was abandoned")
+EOF
+  ok "3 - a client killed mid-round: round 0 completed at quorum by its ${deadline}s deadline; a late update was discarded"
+}
+
+# ---------------------------------------------------------------------------------------
+bad_client() {
+  local D=$WORK/bad
+  start_server "$D" "$(allowlist bad c0 c1 c2 bad)" --set run.rounds=2 \
+    --set round.clients_per_round=4 --set round.quorum=3 --set round.deadline_s=90 \
+    --set server.min_clients=4
+  local ep
+  ep=$(endpoint_of "$D")
+  for c in c0 c1 c2; do start_client "$D" "$c" "$ep"; done
+  "$BAD_CLIENT" --server "$ep" --server-key "$WORK/keys/server.pub" \
+    --key "$WORK/keys/bad/client.key" --name bad --timeout-s 120 > "$D/bad.log" 2>&1 &
+  local bad_pid=$!
+  PIDS+=("$bad_pid")
+  wait_exit "$bad_pid" 200
+  [ "$RC" = 0 ] || fail "5: the bad client exited with '$RC'"
+  wait_exit "$SERVER_PID" 200
+  [ "$RC" = 0 ] || fail "5: the server exited with '$RC'"
+  [ "$(grep -c "bad-client: sent" "$D/bad.log")" = 9 ] || fail "5: the bad client did not send everything"
+
+  local key
+  key=$(pubkey bad)
+  local from="rejected message from client $key:"
+  grep -F -- "$from" "$D/server.log" > "$D/bad-rejections.txt" || true
+  for reason in "verify_failed: " "unknown_payload: " "shape_mismatch: " "non_finite: "; do
+    log_has "$D/bad-rejections.txt" "$reason" || fail "5: no '$reason' rejection logged"
+  done
+  # Garbage and the truncated Update: both stop at the verifier (or the identifier check).
+  [ "$(grep -cE ": (verify_failed|bad_identifier|too_small): " "$D/bad-rejections.txt")" -ge 2 ] ||
+    fail "5: garbage and truncated Update were not both rejected by the verifier"
+  grep -qF "discarded duplicate update (round 0, task" "$D/server.log" || fail "5: duplicate not logged"
+  grep -qF "discarded late update (round 0, task" "$D/server.log" || fail "5: stale round not logged"
+  py "5: bad client" "$D/run/metrics.jsonl" << 'EOF'
+check([r["round"] for r in rows] == [0, 1], f"rounds {[r['round'] for r in rows]}")
+for r in rows:
+    check(r["outcome"] == "completed" and r["accepted"] == 3,
+          f"round {r['round']}: {r['outcome']}, {r['accepted']} accepted")
+    bad = [t for t in r["tasks"] if t["client"] == "bad"]
+    check(len(bad) == 1 and bad[0]["status"] == "rejected", f"round {r['round']}: bad tasks {bad}")
+    good = sorted(t["client"] for t in r["tasks"] if t["status"] == "accepted")
+    check(good == ["c0", "c1", "c2"], f"round {r['round']}: accepted {good}")
+r0, r1 = rows
+# garbage, truncated, unknown member, wrong shapes; then the wrong shapes again.
+check(r0["rejected"] == 4 and r0["duplicate"] == 1, f"round 0: rejected {r0['rejected']} duplicate {r0['duplicate']}")
+# stale round (late), NaN (rejected)
+check(r1["late"] == 1 and r1["rejected"] == 1, f"round 1: late {r1['late']} rejected {r1['rejected']}")
+EOF
+  ok "5 - garbage, truncated, unknown member, wrong shapes, NaN, stale and duplicate: each rejected and logged; the bad client's updates were never accepted; the server kept serving"
+}
+
+case $PART in
+  federation) federation ;;
+  dropout) dropout ;;
+  bad_client) bad_client ;;
+  all)
+    federation
+    dropout
+    bad_client
+    ;;
+  *) fail "unknown part '$PART' (federation | dropout | bad_client | all)" ;;
+esac
+echo "$PASSED passed, 0 failed"
