@@ -32,8 +32,9 @@ AssignPolicy parseAssignPolicy(const std::string& text) {
   if (text == "sandwich") return AssignPolicy::kSandwich;
   if (text == "random") return AssignPolicy::kRandom;
   if (text == "static-capacity") return AssignPolicy::kStaticCapacity;
+  if (text == "fixed") return AssignPolicy::kFixed;
   SFN_THROW(ConfigError, "assign policy '", text,
-            "': expected tracking-sandwich, sandwich, random or static-capacity");
+            "': expected tracking-sandwich, sandwich, random, static-capacity or fixed");
 }
 
 std::string toString(AssignPolicy policy) {
@@ -46,12 +47,22 @@ std::string toString(AssignPolicy policy) {
       return "random";
     case AssignPolicy::kStaticCapacity:
       return "static-capacity";
+    case AssignPolicy::kFixed:
+      return "fixed";
   }
   return "unknown";
 }
 
-SubNetAssigner::SubNetAssigner(DesignSpace space, AssignPolicy policy, std::uint64_t seed)
+SubNetAssigner::SubNetAssigner(DesignSpace space, AssignPolicy policy, std::uint64_t seed,
+                               std::optional<SubNetConfig> fixed)
     : space_(std::move(space)), policy_(policy), seed_(seed) {
+  if (policy_ == AssignPolicy::kFixed) {
+    SFN_ENFORCE(fixed.has_value(), ConfigError,
+                "assign policy 'fixed' needs a SubNet (round.fixed_subnet)");
+    fixed->validate(space_);
+    fixed_ = fixed->normalized(space_);
+    return;
+  }
   if (policy_ != AssignPolicy::kStaticCapacity) return;
   Rng rng(seed_, 0, kCandidateStream);
   std::vector<SubNetConfig> configs;
@@ -124,6 +135,10 @@ std::vector<SubNetConfig> SubNetAssigner::assign(std::int64_t round,
         out[i] = largestWithin(clients[i].macs_budget);
         fixed[i] = true;
       }
+      break;
+    case AssignPolicy::kFixed:
+      std::fill(out.begin(), out.end(), fixed_);
+      std::fill(fixed.begin(), fixed.end(), true);
       break;
   }
   // Random SubNets in input order, after any tie-breaking draws, so the stream use (and

@@ -40,6 +40,20 @@ std::chrono::milliseconds toTimeout(double seconds) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(seconds * 1000.0)));
 }
 
+// Records what became of a task in the round's metrics (a short linear search: K entries).
+void markTask(RoundMetrics* metrics, std::uint64_t task_id, const char* status) {
+  if (metrics == nullptr) return;
+  for (auto& t : metrics->tasks)
+    if (t.task_id == task_id) t.status = status;
+}
+
+// The fixed policy's SubNet ("max", "min" or text), resolved against the SuperNet's space;
+// throws ConfigError on a bad text so a typo fails at start-up.
+std::optional<SubNetConfig> fixedSubNet(const CoordinatorOptions& o, const DesignSpace& space) {
+  if (o.policy != AssignPolicy::kFixed) return std::nullopt;
+  return resolveSubNet(o.fixed_subnet, space);
+}
+
 }  // namespace
 
 Coordinator::Coordinator(CoordinatorOptions options, SuperNet supernet, ServerTransport& transport,
@@ -50,7 +64,8 @@ Coordinator::Coordinator(CoordinatorOptions options, SuperNet supernet, ServerTr
       clock_(clock),
       evaluator_(evaluator),
       log_(logger ? std::move(logger) : spdlog::default_logger()),
-      assigner_(supernet_.space(), options_.policy, options_.seed),
+      assigner_(supernet_.space(), options_.policy, options_.seed,
+                fixedSubNet(options_, supernet_.space())),
       accumulator_(superNetSpec(supernet_.space())) {
   options_.validate();
   // Fail at start-up, not at the first evaluation, on a bad eval SubNet.
@@ -160,20 +175,24 @@ bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg, std::size_t m
   const ClientInfo* client = registry_.find(peer);
   if (msg.samples == 0 || (client && msg.samples > client->samples)) {
     reject(peer, "sample count " + std::to_string(msg.samples) + " out of range", metrics);
+    markTask(metrics, msg.task_id, "rejected");
     pending_.erase(it);
     return false;
   }
   if (auto err = validateTensors(msg.tensors, task.spec)) {
     reject(peer, std::string(toString(err->code)) + ": " + err->reason, metrics);
+    markTask(metrics, msg.task_id, "rejected");
     pending_.erase(it);
     return false;
   }
   if (!std::isfinite(msg.mean_loss)) {
     reject(peer, "non-finite loss", metrics);
+    markTask(metrics, msg.task_id, "rejected");
     pending_.erase(it);
     return false;
   }
   accumulator_.addPrefixSlice(msg.tensors, task.weight);
+  markTask(metrics, msg.task_id, "accepted");
   if (metrics) {
     // Running mean of client losses.
     const double prev = metrics->train_loss * metrics->accepted;
@@ -265,6 +284,7 @@ RoundMetrics Coordinator::runRound() {
     log_->debug("round {}: task {} -> client {} ({}) subnet {} weight {:.4f}", t, task.task_id,
                 available[i]->name, task.peer, msg.subnet, task.weight);
     send(task.peer, msg, &m);
+    m.tasks.push_back({task.task_id, available[i]->name, msg.subnet, "dropped"});
     pending_.emplace(task.task_id, std::move(task));
   }
   while (m.accepted < k && !pending_.empty()) {
@@ -274,8 +294,9 @@ RoundMetrics Coordinator::runRound() {
     if (!r) continue;  // re-check the deadline
     handle(*r, &m);
   }
-  m.dropped = m.selected - m.accepted - m.rejected;
-  if (m.dropped < 0) m.dropped = 0;
+  // Tasks still pending got no valid update in time. (Not selected - accepted - rejected:
+  // `rejected` also counts malformed messages that never named a task.)
+  m.dropped = static_cast<int>(pending_.size());
   pending_.clear();  // anything arriving from now on is late
   m.wall_train_s = wallNow() - w0;
 

@@ -17,6 +17,8 @@ void CoordinatorOptions::validate() const {
     SFN_THROW(ConfigError, "round.deadline_s must be > 0 (got ", round_deadline_s, ")");
   if (!(liveness_s > 0))
     SFN_THROW(ConfigError, "round.liveness_s must be > 0 (got ", liveness_s, ")");
+  if (policy == AssignPolicy::kFixed && fixed_subnet.empty())
+    SFN_THROW(ConfigError, "round.fixed_subnet must name a SubNet for round.policy = \"fixed\"");
   if (eval_every < 0) SFN_THROW(ConfigError, "eval.every must be >= 0 (got ", eval_every, ")");
   for (const auto& [cls, budget] : device_macs_budget)
     if (budget < 0) SFN_THROW(ConfigError, "devices.", cls, ".macs_budget must be >= 0");

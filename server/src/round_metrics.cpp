@@ -16,6 +16,10 @@ nlohmann::json RoundMetrics::toJson() const {
                    {"accuracy", e.accuracy},
                    {"loss", e.loss},
                    {"samples", e.samples}});
+  nlohmann::json tks = nlohmann::json::array();
+  for (const auto& t : tasks)
+    tks.push_back(
+        {{"task_id", t.task_id}, {"client", t.client}, {"subnet", t.subnet}, {"status", t.status}});
   return {{"round", round},
           {"outcome", outcome},
           {"available", available},
@@ -36,7 +40,8 @@ nlohmann::json RoundMetrics::toJson() const {
           {"wall_eval_s", wall_eval_s},
           {"clock_start", clock_start},
           {"clock_end", clock_end},
-          {"evals", evs}};
+          {"evals", evs},
+          {"tasks", tks}};
 }
 
 RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
@@ -71,6 +76,15 @@ RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
     r.loss = e.value("loss", 0.0);
     r.samples = e.value("samples", std::int64_t{0});
     m.evals.push_back(r);
+  }
+  // Absent in metrics written before tasks were recorded.
+  for (const auto& t : j.value("tasks", nlohmann::json::array())) {
+    TaskRecord r;
+    r.task_id = t.value("task_id", std::uint64_t{0});
+    r.client = t.value("client", "");
+    r.subnet = t.value("subnet", "");
+    r.status = t.value("status", "");
+    m.tasks.push_back(r);
   }
   return m;
 }

@@ -205,6 +205,7 @@ RunConfig RunConfig::parse(const std::string& toml_text, const std::string& orig
     std::string policy = toString(co.policy);
     t.get("policy", policy);
     co.policy = parseAssignPolicy(policy);
+    t.get("fixed_subnet", co.fixed_subnet);
     t.get("max_samples_per_client", co.max_samples_per_client);
     t.checkUnknown();
   }

@@ -66,20 +66,32 @@ std::string RunRecorder::checkpoint(const Coordinator& coordinator) {
       .string();
 }
 
-void RunRecorder::resumeFrom(const std::string& dir_or_file, Coordinator& coordinator) {
-  if (!resume(dir_or_file, coordinator))
+std::string RunRecorder::resumeFrom(const std::string& dir_or_file, Coordinator& coordinator) {
+  const std::optional<std::string> file = findCheckpoint(dir_or_file);
+  if (!file) SFN_THROW(IoError, "--resume: no checkpoint in '", dir_or_file, "'");
+  // The resolved file, not the folder: a checkpoint written meanwhile cannot slip in.
+  if (!resume(*file, coordinator))
     SFN_THROW(IoError, "--resume: no checkpoint in '", dir_or_file, "'");
   resetMetrics(coordinator.history());
+  return *file;
+}
+
+std::optional<std::string> RunRecorder::findCheckpoint(const std::string& dir_or_file) {
+  const fs::path path = dir_or_file;
+  if (!fs::is_directory(path)) {
+    if (fs::exists(path)) return path.string();
+    return std::nullopt;
+  }
+  const fs::path ckdir = fs::exists(path / "checkpoints") ? path / "checkpoints" : path;
+  auto latest = CheckpointDir(ckdir).latest();
+  if (!latest) return std::nullopt;
+  return latest->string();
 }
 
 bool RunRecorder::resume(const std::string& dir_or_file, Coordinator& coordinator) {
-  fs::path file = dir_or_file;
-  if (fs::is_directory(file)) {
-    fs::path ckdir = fs::exists(file / "checkpoints") ? file / "checkpoints" : file;
-    auto latest = CheckpointDir(ckdir).latest();
-    if (!latest) return false;
-    file = *latest;
-  }
+  const std::optional<std::string> found = findCheckpoint(dir_or_file);
+  if (!found) return false;
+  const fs::path file = *found;
   Checkpoint ck = readCheckpoint(file);
   const auto& meta = ck.metadata;
   if (meta.value("format", "") != "sfn-coordinator-1")

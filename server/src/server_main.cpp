@@ -1,5 +1,6 @@
 // sfn-server: the Coordinator over ZeroMQ (ROUTER, CURVE-authenticated by default).
 #include "sfn/coordinator.h"
+#include "sfn/crypto.h"
 #include "sfn/data_source.h"
 #include "sfn/error.h"
 #include "sfn/evaluator.h"
@@ -113,8 +114,14 @@ int main(int argc, char** argv) {
     sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
                               cfg.checkpoint_keep, cfg.runInfo(config_path));
     if (!resume.empty()) {
-      recorder.resumeFrom(resume, coord);
-      log->info("resumed at round {} from {}", coord.round(), resume);
+      const std::string file = recorder.resumeFrom(resume, coord);
+      // The digest lets operators (and tests/integration) confirm which bytes were loaded.
+      log->info("resumed at round {} from {} (sha256 {})", coord.round(), file,
+                sfn::toHex(sfn::sha256File(file)));
+    } else if (cfg.checkpoint_every > 0) {
+      // The starting SuperNet, so that every round's change can be audited against the
+      // SubNets it trained (tests/integration/check_run.cpp) and round 0 can be rerun.
+      log->info("checkpoint {}", recorder.checkpoint(coord));
     }
     std::signal(SIGINT, onSignal);
     std::signal(SIGTERM, onSignal);

@@ -364,7 +364,7 @@ TEST_CASE("malformed updates are rejected with ShapeError and leave no trace") {
 }
 
 TEST_CASE("assign policies parse and print") {
-  for (const char* name : {"tracking-sandwich", "sandwich", "random", "static-capacity"})
+  for (const char* name : {"tracking-sandwich", "sandwich", "random", "static-capacity", "fixed"})
     CHECK(sfn::toString(sfn::parseAssignPolicy(name)) == name);
   CHECK_THROWS_AS(sfn::parseAssignPolicy("round-robin"), sfn::ConfigError);
 }
@@ -480,6 +480,45 @@ TEST_CASE("sandwich and random policies") {
   const auto r = random.assign(0, {{1}, {2}, {3}, {4}});
   CHECK(r.size() == 4);
   for (const auto& cfg : r) CHECK_NOTHROW(cfg.validate(space));
+}
+
+TEST_CASE("fixed policy: every client trains the one configured SubNet (iFedAvg)") {
+  const DesignSpace space = DesignSpace::preset("fmnist");
+  const std::vector<sfn::AssignInput> clients = {{1}, {2}, {3}, {4, 1}, {5}};
+  sfn::Rng rng(17);
+  // A random SubNet with non-normalized inactive genes: the assigner must hand out the same
+  // network to everyone, and count MaxNet/MinNet trainings only when it is one of them.
+  SubNetConfig mid = SubNetConfig::random(space, rng);
+  mid.depth = {1, 0, 2, 1};
+  for (const SubNetConfig& target :
+       {SubNetConfig::maxNet(space), SubNetConfig::minNet(space), mid}) {
+    CAPTURE(target.toString(space));
+    sfn::SubNetAssigner assigner(space, sfn::AssignPolicy::kFixed, 3, target);
+    for (std::int64_t round = 0; round < 3; ++round) {
+      const auto configs = assigner.assign(round, clients);
+      REQUIRE(configs.size() == clients.size());
+      for (const auto& c : configs) {
+        CHECK(c.sameNet(target, space));
+        CHECK(c == target.normalized(space));
+      }
+    }
+    const std::uint32_t expected_max = target.isMaxNet(space) ? 3u : 0u;
+    const std::uint32_t expected_min = target.isMinNet(space) ? 3u : 0u;
+    for (const auto& in : clients) {
+      CHECK(assigner.counters(in.client_id).maxnet == expected_max);
+      CHECK(assigner.counters(in.client_id).minnet == expected_min);
+    }
+  }
+  CHECK_FALSE(mid.isMaxNet(space));
+  CHECK_FALSE(mid.isMinNet(space));
+  // No SubNet, or one from another space, is a configuration error at construction.
+  CHECK_THROWS_AS(sfn::SubNetAssigner(space, sfn::AssignPolicy::kFixed, 3), sfn::ConfigError);
+  SubNetConfig bad = SubNetConfig::maxNet(space);
+  bad.depth.push_back(0);
+  CHECK_THROWS_AS(sfn::SubNetAssigner(space, sfn::AssignPolicy::kFixed, 3, bad), sfn::ConfigError);
+  // Other policies ignore the fixed SubNet.
+  sfn::SubNetAssigner sandwich(space, sfn::AssignPolicy::kSandwich, 3, mid);
+  CHECK(sandwich.assign(0, clients)[0].isMaxNet(space));
 }
 
 TEST_CASE("static capacity: the largest candidate within each budget") {

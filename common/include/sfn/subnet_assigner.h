@@ -7,6 +7,9 @@
 //  random: every client a uniformly random SubNet.
 //  static-capacity: each client gets the largest SubNet (by MACs) within its MACs budget,
 //    from a fixed list of candidates drawn once from the seed (plus MaxNet and MinNet).
+//  fixed: every client trains the same SubNet. With weighting maxnet_beta = "none" a run is
+//    FedAvg of that SubNet alone (the iFedAvg baseline): only its slice of the SuperNet
+//    ever changes, and evaluating that SubNet gives the baseline's accuracy.
 //
 // Per-client state is two small counters, stored only for clients that ever trained the
 // MaxNet or MinNet, so 100,000 registered clients cost almost nothing.
@@ -17,13 +20,14 @@
 #include "sfn/subnet_config.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace sfn {
 
-enum class AssignPolicy { kTrackingSandwich, kSandwich, kRandom, kStaticCapacity };
+enum class AssignPolicy { kTrackingSandwich, kSandwich, kRandom, kStaticCapacity, kFixed };
 AssignPolicy parseAssignPolicy(const std::string& text);  // throws ConfigError
 std::string toString(AssignPolicy policy);
 
@@ -34,7 +38,10 @@ struct AssignInput {
 
 class SubNetAssigner {
  public:
-  SubNetAssigner(DesignSpace space, AssignPolicy policy, std::uint64_t seed);
+  // `fixed` is the SubNet of the fixed policy (required there, ignored otherwise). Throws
+  // ConfigError when the fixed policy has no SubNet or one outside `space`.
+  SubNetAssigner(DesignSpace space, AssignPolicy policy, std::uint64_t seed,
+                 std::optional<SubNetConfig> fixed = std::nullopt);
 
   // One config per input, same order. Deterministic for (seed, round, inputs). Updates the
   // MaxNet/MinNet counters of the chosen clients.
@@ -58,6 +65,7 @@ class SubNetAssigner {
   std::uint64_t seed_;
   std::unordered_map<std::uint64_t, Counters> counters_;
   std::vector<std::pair<std::int64_t, SubNetConfig>> capacity_candidates_;  // sorted by MACs
+  SubNetConfig fixed_;  // fixed policy only, normalized
 };
 
 }  // namespace sfn

@@ -23,6 +23,7 @@ struct CoordinatorOptions {
   double round_deadline_s = 600;  // clock seconds from sending tasks to closing the round
   double liveness_s = 300;        // a client not heard from for this long is unavailable
   AssignPolicy policy = AssignPolicy::kTrackingSandwich;
+  std::string fixed_subnet = "max";  // policy "fixed": "max", "min" or a canonical SubNet text
   WeightingOptions weighting;
   TrainOptions train;                                      // hyper-parameters sent with every task
   std::map<std::string, std::int64_t> device_macs_budget;  // device class -> MACs (static-capacity)

@@ -11,6 +11,14 @@
 
 namespace sfn {
 
+// One selected client's task in a round and what became of it.
+struct TaskRecord {
+  std::uint64_t task_id = 0;
+  std::string client;  // the client's self-declared name (its CURVE key is in the server log)
+  std::string subnet;  // canonical SubNetConfig text
+  std::string status;  // "accepted" | "rejected" | "dropped" (no valid update by the deadline)
+};
+
 struct RoundMetrics {
   std::int64_t round = 0;
   std::string outcome;  // "completed" | "abandoned"
@@ -29,6 +37,9 @@ struct RoundMetrics {
   double wall_select_s = 0, wall_train_s = 0, wall_aggregate_s = 0, wall_eval_s = 0;
   double clock_start = 0, clock_end = 0;  // coordinator clock (virtual in the simulator)
   std::vector<EvalRecord> evals;
+  // Which SubNet each selected client trained, so that tools can tell which SuperNet
+  // elements a round could change (tests/integration/check_run.cpp). JSON only, not CSV.
+  std::vector<TaskRecord> tasks;
 
   nlohmann::json toJson() const;
   static RoundMetrics fromJson(const nlohmann::json& j);

@@ -31,12 +31,15 @@ class RunRecorder {
 
   // Writes a checkpoint of the coordinator (SuperNet + snapshot); returns its path.
   std::string checkpoint(const Coordinator& coordinator);
+  // The checkpoint file resume() would read: `dir_or_file` itself if it is a file, else the
+  // newest checkpoint in it (or in its checkpoints/); nullopt if there is none.
+  static std::optional<std::string> findCheckpoint(const std::string& dir_or_file);
   // Restores `coordinator` from the newest checkpoint in `dir` (or a checkpoint file).
   // Returns false if there is none. Throws IoError on a corrupt file.
   static bool resume(const std::string& dir_or_file, Coordinator& coordinator);
   // --resume: restores `coordinator` (IoError if there is no checkpoint) and rewrites this
-  // run's metrics files from the restored history.
-  void resumeFrom(const std::string& dir_or_file, Coordinator& coordinator);
+  // run's metrics files from the restored history. Returns the checkpoint file it read.
+  std::string resumeFrom(const std::string& dir_or_file, Coordinator& coordinator);
 
  private:
   std::string dir_;
