@@ -1,0 +1,839 @@
+#!/usr/bin/python3
+"""Gathers an experiment set's runs into CSVs, gnuplot PNGs and report.md.
+
+  report.py SET_FILE OUT      reads OUT/runs, OUT/search; writes OUT/report/
+
+Standard library only. Every number in report.md is computed here from the run folders
+(summary.json, metrics.jsonl) and the searcher's results.csv; nothing is typed by hand.
+What each CSV holds is listed in report.md's "Files" section.
+"""
+
+import csv
+import datetime
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tomllib
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import expset  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_run(path):
+    """summary.json and metrics.jsonl of a finished run, or None if it is not finished."""
+    sp = os.path.join(path, "summary.json")
+    if not os.path.isfile(sp):
+        return None
+    with open(sp) as f:
+        summary = json.load(f)
+    metrics = []
+    mp = os.path.join(path, "metrics.jsonl")
+    if os.path.isfile(mp):
+        with open(mp) as f:
+            metrics = [json.loads(line) for line in f if line.strip()]
+    return {"summary": summary, "metrics": metrics}
+
+
+def run_cost(run):
+    m = run["metrics"]
+    return {
+        "rounds": len(m),
+        "train_macs": sum(r.get("train_macs", 0) for r in m),
+        "bytes_sent": sum(r.get("bytes_sent", 0) for r in m),
+        "bytes_received": sum(r.get("bytes_received", 0) for r in m),
+        "wall_s": float(run["summary"].get("wall_s", 0.0)),
+    }
+
+
+def toml_value(text):
+    """The value of a --set override as sfn-sim reads it (TOML, else a bare string)."""
+    try:
+        return tomllib.loads("v = " + text)["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def effective_config(s, method):
+    """The base config with the set's and the method's overrides applied (for the report)."""
+    with open(s["set"]["config_path"], "rb") as f:
+        cfg = tomllib.load(f)
+    for o in list(s["set"]["overrides"]) + list(method["overrides"]):
+        key, _, value = o.partition("=")
+        table, _, name = key.partition(".")
+        cfg.setdefault(table, {})[name] = toml_value(value)
+    cfg.setdefault("run", {})["rounds"] = s["set"]["rounds"]
+    return cfg
+
+
+def mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    if len(values) == 1:
+        return values[0], 0.0
+    return statistics.fmean(values), statistics.stdev(values)
+
+
+def pct(x, digits=2):
+    return "–" if x is None else f"{100.0 * x:.{digits}f}"
+
+
+def fmt_pm(mean, std, n, digits=2):
+    if mean is None:
+        return "–"
+    if n > 1:
+        return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f}"
+    return f"{100 * mean:.{digits}f}"
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for r in rows:
+            w.writerow(["" if v is None else (f"{v:.6g}" if isinstance(v, float) else v) for v in r])
+
+
+# ----------------------------------------------------------------------------- gathering
+
+
+def read_wall(sd):
+    """Wall seconds of a search as timed by run.sh (None if unknown)."""
+    wp = os.path.join(sd, "wall_s.txt")
+    if not os.path.isfile(wp):
+        return None
+    with open(wp) as f:
+        text = f.read().strip()
+    return float(text) if text else None
+
+
+def search_cost(sd):
+    """Server-side compute of one sfn-search: forward MACs of every SubNet it scored times the
+    validation images it scored them on (from its own evaluated.csv and results.json)."""
+    out = {"evaluations": None, "search_macs": None}
+    jp, ep = os.path.join(sd, "results.json"), os.path.join(sd, "evaluated.csv")
+    if not os.path.isfile(jp):
+        return out
+    with open(jp) as f:
+        rj = json.load(f)
+    out["evaluations"] = rj.get("evaluations")
+    val_samples = rj.get("options", {}).get("val_samples")
+    if val_samples and os.path.isfile(ep):
+        with open(ep, newline="") as f:
+            out["search_macs"] = sum(int(float(r["macs"])) for r in csv.DictReader(f)) * int(val_samples)
+    return out
+
+
+class Gathered:
+    def __init__(self, s, out):
+        self.s = s
+        self.out = out
+        self.targets = s["target"]
+        self.methods = {m["name"]: m for m in s["method"]}
+        self.runs = []  # dicts: method, role, alpha, seed, target, source, dir, run, cost
+        self.missing = []  # labels of planned runs without summary.json
+        self.final = []  # final accuracy rows
+        self.searches = []  # dicts: method, alpha, seed, dir, rows, wall_s
+        self.search_missing = os.path.isfile(os.path.join(out, "search-missing"))
+        self._gather()
+
+    def _add_run(self, rd, label, method, alpha, seed, target, source):
+        run = load_run(rd)
+        if run is None:
+            self.missing.append(label)
+            return
+        m = self.methods[method]
+        rec = {"method": method, "role": m["role"], "alpha": alpha, "seed": seed, "target": target,
+               "source": source, "dir": rd, "run": run, "cost": run_cost(run)}
+        self.runs.append(rec)
+        final = run["summary"].get("final", [])
+        names = [t["name"] for t in self.targets] if target is None else [target]
+        for name, r in zip(names, final):
+            self.final.append({"method": method, "subnet_name": name, "source": source,
+                               "subnet": r["subnet"], "macs": int(r["macs"]), "params": int(r["params"]),
+                               "alpha": alpha, "seed": seed, "val": float(r["val_accuracy"]),
+                               "test": float(r["test_accuracy"])})
+
+    def _gather(self):
+        s, out = self.s, self.out
+        tnames = {t["name"] for t in self.targets}
+        for rd, label, _ in expset.train_runs(s, out):
+            parts = label.split("/")
+            method, alpha, seed = parts[0], float(parts[1][1:]), int(parts[2][1:])
+            target = parts[3] if len(parts) > 3 else None
+            assert target is None or target in tnames
+            self._add_run(rd, label, method, alpha, seed, target, "fixed")
+        for m in s["method"]:
+            if not m["search"] or m["role"] != "supernet":
+                continue
+            for alpha, seed in expset.cells(s, m):
+                sd = expset.search_dir(out, m["name"], alpha, seed)
+                rows = expset.read_search_results(sd)
+                if rows is None:
+                    continue
+                self.searches.append({"method": m["name"], "alpha": alpha, "seed": seed, "dir": sd,
+                                      "rows": rows, "wall_s": read_wall(sd), **search_cost(sd),
+                                      "targets": len(rows)})
+                for r in rows:
+                    if r["test_accuracy"] is None or r["macs"] is None:
+                        continue
+                    self.final.append({"method": m["name"], "subnet_name": r["target"], "source": "search",
+                                       "subnet": r["subnet"] or "", "macs": int(float(r["macs"])),
+                                       "params": int(float(r["params"] or 0)), "alpha": alpha, "seed": seed,
+                                       "val": float(r["val_accuracy"] or "nan"),
+                                       "test": float(r["test_accuracy"])})
+        self.cost_search = None
+        cell = expset.cost_search_cell(s)
+        if cell is not None:
+            sd = expset.cost_search_dir(out, *cell)
+            rows = expset.read_search_results(sd)
+            if rows is not None:
+                self.cost_search = {"method": cell[0], "alpha": cell[1], "seed": cell[2], "targets": len(rows),
+                                    "wall_s": read_wall(sd), **search_cost(sd)}
+        for rd, label, _ in expset.winner_runs(s, out):
+            parts = label.split("/")
+            self._add_run(rd, label, parts[0], float(parts[1][1:]), int(parts[2][1:]), parts[3], "search")
+
+    # Accuracy rows grouped over seeds.
+    def summary_rows(self):
+        groups = {}
+        for r in self.final:
+            key = (r["method"], r["subnet_name"], r["source"], r["alpha"])
+            groups.setdefault(key, []).append(r)
+        rows = []
+        for (method, name, source, alpha), rs in groups.items():
+            rs.sort(key=lambda r: r["seed"])
+            tm, ts = mean_std([r["test"] for r in rs])
+            vm, vs = mean_std([r["val"] for r in rs if not math.isnan(r["val"])])
+            rows.append({"method": method, "subnet_name": name, "source": source, "alpha": alpha,
+                         "macs": statistics.fmean(r["macs"] for r in rs),
+                         "params": statistics.fmean(r["params"] for r in rs), "n": len(rs),
+                         "seeds": " ".join(str(r["seed"]) for r in rs), "test_mean": tm, "test_std": ts,
+                         "val_mean": vm, "val_std": vs, "by_seed": {r["seed"]: r["test"] for r in rs}})
+        order = {m["name"]: i for i, m in enumerate(self.s["method"])}
+        rows.sort(key=lambda r: (r["alpha"], order.get(r["method"], 99), r["source"], r["macs"]))
+        return rows
+
+    def alphas(self):
+        return sorted({r["alpha"] for r in self.runs})
+
+    def training_costs(self):
+        """Per (method, alpha, seed): the cost of producing that method's fixed-target models."""
+        groups = {}
+        for r in self.runs:
+            if r["source"] != "fixed":
+                continue
+            key = (r["method"], r["alpha"], r["seed"])
+            g = groups.setdefault(key, {"train_macs": 0, "bytes": 0, "wall_s": 0.0, "runs": 0})
+            g["train_macs"] += r["cost"]["train_macs"]
+            g["bytes"] += r["cost"]["bytes_sent"] + r["cost"]["bytes_received"]
+            g["wall_s"] += r["cost"]["wall_s"]
+            g["runs"] += 1
+        return groups
+
+
+# ----------------------------------------------------------------------------- claims
+
+
+def claims(g, summary):
+    """(claim, alpha, subject, verdict, reference value, other value, difference, rule) rows."""
+    s = g.s
+    rep = s["report"]
+    ref, base = rep["reference"], rep["baseline"]
+    tol, noise = float(rep["tolerance_pp"]), float(rep["noise_pp"])
+    by = {(r["method"], r["subnet_name"], r["source"], r["alpha"]): r for r in summary}
+    out = []
+
+    # C1: SuperFedNAS SubNets as accurate as or better than iFedAvg, per fixed target.
+    rule1 = (f"{ref} mean test accuracy >= {base} mean - {tol:g} pp for every fixed target and every searched "
+             f"winner that {base} also trained (means over the seeds both ran)")
+    for alpha in g.alphas():
+        diffs = []
+        for t in g.targets:
+            a, b = by.get((ref, t["name"], "fixed", alpha)), by.get((base, t["name"], "fixed", alpha))
+            if not a or not b:
+                continue
+            seeds = sorted(set(a["by_seed"]) & set(b["by_seed"]))
+            if not seeds:
+                continue
+            ra = statistics.fmean(a["by_seed"][x] for x in seeds)
+            rb = statistics.fmean(b["by_seed"][x] for x in seeds)
+            d = 100 * (ra - rb)
+            diffs.append(d)
+            out.append(("C1 accuracy vs iFedAvg", alpha, f"{t['name']} (seeds {' '.join(map(str, seeds))})",
+                        "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule1))
+        # Searched winners trained by iFedAvg too (phase 3), when present.
+        for r in summary:
+            if r["method"] != ref or r["source"] != "search" or r["alpha"] != alpha:
+                continue
+            b = by.get((base, "win-" + r["subnet_name"], "search", alpha))
+            if not b:
+                continue
+            seeds = sorted(set(r["by_seed"]) & set(b["by_seed"]))
+            if not seeds:
+                continue
+            ra = statistics.fmean(r["by_seed"][x] for x in seeds)
+            rb = statistics.fmean(b["by_seed"][x] for x in seeds)
+            d = 100 * (ra - rb)
+            diffs.append(d)
+            out.append(("C1 accuracy vs iFedAvg", alpha, f"winner {r['subnet_name']}",
+                        "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule1))
+        if diffs:
+            ok = all(d >= -tol for d in diffs)
+            out.append(("C1 accuracy vs iFedAvg", alpha, "ALL",
+                        "reproduced" if ok else "not reproduced", None, None, min(diffs), rule1))
+
+    # C2: cost flat in the number of targets for SuperFedNAS, linear for iFedAvg.
+    cvt = cost_vs_targets(g)
+    rule2 = ("one SuperFedNAS training serves every target (flat); iFedAvg needs one training per target; "
+             f"reproduced if iFedAvg's cost exceeds SuperFedNAS's within 1..{s['cost']['max_targets']} targets")
+    if cvt:
+        for unit, key in (("client training TMACs", "train_tmacs"), ("GB communicated", "comm_gb")):
+            refc = [r for r in cvt if r["method"] == ref]
+            basec = [r for r in cvt if r["method"] == base]
+            if not refc or not basec:
+                continue
+            flat = max(r[key] for r in refc) == min(r[key] for r in refc)
+            cross = next((r["n"] for r in basec if r[key] > refc[0][key]), None)
+            out.append(("C2 cost vs number of targets", s["set"]["headline_alpha"], unit,
+                        "reproduced" if flat and cross is not None else "not reproduced",
+                        refc[0][key], basec[-1][key], cross, rule2 + "; break-even N = the smallest N at which iFedAvg costs more"))
+        # With the server's search compute added, at the largest N where it was measured.
+        measured = [r for r in cvt if r["method"] == ref + "+search"]
+        nmax = max((r["n"] for r in measured), default=0)
+        a = next((r for r in measured if r["n"] == nmax), None)
+        b = next((r for r in cvt if r["method"] == base and r["n"] == nmax), None)
+        if a and b:
+            out.append(("C2 cost vs number of targets", s["set"]["headline_alpha"],
+                        f"training + search TMACs at N={nmax}",
+                        "reproduced" if a["train_tmacs"] < b["train_tmacs"] else "not reproduced",
+                        a["train_tmacs"], b["train_tmacs"], None,
+                        f"with search: reproduced if {ref} training + its measured {nmax}-target search costs "
+                        f"fewer TMACs than {nmax} {base} trainings"))
+
+    # C3: ablations are worse than SuperFedNAS (mean over fixed targets, common seeds).
+    rule3 = (f"{ref} mean test accuracy over the fixed targets minus the ablation's (common seeds): "
+             f"> {noise:g} pp reproduced, within ±{noise:g} pp inconclusive, < -{noise:g} pp not reproduced")
+    for abl in rep["ablations"]:
+        for alpha in g.alphas():
+            ra_all, rb_all = [], []
+            for t in g.targets:
+                a, b = by.get((ref, t["name"], "fixed", alpha)), by.get((abl, t["name"], "fixed", alpha))
+                if not a or not b:
+                    continue
+                seeds = sorted(set(a["by_seed"]) & set(b["by_seed"]))
+                ra_all += [a["by_seed"][x] for x in seeds]
+                rb_all += [b["by_seed"][x] for x in seeds]
+            if not ra_all:
+                continue
+            d = 100 * (statistics.fmean(ra_all) - statistics.fmean(rb_all))
+            verdict = "reproduced" if d > noise else ("inconclusive" if d >= -noise else "not reproduced")
+            out.append((f"C3 ablation {abl} is worse", alpha, "mean over fixed targets", verdict,
+                        100 * statistics.fmean(ra_all), 100 * statistics.fmean(rb_all), d, rule3))
+    return out
+
+
+def cost_vs_targets(g):
+    """Cost of serving N targets at the headline alpha, N = 1..max_targets.
+
+    Reference (SuperFedNAS): one training serves every N, so its measured cost (mean over
+    seeds) is the same for all N. Baseline (iFedAvg): N trainings; each is the mean of the
+    measured per-target runs (MinNet..MaxNet, all seeds), so cost(N) = N x that mean; at
+    N = number of fixed targets the sum of the actual runs is given as a separate point.
+    """
+    s = g.s
+    alpha = float(s["set"]["headline_alpha"])
+    ref, base = s["report"]["reference"], s["report"]["baseline"]
+    ref_runs = [r for r in g.runs if r["method"] == ref and r["alpha"] == alpha and r["source"] == "fixed"]
+    base_runs = [r for r in g.runs if r["method"] == base and r["alpha"] == alpha and r["source"] == "fixed"]
+    if not ref_runs or not base_runs:
+        return []
+    tm = lambda rs: statistics.fmean(r["cost"]["train_macs"] for r in rs) / 1e12  # noqa: E731
+    gb = lambda rs: statistics.fmean(r["cost"]["bytes_sent"] + r["cost"]["bytes_received"] for r in rs) / 1e9  # noqa: E731
+    rows = []
+    for n in range(1, int(s["cost"]["max_targets"]) + 1):
+        rows.append({"n": n, "method": ref, "train_tmacs": tm(ref_runs), "comm_gb": gb(ref_runs),
+                     "basis": f"measured: mean of {len(ref_runs)} run(s), one training for all N"})
+    for n in range(1, int(s["cost"]["max_targets"]) + 1):
+        rows.append({"n": n, "method": base, "train_tmacs": n * tm(base_runs), "comm_gb": n * gb(base_runs),
+                     "basis": f"N x mean of {len(base_runs)} measured per-target runs"})
+    # Training + search, only where the search cost was measured: the set's K budget targets
+    # (mean over the searched seeds) and one search for max_targets targets.
+    searched = [x for x in g.searches if x["method"] == ref and x["alpha"] == alpha and x["search_macs"]]
+    if searched:
+        rows.append({"n": searched[0]["targets"], "method": ref + "+search",
+                     "train_tmacs": tm(ref_runs) + statistics.fmean(x["search_macs"] for x in searched) / 1e12,
+                     "comm_gb": gb(ref_runs),
+                     "basis": f"measured: training + server search forward MACs for {searched[0]['targets']} "
+                              f"targets (mean of {len(searched)} search(es))"})
+    cs = g.cost_search
+    if cs and cs["search_macs"] and cs["alpha"] == alpha:
+        rows.append({"n": cs["targets"], "method": ref + "+search",
+                     "train_tmacs": tm(ref_runs) + cs["search_macs"] / 1e12, "comm_gb": gb(ref_runs),
+                     "basis": f"measured: training + server search forward MACs for {cs['targets']} targets "
+                              f"(one search, seed {cs['seed']})"})
+    seeds = sorted({r["seed"] for r in base_runs})
+    k = len(g.targets)
+    per_seed = [[r for r in base_runs if r["seed"] == sd] for sd in seeds]
+    per_seed = [rs for rs in per_seed if len(rs) == k]
+    if per_seed:
+        rows.append({"n": k, "method": base + "-measured-sum",
+                     "train_tmacs": statistics.fmean(sum(r["cost"]["train_macs"] for r in rs) for rs in per_seed) / 1e12,
+                     "comm_gb": statistics.fmean(sum(r["cost"]["bytes_sent"] + r["cost"]["bytes_received"]
+                                                     for r in rs) for rs in per_seed) / 1e9,
+                     "basis": f"measured: sum of the {k} fixed-target runs (mean over {len(per_seed)} seed(s))"})
+    return rows
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def gnuplot_terminal():
+    try:
+        res = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = res.stdout + res.stderr
+    return "pngcairo" if "pngcairo" in text else ("png" if " png " in text else None)
+
+
+def datablock(name, rows):
+    lines = [f"${name} << EOD"] + [" ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in r)
+                                  for r in rows] + ["EOD"]
+    return "\n".join(lines)
+
+
+def render(gp_path, script, term):
+    with open(gp_path, "w") as f:
+        f.write(script)
+    subprocess.run(["gnuplot", gp_path], check=True, timeout=120, cwd=os.path.dirname(gp_path))
+
+
+def plots(g, summary, cvt, rdir, term):
+    made = []
+    if term is None:
+        return made
+    head = f"set terminal {term} size 1000,640 font ',11'\nset grid\nset key outside right top\n"
+    methods = [m["name"] for m in g.s["method"]]
+    # One colour per method in every plot (colour-blind-safe palette, then greys).
+    palette = ["#9400d3", "#56b4e9", "#e69f00", "#009e73", "#d55e00", "#0072b2", "#cc79a7", "#555555", "#999999"]
+    color = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    # Accuracy vs MACs, one plot per alpha.
+    for alpha in g.alphas():
+        blocks, plotcmds = [], []
+        i = 0
+        for method in methods:
+            for source, label_suffix, pt in (("fixed", "fixed targets", 7), ("search", "searched winners", 5)):
+                rows = [r for r in summary if r["method"] == method and r["alpha"] == alpha and r["source"] == source]
+                if not rows:
+                    continue
+                rows.sort(key=lambda r: r["macs"])
+                i += 1
+                blocks.append(datablock(f"d{i}", [(r["macs"] / 1e6, 100 * r["test_mean"], 100 * r["test_std"])
+                                                  for r in rows]))
+                style = "yerrorlines" if source == "fixed" else "yerrorbars"
+                plotcmds.append(f"$d{i} using 1:2:3 with {style} lw 2 pt {pt} ps 1.3 lc rgb '{color[method]}' "
+                                f"title '{method} ({label_suffix})'")
+        if not plotcmds:
+            continue
+        name = f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}"
+        script = (head + "\n".join(blocks) + f"\nset output '{name}.png'\n"
+                  f"set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha {alpha:g} (mean ± std over seeds)'\n"
+                  "set xlabel 'forward MACs per image (millions)'\nset ylabel 'test accuracy (%)'\n"
+                  "plot " + ", \\\n     ".join(plotcmds) + "\n")
+        render(os.path.join(rdir, name + ".gp"), script, term)
+        made.append(name + ".png")
+
+    # Cost vs number of targets.
+    if cvt:
+        ref, base = g.s["report"]["reference"], g.s["report"]["baseline"]
+        # Fixed colours, so a series looks the same in both panels.
+        series = [(ref, "lines lw 3 lc rgb '#9400d3'"),
+                  (ref + "+search", "linespoints lw 2 dt 2 pt 5 ps 1.5 lc rgb '#009e73'"),
+                  (base, "linespoints lw 2 pt 7 lc rgb '#56b4e9'"),
+                  (base + "-measured-sum", "points pt 9 ps 2.5 lc rgb '#e69f00'")]
+        blocks, tm_cmds, gb_cmds = [], [], []
+        for i, (method, style) in enumerate(series):
+            rows = sorted((r for r in cvt if r["method"] == method), key=lambda r: r["n"])
+            if not rows:
+                continue
+            blocks.append(datablock(f"c{i}", [(r["n"], r["train_tmacs"], r["comm_gb"]) for r in rows]))
+            title = {ref: f"{ref}: one training",
+                     ref + "+search": f"{ref}: training + search",
+                     base: f"{base}: N x mean run",
+                     base + "-measured-sum": f"{base}: sum of measured runs"}[method]
+            tm_cmds.append(f"$c{i} using 1:2 with {style} title '{title}'")
+            if method != ref + "+search":  # the search sends nothing
+                gb_cmds.append(f"$c{i} using 1:3 with {style} notitle")
+        name = "cost_vs_targets"
+        script = (head.replace("size 1000,640", "size 1100,520") + "\n".join(blocks) +
+                  f"\nset output '{name}.png'\nset key top left inside font ',10'\nset multiplot layout 1,2 "
+                  f"title 'Cost of serving N deployment targets (alpha {g.s['set']['headline_alpha']:g})'\n"
+                  "set xlabel 'number of targets N'\nset ylabel 'training TMACs (clients; + server search)'\n"
+                  "set yrange [0:*]\n"
+                  f"set xrange [0:{int(g.s['cost']['max_targets']) + 1}]\n"
+                  "plot " + ", ".join(tm_cmds) + "\n"
+                  "set ylabel 'GB communicated (down + up)'\n"
+                  "plot " + ", ".join(gb_cmds) + "\nunset multiplot\n")
+        render(os.path.join(rdir, name + ".gp"), script, term)
+        made.append(name + ".png")
+
+    # Validation accuracy per round at the headline alpha: one panel per fixed target.
+    alpha = float(g.s["set"]["headline_alpha"])
+    curves = round_curves(g, alpha)
+    if curves:
+        blocks, panels = [], []
+        for t in g.targets:
+            cmds = []
+            for method in methods:
+                pts = curves.get((method, t["name"]))
+                if not pts:
+                    continue
+                bname = f"r{len(blocks)}"
+                blocks.append(datablock(bname, [(rnd, 100 * v) for rnd, v in pts]))
+                cmds.append(f"${bname} using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '{color[method]}' "
+                            f"title '{method}'")
+            if cmds:
+                panels.append((t["name"], cmds))
+        if panels:
+            cols = 2
+            rows_n = (len(panels) + 1) // 2
+            name = f"accuracy_per_round_a{expset.alpha_tag(alpha)}"
+            script = (f"set terminal {term} size 1200,{420 * rows_n} font ',10'\nset grid\n" + "\n".join(blocks) +
+                      f"\nset output '{name}.png'\nset key bottom right inside font ',9'\n"
+                      f"set multiplot layout {rows_n},{cols} title 'Validation accuracy per round, alpha {alpha:g} "
+                      "(mean over seeds)'\nset xlabel 'round'\nset ylabel 'validation accuracy (%)'\n")
+            script += "set xtics 1\n" if g.s["set"]["rounds"] <= 15 else ""
+            for i, (title, cmds) in enumerate(panels):
+                script += f"set title '{title}'\n" + ("" if i == 0 else "unset key\n")
+                script += "plot " + ", ".join(cmds) + "\n"
+            script += "unset multiplot\n"
+            render(os.path.join(rdir, name + ".gp"), script, term)
+            made.append(name + ".png")
+    return made
+
+
+def round_rows(g):
+    """(method, subnet_name, alpha, seed, round, val_accuracy) from metrics.jsonl evals."""
+    rows = []
+    for r in g.runs:
+        if r["source"] != "fixed":
+            continue
+        names = [t["name"] for t in g.targets] if r["target"] is None else [r["target"]]
+        last = 0
+        for m in r["run"]["metrics"]:
+            for name, e in zip(names, m.get("evals", [])):
+                last = int(m["round"]) + 1
+                rows.append((r["method"], name, r["alpha"], r["seed"], last, float(e["accuracy"])))
+        # sfn-sim's final validation accuracy is the last round's, whether or not eval.every
+        # hit it: sets can skip the periodic evaluation of the last round and still plot it.
+        done = len(r["run"]["metrics"])
+        if done > last:
+            for name, e in zip(names, r["run"]["summary"].get("final", [])):
+                rows.append((r["method"], name, r["alpha"], r["seed"], done, float(e["val_accuracy"])))
+    return rows
+
+
+def round_curves(g, alpha):
+    acc = {}
+    for method, name, a, _seed, rnd, v in round_rows(g):
+        if a == alpha:
+            acc.setdefault((method, name), {}).setdefault(rnd, []).append(v)
+    return {k: sorted((rnd, statistics.fmean(vs)) for rnd, vs in d.items()) for k, d in acc.items()}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def num(x, digits=2):
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def sig(x, digits=3):
+    """Costs span orders of magnitude between sets: significant digits, not decimals."""
+    return "–" if x is None else f"{x:.{digits}g}"
+
+
+def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
+    """report.md (everything) and results_section.md (the README's Results section)."""
+    s = g.s
+    meta = s["set"]
+    machine = {}
+    mp = os.path.join(g.out, "machine.json")
+    if os.path.isfile(mp):
+        with open(mp) as f:
+            machine = json.load(f)
+    ref, base = s["report"]["reference"], s["report"]["baseline"]
+    cfg = effective_config(s, g.methods[ref])
+    tr, rd, sim, data, sn = (cfg.get(k, {}) for k in ("train", "round", "simulation", "data", "supernet"))
+    run_wall = sum(r["cost"]["wall_s"] for r in g.runs)
+    all_searches = g.searches + ([g.cost_search] if g.cost_search else [])
+    search_wall = sum(x["wall_s"] or 0.0 for x in all_searches)
+    methods = [m["name"] for m in s["method"]]
+    sec = {}
+
+    machine_text = (f"{machine.get('nproc', '?')} cores, {machine.get('cpu', '?')}, {machine.get('memory', '?')}, "
+                    f"{machine.get('uname', '?')}")
+    config_text = (f"{data.get('dataset', 'fmnist')} ({sim.get('clients', '?')} clients, "
+                   f"{data.get('partition', 'dirichlet')} split), SuperNet preset `{sn.get('preset', 'fmnist')}`, "
+                   f"{meta['rounds']} rounds x {rd.get('clients_per_round', '?')} clients, "
+                   f"{tr.get('epochs', '?')} local epoch(s), batch {tr.get('batch_size', '?')}, "
+                   f"lr {tr.get('lr', '?')}, momentum {tr.get('momentum', '?')}")
+    compute_text = (f"{len(g.runs)} training runs, {run_wall / 60:.1f} min of run wall time"
+                    + (f", {len(all_searches)} searches, {search_wall / 60:.1f} min" if all_searches else ""))
+    sec["setup"] = md_table(["item", "value"], [
+        ["machine", machine_text],
+        ["runs started", f"{machine.get('started', '?')} (git {machine.get('git', '?')})"],
+        ["set file", f"`experiments/sets/{os.path.basename(s['_path'])}`"],
+        ["base config", f"`{os.path.relpath(meta['config_path'], REPO)}` + the set's overrides"],
+        ["data", f"{data.get('dataset', 'fmnist')}, {sim.get('clients', '?')} clients, partition "
+                 f"{data.get('partition', 'dirichlet')}, validation fraction {data.get('val_fraction', '?')}"],
+        ["SuperNet", f"preset `{sn.get('preset', 'fmnist')}`"],
+        ["training", f"{meta['rounds']} rounds x {rd.get('clients_per_round', '?')} clients, "
+                     f"{tr.get('epochs', '?')} local epoch(s), batch {tr.get('batch_size', '?')}, "
+                     f"lr {tr.get('lr', '?')}, momentum {tr.get('momentum', '?')}, "
+                     f"clip {tr.get('clip_grad_norm', '?')}"],
+        ["evaluation", f"validation accuracy every {meta['eval_every']} rounds; final test accuracy on the "
+                       "test set"],
+        ["compute", compute_text],
+    ])
+    mrows = []
+    for m in s["method"]:
+        gr = "; ".join(f"alpha {c['alpha']:g}: seeds {' '.join(map(str, c['seeds']))}" for c in s["grid"][m["grid"]])
+        mrows.append([m["name"], m["role"], "`" + " ".join(m["overrides"]) + "`", gr])
+    sec["methods"] = md_table(["method", "runs", "sfn-sim overrides", "alphas and seeds"], mrows)
+    warn = []
+    if g.missing:
+        warn.append(f"**Incomplete:** {len(g.missing)} planned run(s) have no `summary.json` and are left out: "
+                    + ", ".join(f"`{x}`" for x in g.missing[:20]) + (" ..." if len(g.missing) > 20 else ""))
+    if g.search_missing:
+        warn.append("**sfn-search was not built when the set ran:** searched-winner rows are left out.")
+    sec["warnings"] = "\n\n".join(warn)
+
+    vrows = []
+    for c in claim_rows:
+        if c[2] == "ALL" or c[0].startswith("C2") or c[0].startswith("C3"):
+            if c[0].startswith("C1"):
+                detail = f"smallest {ref} - {base} difference over the targets: {num(c[6])} pp"
+            elif c[0].startswith("C2") and "search" in c[2]:
+                detail = f"{ref} + search {sig(c[4])} vs {base} {sig(c[5])}"
+            elif c[0].startswith("C2"):
+                detail = (f"{ref} {sig(c[4])} at every N vs {base} {sig(c[5])} at N={s['cost']['max_targets']}; "
+                          f"break-even N = {c[6] if c[6] is not None else 'none'}")
+            else:
+                detail = f"{ref} {num(c[4])} % vs {num(c[5])} %, difference {num(c[6])} pp"
+            vrows.append([c[0], f"{c[1]:g}", c[2], f"**{c[3]}**", detail])
+    rules = []
+    for c in claim_rows:
+        if c[7] not in rules:
+            rules.append(c[7])
+    sec["claims"] = ((md_table(["claim", "alpha", "measure", "verdict", "numbers"], vrows) if vrows
+                      else "No claim could be decided (runs missing).") + "\n\nComparison rules: " +
+                     " ".join(f"({i + 1}) {r}." for i, r in enumerate(rules)))
+
+    def accuracy_table(alpha):
+        rows = []
+        for t in g.targets:
+            macs = next((r["macs"] for r in summary if r["subnet_name"] == t["name"] and r["alpha"] == alpha), None)
+            params = next((r["params"] for r in summary if r["subnet_name"] == t["name"] and r["alpha"] == alpha),
+                          None)
+            cells = []
+            for m in methods:
+                r = next((x for x in summary if x["method"] == m and x["subnet_name"] == t["name"]
+                          and x["alpha"] == alpha and x["source"] == "fixed"), None)
+                cells.append(fmt_pm(r["test_mean"], r["test_std"], r["n"]) + f" (n={r['n']})" if r else "–")
+            rows.append([t["name"], "–" if macs is None else f"{macs / 1e6:.2f}",
+                         "–" if params is None else f"{params / 1e3:.0f}"] + cells)
+        text = md_table(["SubNet", "MMACs", "k params"] + methods, rows)
+        wins = [r for r in summary if r["source"] == "search" and r["alpha"] == alpha]
+        if wins:
+            wrows = [[r["method"], r["subnet_name"], f"{r['macs'] / 1e6:.2f}", f"{r['params'] / 1e3:.0f}",
+                      fmt_pm(r["val_mean"], r["val_std"], r["n"]), fmt_pm(r["test_mean"], r["test_std"], r["n"]),
+                      r["n"]] for r in wins]
+            text += ("\n\nSearched winners (MACs-budget targets; MACs and accuracy are means over seeds; "
+                     "`win-*` rows are the same SubNets trained alone by iFedAvg):\n\n" +
+                     md_table(["method", "target", "MMACs", "k params", "val acc", "test acc", "n"], wrows))
+        return text
+
+    crow = []
+    agg = {}
+    for (method, alpha, _seed), c in costs.items():
+        agg.setdefault((method, alpha), []).append(c)
+    order = {m: i for i, m in enumerate(methods)}
+    for (method, alpha), cs in sorted(agg.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 99))):
+        crow.append([method, f"{alpha:g}", len(cs), cs[0]["runs"],
+                     sig(statistics.fmean(c["train_macs"] for c in cs) / 1e12),
+                     sig(statistics.fmean(c["bytes"] for c in cs) / 1e9),
+                     num(statistics.fmean(c["wall_s"] for c in cs) / 60, 1)])
+    sec["cost_methods"] = md_table(["method", "alpha", "seeds", "runs per seed", "client TMACs",
+                                    "GB communicated", "wall min"], crow)
+    sec["search_note"] = ""
+    sw = [x["wall_s"] for x in g.searches if x["wall_s"] is not None]
+    ev = [x["evaluations"] for x in g.searches if x["evaluations"] is not None]
+    if sw:
+        sec["search_note"] = (
+            f"The one-shot search (server side, no client work) took {num(statistics.fmean(sw), 1)} s per SuperNet "
+            f"on average for {len(s['search']['macs_fractions'])} MACs targets ({len(sw)} searches"
+            + (f", {statistics.fmean(ev):.0f} SubNets evaluated on validation data per search" if ev else "")
+            + f"; sfn-search options: `{' '.join(s['search']['args']) or 'defaults'}`).")
+    sec["cost_targets"] = ""
+    if cvt:
+        pick = sorted({1, len(g.targets), 10, int(s["cost"]["max_targets"])} |
+                      {r["n"] for r in cvt if r["method"] == ref + "+search"})
+        rows = []
+        for n in pick:
+            a = next((r for r in cvt if r["method"] == ref and r["n"] == n), None)
+            a2 = next((r for r in cvt if r["method"] == ref + "+search" and r["n"] == n), None)
+            b = next((r for r in cvt if r["method"] == base and r["n"] == n), None)
+            if a and b:
+                rows.append([n, sig(a["train_tmacs"]), sig(a2["train_tmacs"]) if a2 else "–", sig(b["train_tmacs"]),
+                             sig(a["comm_gb"]), sig(b["comm_gb"])])
+        bases = sorted({(r["method"], r["basis"]) for r in cvt})
+        sec["cost_targets"] = (
+            f"Cost of N deployment targets at alpha {meta['headline_alpha']:g}:\n\n" +
+            md_table(["N", f"{ref} TMACs", f"{ref} + search TMACs", f"{base} TMACs", f"{ref} GB", f"{base} GB"],
+                     rows) +
+            "\n\nWhich points are measured: " + "; ".join(f"{m}: {b}" for m, b in bases) +
+            f". Every {base} run trains one SubNet for the same rounds, clients per round and local epochs as "
+            f"the one {ref} training, so a target's cost lies between the measured MinNet and MaxNet runs; the "
+            "line uses the mean measured run.")
+
+    def img(prefix, name, alt):
+        return f"![{alt}]({prefix}{name})" if name in plots_made else ""
+
+    # ---- report.md
+    L = [f"# SuperFedNAS at CPU scale: experiment set `{meta['name']}`\n",
+         f"Generated {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
+         "`experiments/tools/report.py` from the run folders; every number below is computed from "
+         "`summary.json`, `metrics.jsonl` and the searcher's `results.csv`.\n"]
+    if meta["about"]:
+        L.append(f"*{meta['about']}*\n")
+    L += ["## Setup\n", sec["setup"], "", sec["methods"], ""]
+    if sec["warnings"]:
+        L += [sec["warnings"], ""]
+    L += ["## Claims\n", sec["claims"], "", "## Final test accuracy (%)\n"]
+    for alpha in g.alphas():
+        L += [f"### Dirichlet alpha {alpha:g}\n", accuracy_table(alpha), ""]
+        L += [img("", f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}.png", "accuracy vs MACs"), ""]
+    L += ["## Cost counted by the system\n",
+          "Client training MACs are summed from `train_macs` of every round in `metrics.jsonl` (3 x forward "
+          "MACs x samples x epochs per task); bytes are the encoded messages sent and received by the "
+          "coordinator. Per method and (alpha, seed), the cost of producing all of its fixed-target models: "
+          "one run for SuperNet methods, one run per target for iFedAvg.\n", sec["cost_methods"], ""]
+    if sec["search_note"]:
+        L += [sec["search_note"], ""]
+    if sec["cost_targets"]:
+        L += [sec["cost_targets"], "", img("", "cost_vs_targets.png", "cost vs number of targets"), ""]
+    per_round = f"accuracy_per_round_a{expset.alpha_tag(float(meta['headline_alpha']))}.png"
+    if per_round in plots_made:
+        L += ["## Accuracy per round\n", img("", per_round, "accuracy per round"), ""]
+    L += ["## Files\n", md_table(["file", "content"], [
+        ["`runs.csv`", "one row per training run: rounds, client TMACs, MB sent/received, wall seconds"],
+        ["`final_accuracy.csv`", "final validation and test accuracy per run and SubNet (fixed targets, "
+                                 "searched winners)"],
+        ["`accuracy_summary.csv`", "the same, mean and std over seeds"],
+        ["`round_accuracy.csv`", "validation accuracy per round per run and SubNet"],
+        ["`cost.csv`", "per method, alpha and seed: cost of producing the fixed-target models"],
+        ["`cost_vs_targets.csv`", "cost of N targets, N = 1..max, with the basis of each point"],
+        ["`claims.csv`", "every comparison behind the verdicts, with its rule"],
+        ["`results_section.md`", "the README's Results section, generated from the same numbers"],
+        ["`*.png`, `*.gp`", "plots and the gnuplot scripts that drew them"],
+    ]), "",
+          f"Reproduce: `bash experiments/run.sh {meta['name']}` (resumable), then "
+          f"`bash experiments/run.sh {meta['name']} --report-only` to redraw.\n"]
+    with open(os.path.join(rdir, "report.md"), "w") as f:
+        f.write("\n".join(L))
+
+    # ---- results_section.md: pasted into README.md; paths relative to the repository root.
+    pre = f"experiments/results/{meta['name']}/"
+    head = float(meta["headline_alpha"])
+    R = [f"## Results (experiment set `{meta['name']}`)\n",
+         f"Runs started {machine.get('started', '?')} (git {machine.get('git', '?')}) on {machine_text}. "
+         f"Config: {config_text}. Seeds: " +
+         "; ".join(f"{m['name']} " + ", ".join(f"alpha {c['alpha']:g}: {' '.join(map(str, c['seeds']))}"
+                                               for c in s["grid"][m["grid"]]) for m in s["method"]) +
+         f". Run time: {compute_text}. Command: `bash experiments/run.sh {meta['name']} --publish`; "
+         f"full report, CSVs and plots: [`{pre}report.md`]({pre}report.md).\n"]
+    if sec["warnings"]:
+        R += [sec["warnings"], ""]
+    R += ["What did and did not reproduce:\n", sec["claims"], "",
+          f"Final test accuracy (%) at alpha {head:g}, mean ± std over seeds:\n", accuracy_table(head), "",
+          img(pre, f"accuracy_vs_macs_a{expset.alpha_tag(head)}.png", "accuracy vs MACs"), ""]
+    if sec["cost_targets"]:
+        R += [sec["cost_targets"], "", img(pre, "cost_vs_targets.png", "cost vs number of targets"), ""]
+    with open(os.path.join(rdir, "results_section.md"), "w") as f:
+        f.write("\n".join(R))
+
+
+def main(argv):
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        s = expset.load_set(argv[1])
+    except (expset.SetError, OSError) as e:
+        print(f"report.py: {e}", file=sys.stderr)
+        return 2
+    out = os.path.abspath(argv[2])
+    rdir = os.path.join(out, "report")
+    if os.path.isdir(rdir):
+        shutil.rmtree(rdir)
+    os.makedirs(rdir)
+    g = Gathered(s, out)
+    summary = g.summary_rows()
+
+    write_csv(os.path.join(rdir, "runs.csv"),
+              ["method", "target", "source", "alpha", "seed", "rounds", "train_tmacs", "bytes_sent_mb",
+               "bytes_received_mb", "wall_s"],
+              [(r["method"], r["target"] or "", r["source"], r["alpha"], r["seed"], r["cost"]["rounds"],
+                r["cost"]["train_macs"] / 1e12, r["cost"]["bytes_sent"] / 1e6, r["cost"]["bytes_received"] / 1e6,
+                r["cost"]["wall_s"]) for r in g.runs])
+    write_csv(os.path.join(rdir, "final_accuracy.csv"),
+              ["method", "subnet_name", "source", "subnet", "macs", "params", "alpha", "seed", "val_accuracy",
+               "test_accuracy"],
+              [(r["method"], r["subnet_name"], r["source"], r["subnet"], r["macs"], r["params"], r["alpha"],
+                r["seed"], r["val"], r["test"]) for r in g.final])
+    write_csv(os.path.join(rdir, "accuracy_summary.csv"),
+              ["method", "subnet_name", "source", "alpha", "macs", "params", "n", "seeds", "test_mean", "test_std",
+               "val_mean", "val_std"],
+              [(r["method"], r["subnet_name"], r["source"], r["alpha"], r["macs"], r["params"], r["n"], r["seeds"],
+                r["test_mean"], r["test_std"], r["val_mean"], r["val_std"]) for r in summary])
+    write_csv(os.path.join(rdir, "round_accuracy.csv"),
+              ["method", "subnet_name", "alpha", "seed", "round", "val_accuracy"], round_rows(g))
+    costs = g.training_costs()
+    write_csv(os.path.join(rdir, "cost.csv"),
+              ["method", "alpha", "seed", "runs", "train_tmacs", "comm_gb", "wall_s"],
+              [(m, a, sd, c["runs"], c["train_macs"] / 1e12, c["bytes"] / 1e9, c["wall_s"])
+               for (m, a, sd), c in sorted(costs.items())])
+    cvt = cost_vs_targets(g)
+    write_csv(os.path.join(rdir, "cost_vs_targets.csv"), ["n_targets", "method", "train_tmacs", "comm_gb", "basis"],
+              [(r["n"], r["method"], r["train_tmacs"], r["comm_gb"], r["basis"]) for r in cvt])
+    claim_rows = claims(g, summary)
+    write_csv(os.path.join(rdir, "claims.csv"),
+              ["claim", "alpha", "subject", "verdict", "reference", "other", "difference", "rule"], claim_rows)
+    term = gnuplot_terminal()
+    if term is None:
+        print("report.py: gnuplot with a png terminal not found; plots skipped", file=sys.stderr)
+    plots_made = plots(g, summary, cvt, rdir, term)
+    write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir)
+    print(f"report.py: {len(g.runs)} runs, {len(g.final)} accuracy rows, {len(plots_made)} plots -> {rdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
