@@ -1,6 +1,7 @@
 #include "sfn/device_profile.h"
 
 #include "sfn/error.h"
+#include "sfn/rng.h"
 #include "sfn/toml_util.h"
 
 #include <toml++/toml.h>
@@ -25,6 +26,18 @@ void DeviceProfile::validate() const {
   if (!(bandwidth_mbps > 0)) fail("bandwidth_mbps", "must be > 0");
   if (!(availability >= 0 && availability <= 1)) fail("availability", "must be in [0, 1]");
   if (macs_budget < 0) fail("macs_budget", "must be >= 0");
+}
+
+std::size_t profileIndexFor(const std::vector<DeviceProfile>& profiles, std::uint64_t seed,
+                            std::size_t client) {
+  SFN_ENFORCE(!profiles.empty(), ConfigError, "a fleet needs at least one device profile");
+  double share_sum = 0;
+  for (const auto& p : profiles) share_sum += p.share;
+  Rng rng(seed, 0xde71ce, client);
+  double u = rng.uniform() * share_sum;
+  std::size_t k = 0;
+  while (k + 1 < profiles.size() && u >= profiles[k].share) u -= profiles[k++].share;
+  return k;
 }
 
 bool DeviceProfile::onlineAt(double t) const {

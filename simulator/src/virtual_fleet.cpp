@@ -56,22 +56,16 @@ VirtualFleet::VirtualFleet(FleetOptions options, const DesignSpace& space, const
   SFN_ENFORCE(total < (std::size_t{1} << 32), ConfigError, "partition too large for the fleet");
   indices_.reserve(total);
   clients_.reserve(partition.size());
-  double share_sum = 0;
-  for (const auto& p : profiles_) share_sum += p.share;
-  // Device classes by share: each client draws from its own (seed, client) stream, so the
-  // assignment does not depend on the fleet size or order of construction.
   for (std::size_t c = 0; c < partition.size(); ++c) {
     Client cl;
     cl.offset = static_cast<std::uint32_t>(indices_.size());
     cl.count = static_cast<std::uint32_t>(partition[c].size());
     indices_.insert(indices_.end(), partition[c].begin(), partition[c].end());
-    Rng rng(options_.seed, 0xde71ce, c);
-    double u = rng.uniform() * share_sum;
-    std::size_t k = 0;
-    while (k + 1 < profiles_.size() && u >= profiles_[k].share) u -= profiles_[k++].share;
-    cl.profile = static_cast<std::uint16_t>(k);
+    cl.profile = static_cast<std::uint16_t>(profileIndexFor(profiles_, options_.seed, c));
     clients_.push_back(cl);
   }
+  // No Register pending until registerAll().
+  next_register_ = clients_.size();
   pool_ = std::make_unique<boost::asio::thread_pool>(static_cast<std::size_t>(options_.workers));
 }
 
@@ -84,16 +78,7 @@ const DeviceProfile& VirtualFleet::profileOf(std::size_t client) const {
   return profiles_[clients_.at(client).profile];
 }
 
-void VirtualFleet::registerAll() {
-  for (std::size_t c = 0; c < clients_.size(); ++c) {
-    RegisterMsg reg;
-    reg.client_name = peerName(c);
-    reg.device_class = profiles_[clients_[c].profile].name;
-    reg.cores = static_cast<std::uint32_t>(options_.torch_threads);
-    reg.samples = clients_[c].count;
-    control_.push_back(Received{peerName(c), encode(reg)});
-  }
-}
+void VirtualFleet::registerAll() { next_register_ = 0; }
 
 SendResult VirtualFleet::send(const PeerId& peer, BytesPtr message) {
   auto client = clientIndex(peer);
@@ -107,21 +92,45 @@ SendResult VirtualFleet::send(const PeerId& peer, BytesPtr message) {
   Rng rng(options_.seed ^ 0xa5a11ab1e, task->round, *client);
   const double sent_at = clock_.now();
   if (!prof.onlineAt(sent_at) || rng.uniform() >= prof.availability) return {};
+  // Scheduling cost only; a SubNet that does not parse fails in trainTask, on the pool.
+  double cost = 0;
+  try {
+    cost =
+        static_cast<double>(computeCost(space_, SubNetConfig::parse(task->subnet, space_)).macs) *
+        static_cast<double>(clients_[*client].count) * std::max(1, task->hyper.epochs);
+  } catch (const ConfigError&) {
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(Queued{cost, queue_seq_++, *client, std::move(message), sent_at});
+    std::push_heap(queue_.begin(), queue_.end(), runsAfter);
     ++in_flight_;
   }
-  boost::asio::post(*pool_, [this, c = *client, msg = std::move(message), sent_at]() mutable {
-    try {
-      trainTask(c, std::move(msg), sent_at);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!error_) error_ = std::current_exception();
-      --in_flight_;
-      cv_.notify_all();
-    }
-  });
+  ++unposted_;
   return {};
+}
+
+bool VirtualFleet::runsAfter(const Queued& a, const Queued& b) {
+  return a.cost != b.cost ? a.cost < b.cost : a.seq > b.seq;
+}
+
+void VirtualFleet::runNextTask() {
+  Queued q;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // One job is posted per queued task, so the queue is never empty here.
+    std::pop_heap(queue_.begin(), queue_.end(), runsAfter);
+    q = std::move(queue_.back());
+    queue_.pop_back();
+  }
+  try {
+    trainTask(q.client, std::move(q.message), q.sent_at);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_) error_ = std::current_exception();
+    --in_flight_;
+    cv_.notify_all();
+  }
 }
 
 void VirtualFleet::trainTask(std::size_t client, BytesPtr task_bytes, double sent_at) {
@@ -166,11 +175,16 @@ void VirtualFleet::trainTask(std::size_t client, BytesPtr task_bytes, double sen
 }
 
 std::optional<Received> VirtualFleet::recv(std::chrono::milliseconds timeout) {
-  if (!control_.empty()) {
-    Received r = std::move(control_.front());
-    control_.pop_front();
-    return r;
+  if (next_register_ < clients_.size()) {
+    const std::size_t c = next_register_++;
+    RegisterMsg reg;
+    reg.client_name = peerName(c);
+    reg.device_class = profiles_[clients_[c].profile].name;
+    reg.cores = static_cast<std::uint32_t>(options_.torch_threads);
+    reg.samples = clients_[c].count;
+    return Received{peerName(c), encode(reg)};
   }
+  for (; unposted_ > 0; --unposted_) boost::asio::post(*pool_, [this]() { runNextTask(); });
   std::unique_lock<std::mutex> lock(mu_);
   // Virtual arrival order is only known once every task in flight has finished.
   const bool settled = cv_.wait_for(lock, std::chrono::duration<double>(options_.max_wait_s),

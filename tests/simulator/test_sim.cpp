@@ -2,19 +2,25 @@
 #include "sfn/coordinator.h"
 #include "sfn/data_source.h"
 #include "sfn/error.h"
+#include "sfn/fleet_keys.h"
 #include "sfn/local_trainer.h"
 #include "sfn/partitioner.h"
 #include "sfn/run_config.h"
 #include "sfn/run_recorder.h"
 #include "sfn/virtual_fleet.h"
+#include "sfn/zmq_fleet.h"
 
 #include <torch/torch.h>
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 using namespace sfn;
 
@@ -55,7 +61,10 @@ SimResult simulate(std::uint64_t seed, int clients, int per_round, int rounds, i
     if (p.macs_budget > 0) co.device_macs_budget[p.name] = p.macs_budget;
   Coordinator coord(co, SuperNet(space, seed), fleet, clock, nullptr, nullptr);
   fleet.registerAll();
-  REQUIRE(coord.waitForClients(static_cast<std::size_t>(clients), 1.0));
+  // As sfn-sim does: one pass over the Registers (waitForClients rescans the registry after
+  // every message, quadratic in the fleet size).
+  coord.pump();
+  REQUIRE(coord.registry().size() == static_cast<std::size_t>(clients));
   for (int r = 0; r < rounds; ++r) coord.runRound();
   return {coord.supernet().tensors().clone(), coord.history(), clock.now()};
 }
@@ -214,4 +223,74 @@ TEST_CASE("availability traces: devices answer only inside their online windows"
   CHECK(r.history[0].accepted == 0);
   CHECK(r.history[0].outcome == "abandoned");
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("fleet keys: generated once, reused, and all allowlisted") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("sfn-fleet-keys-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  FleetKeys a = loadOrCreateFleetKeys(dir, 3);
+  CHECK(a.generated == 3);
+  REQUIRE(a.keys.size() == 3);
+  CHECK(a.keys[0].public_key != a.keys[1].public_key);
+  CHECK((std::filesystem::status(fleetKeyPath(dir, 0)).permissions() &
+         std::filesystem::perms::group_all) == std::filesystem::perms::none);
+  // A larger fleet reuses the first three and adds one; a smaller one keeps all four listed.
+  FleetKeys b = loadOrCreateFleetKeys(dir, 4);
+  CHECK(b.generated == 1);
+  CHECK(b.keys[2].public_key == a.keys[2].public_key);
+  FleetKeys c = loadOrCreateFleetKeys(dir, 2);
+  CHECK(c.generated == 0);
+  CHECK(c.keys.size() == 2);
+  const std::vector<std::string> allowed = readPublicKeys(c.allowlist);
+  REQUIRE(allowed.size() == 4);
+  CHECK(allowed[3] == b.keys[3].public_key);
+  CHECK_THROWS_AS(loadOrCreateFleetKeys(dir, 0), ConfigError);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a fleet of real clients with no server stops promptly when asked") {
+  // Nothing listens on the endpoint: every client keeps trying to register until stopped.
+  const DesignSpace space = DesignSpace::preset("tiny");
+  const Dataset data = makeSyntheticDataset(60, 1, 8, 4, 3);
+  Partition shards(3);
+  for (std::int64_t i = 0; i < 60; ++i) shards[static_cast<std::size_t>(i % 3)].push_back(i);
+  ZmqFleetOptions fo;
+  fo.server_endpoint = "tcp://127.0.0.1:1";
+  fo.insecure = true;
+  fo.client.poll_interval = std::chrono::milliseconds(50);
+  fo.client.register_timeout = std::chrono::milliseconds(200);
+  fo.client.backoff_initial = std::chrono::milliseconds(50);
+  fo.client.backoff_max = std::chrono::milliseconds(100);
+  fo.status_interval = std::chrono::milliseconds(100);
+  auto log = std::make_shared<spdlog::logger>("fleet-test");  // no sinks: silent
+  std::vector<DeviceProfile> profiles(2);
+  profiles[0].name = "a";
+  profiles[1].name = "b";
+  ZmqFleet fleet(fo, space, data, shards, profiles, log, log);
+  std::atomic<bool> stop{false};
+  std::size_t statuses = 0;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    stop.store(true);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  ZmqFleetReport r = fleet.run(stop, [&](const ZmqFleetStatus& s) {
+    ++statuses;
+    CHECK(s.clients == 3);
+    CHECK(s.idle + s.training == 0);
+  });
+  stopper.join();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(secs < 5.0);
+  CHECK(r.stopped == 3);
+  CHECK(r.final_status.ended == 3);
+  CHECK(r.final_status.updates_sent == 0);
+  CHECK(statuses >= 2);
+  REQUIRE(r.device_class.size() == 3);
+  for (const auto& d : r.device_class) CHECK((d == "a" || d == "b"));
+  // Secure mode without keys is a configuration error, caught before any socket exists.
+  ZmqFleetOptions bad = fo;
+  bad.insecure = false;
+  CHECK_THROWS_AS(ZmqFleet(bad, space, data, shards, profiles, log, log), ConfigError);
 }

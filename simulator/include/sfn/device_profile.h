@@ -17,6 +17,7 @@
 // offline is never answered; while online, `availability` still applies.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -43,6 +44,11 @@ struct DeviceProfile {
 std::vector<std::pair<double, double>> loadAvailabilityTrace(const std::string& path);
 // Reads a device file; throws ConfigError / IoError.
 std::vector<DeviceProfile> loadDeviceProfiles(const std::string& path);
+// The device class of client `client` of a fleet: drawn by the profiles' shares from the
+// client's own (seed, client) stream, so it depends neither on the fleet size nor on the
+// order of construction (virtual and real-client fleets agree). `profiles` must not be empty.
+std::size_t profileIndexFor(const std::vector<DeviceProfile>& profiles, std::uint64_t seed,
+                            std::size_t client);
 // Parses the same format from a string (tests).
 std::vector<DeviceProfile> parseDeviceProfiles(const std::string& toml_text,
                                                const std::string& origin,

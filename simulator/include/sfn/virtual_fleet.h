@@ -16,6 +16,13 @@
 // flight, then delivers updates in virtual arrival order and advances the clock; a device
 // that is unavailable this round never answers (a dropout).
 //
+// Scheduling: a round ends only when its slowest task has finished (virtual arrival order is
+// known only then), so the pool runs the most expensive queued task first (MACs x samples x
+// epochs; longest-processing-time-first), which keeps workers busy to the end of the round.
+// Tasks are handed to the pool at the next recv(), i.e. once the Coordinator has sent the
+// whole round, so that the order covers all of them. Results do not depend on the order:
+// each task is trained from its own seed.
+//
 // Threading: send() and recv() are called by the Coordinator's thread only; training runs on
 // the pool. Exceptions from the pool are rethrown on the Coordinator's thread.
 #pragma once
@@ -30,7 +37,6 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <condition_variable>
-#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -60,7 +66,9 @@ class VirtualFleet final : public ServerTransport {
   VirtualFleet(const VirtualFleet&) = delete;
   VirtualFleet& operator=(const VirtualFleet&) = delete;
 
-  // Queues a Register message from every client (the Coordinator receives them).
+  // Makes every client register: recv() returns one Register message per client, in client
+  // order, before anything else. They are made one at a time on demand, so registering
+  // 100,000 clients never holds 100,000 messages.
   void registerAll();
 
   [[nodiscard]] SendResult send(const PeerId& peer, BytesPtr message) override;
@@ -81,6 +89,13 @@ class VirtualFleet final : public ServerTransport {
     std::uint32_t count = 0;
     std::uint16_t profile = 0;
   };
+  struct Queued {  // a task waiting for a pool thread
+    double cost = 0;
+    std::uint64_t seq = 0;  // send order: ties go to the earlier task
+    std::size_t client = 0;
+    BytesPtr message;
+    double sent_at = 0;
+  };
   struct Arrival {
     double time = 0;
     std::uint64_t task_id = 0;
@@ -88,6 +103,10 @@ class VirtualFleet final : public ServerTransport {
     BytesPtr message;
   };
   void trainTask(std::size_t client, BytesPtr task_bytes, double sent_at);
+  // Pool job: takes the most expensive queued task and trains it.
+  void runNextTask();
+  // Heap order of queue_: whether `a` runs after `b`.
+  static bool runsAfter(const Queued& a, const Queued& b);
   std::optional<std::size_t> clientIndex(const PeerId& peer) const;
 
   FleetOptions options_;
@@ -97,10 +116,13 @@ class VirtualFleet final : public ServerTransport {
   VirtualClock& clock_;
   std::vector<std::int64_t> indices_;  // all partitions back to back
   std::vector<Client> clients_;
-  std::deque<Received> control_;  // registrations etc., delivered at once
+  std::size_t next_register_ = 0;  // next client whose Register recv() returns
+  std::size_t unposted_ = 0;       // queued tasks not yet handed to the pool (recv() does)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::vector<Queued> queue_;  // max-heap by (cost, -seq)
+  std::uint64_t queue_seq_ = 0;
   std::vector<Arrival> arrivals_;  // finished tasks, not yet delivered
   std::size_t in_flight_ = 0;
   std::size_t done_ = 0;

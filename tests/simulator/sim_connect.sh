@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# sfn-sim --connect against a real sfn-server (CURVE on, tcp loopback, ephemeral port):
+#   1. `sfn-sim keys` writes 5 client key pairs and an allowlist; a second call reuses them;
+#   2. sfn-server runs with that allowlist; `sfn-sim --connect` with 5 clients completes its
+#      2 rounds, every client registered, and the fleet ends by itself when the server says Bye;
+#   3. a fleet whose keys are not on the allowlist never reaches the Coordinator.
+# Data: the fmnist preset on a small synthetic set, so that 2 rounds take seconds.
+# Usage: sim_connect.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+BUILD=$1
+SRC=$2
+SERVER=$BUILD/server/sfn-server
+SIM=$BUILD/simulator/sfn-sim
+CFG=$SRC/experiments/configs/integration.toml
+WORK=$(mktemp -d /tmp/sfn-sim-connect.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; for f in "$WORK"/*.log; do echo "== $f"; tail -25 "$f"; done; exit 1; }
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  for _ in $(seq 1 $((secs * 5))); do "$@" && return 0; sleep 0.2; done
+  fail "timed out after ${secs}s waiting for $what"
+}
+# Waits (bounded) for a background process; sets RC to its exit code ("timeout" if it
+# is still running). Not in a $(...) subshell: only this shell can reap its children.
+wait_pid() {
+  local pid=$1 secs=$2
+  RC=timeout
+  for _ in $(seq 1 $((secs * 5))); do
+    if ! kill -0 "$pid" 2>/dev/null; then RC=0; wait "$pid" || RC=$?; return 0; fi
+    sleep 0.2
+  done
+}
+# Both sides must agree on data, partition and seed: same config, same overrides.
+SETS=(--set 'data.dataset="synthetic"' --set data.synthetic_train=2000 --set data.synthetic_test=200
+      --set run.rounds=2 --set round.clients_per_round=4 --set round.quorum=3
+      --set server.min_clients=5 --set simulation.workers=1 --set simulation.torch_threads=1
+      --set checkpoint.every=1)
+
+# --- 1: keys ---
+"$SERVER" keygen --out "$WORK/skeys" > /dev/null
+"$SIM" keys --clients 5 --out "$WORK/fleet" > "$WORK/keys.log" 2>&1 || fail "sfn-sim keys failed"
+grep -q "5 new" "$WORK/keys.log" || fail "keys: expected 5 new key pairs"
+[ "$(grep -vc '^#' "$WORK/fleet/allow")" = 5 ] || fail "allowlist does not hold 5 keys"
+[ "$(stat -c %a "$WORK/fleet/client-000000.key")" = 600 ] || fail "client secret key is not 0600"
+cp "$WORK/fleet/allow" "$WORK/allow.first"
+"$SIM" keys --clients 5 --out "$WORK/fleet" > "$WORK/keys2.log" 2>&1 || fail "second keys failed"
+grep -q "0 new, 5 reused" "$WORK/keys2.log" || fail "keys: a second call did not reuse the keys"
+cmp -s "$WORK/fleet/allow" "$WORK/allow.first" || fail "keys: allowlist changed on reuse"
+echo "ok 1 - sfn-sim keys writes and reuses 5 key pairs and their allowlist"
+
+# --- 2: a fleet of 5 real clients completes 2 rounds and ends with the server ---
+"$SERVER" -c "$CFG" -o "$WORK/run" --key "$WORK/skeys/server.key" --allow "$WORK/fleet/allow" \
+  "${SETS[@]}" > "$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+PIDS+=("$SERVER_PID")
+wait_for "server endpoint" 60 test -s "$WORK/run/endpoint"
+ENDPOINT=$(cat "$WORK/run/endpoint")
+"$SIM" --connect "$ENDPOINT" --clients 5 --keys-dir "$WORK/fleet" \
+  --server-key "$WORK/skeys/server.pub" -c "$CFG" "${SETS[@]}" --status-s 2 \
+  > "$WORK/sim.out" 2> "$WORK/sim.log" &
+SIM_PID=$!
+PIDS+=("$SIM_PID")
+wait_pid "$SIM_PID" 150
+[ "$RC" = 0 ] || fail "sfn-sim --connect exited with $RC (expected 0 after the server's Bye)"
+wait_pid "$SERVER_PID" 30
+[ "$RC" = 0 ] || fail "sfn-server exited with $RC"
+[ "$(grep -c '"outcome":"completed"' "$WORK/run/metrics.jsonl")" = 2 ] || fail "not 2 completed rounds"
+grep -q '"available":5' "$WORK/run/metrics.jsonl" || fail "not all 5 fleet clients registered"
+grep -q '"accepted":4' "$WORK/run/metrics.jsonl" || fail "no round accepted all 4 selected clients"
+grep -q "5 clients, [0-9]* updates sent" "$WORK/sim.out" || fail "no fleet summary"
+updates=$(sed -n 's/.*5 clients, \([0-9]*\) updates sent.*/\1/p' "$WORK/sim.out")
+[ "$updates" -ge 7 ] || fail "fleet sent $updates updates, expected >= 7 (2 rounds x 4, quorum 3)"
+grep -q "ended: 5 by server Bye" "$WORK/sim.out" || fail "not every client ended with the server's Bye"
+echo "ok 2 - sfn-sim --connect: 5 CURVE clients completed 2 rounds and ended with the server"
+
+# --- 3: keys not on the allowlist never reach the Coordinator ---
+"$SERVER" -c "$CFG" -o "$WORK/run3" --key "$WORK/skeys/server.key" --allow "$WORK/allow.first" \
+  "${SETS[@]}" --set server.min_clients=1 > "$WORK/server3.log" 2>&1 &
+PIDS+=("$!")
+wait_for "server endpoint" 60 test -s "$WORK/run3/endpoint"
+"$SIM" --connect "$(cat "$WORK/run3/endpoint")" --clients 2 --keys-dir "$WORK/other" \
+  --server-key "$WORK/skeys/server.pub" -c "$CFG" "${SETS[@]}" --status-s 1 \
+  > "$WORK/sim3.out" 2> "$WORK/sim3.log" &
+SIM3=$!
+PIDS+=("$SIM3")
+sleep 6
+kill -INT "$SIM3"
+wait_pid "$SIM3" 30
+[ "$RC" = 130 ] || fail "Ctrl-C of sfn-sim --connect: exit $RC, expected 130"
+grep -q "registering 2 idle 0" "$WORK/sim3.log" || fail "fleet status did not show 2 clients stuck registering"
+grep -q "new client keys generated" "$WORK/sim3.log" || fail "no warning about new keys"
+# The server waits for min_clients = 1 before round 0: no round means nobody registered.
+[ ! -s "$WORK/run3/metrics.jsonl" ] || fail "a non-allowlisted client reached the Coordinator"
+echo "ok 3 - keys not on the allowlist never reach the Coordinator; Ctrl-C exits 130"
+echo "3 passed, 0 failed"
