@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 namespace {
@@ -80,28 +81,45 @@ int profile(const ProfileCli& p) {
   opts.warmup = p.warmup;
   opts.clock = sfn::parseLatencyClock(p.clock);
   opts.validate();
-  const sfn::LatencyTable table =
-      sfn::profileLatency(space, opts, [](std::size_t done, std::size_t total, const auto& e) {
+  // The check SubNets are timed while the table is profiled (one sample of one of them after
+  // each profiling pass, in turn), so a device whose speed drifts with other load affects
+  // both alike.
+  const sfn::SuperNet net(space, 1);
+  sfn::Rng rng(7);
+  std::vector<sfn::SubNetConfig> configs;
+  std::vector<sfn::SubNetModule> modules;
+  std::vector<std::unique_ptr<sfn::SubNetTimer>> timers;
+  for (int i = 0; i < p.check; ++i) {
+    configs.push_back(sfn::SubNetConfig::random(space, rng));
+    modules.push_back(net.buildModule(configs.back()));
+  }
+  for (auto& m : modules) timers.push_back(std::make_unique<sfn::SubNetTimer>(*m, opts));
+  std::size_t next = 0;
+  const sfn::LatencyTable table = sfn::profileLatency(
+      space, opts,
+      [](std::size_t done, std::size_t total, const auto& e) {
         std::fprintf(stderr, "[%zu/%zu] %-22s %9.4f ms\n", done, total, e.name.c_str(), e.ms);
+      },
+      [&] {
+        if (timers.empty()) return;
+        (void)timers[next]->sampleMs();
+        next = (next + 1) % timers.size();
       });
   table.save(p.out);
   std::cout << "latency table of device '" << table.info().device << "' (" << p.preset << ", "
             << table.info().torch_threads << " threads, batch " << p.batch << ", "
             << table.info().clock << " clock, " << table.entries().size() << " entries) written to "
             << p.out << std::endl;
-  if (p.check > 0) {
-    const sfn::SuperNet net(space, 1);
-    sfn::Rng rng(7);
+  if (!timers.empty()) {
     double sum_ape = 0.0;
-    for (int i = 0; i < p.check; ++i) {
-      const sfn::SubNetConfig c = sfn::SubNetConfig::random(space, rng);
-      sfn::SubNetModule m = net.buildModule(c);
-      const double measured = sfn::measureSubNetMs(*m, opts);
-      const double predicted = table.predictMs(space, c);
-      sum_ape += std::abs(predicted - measured) / measured;
+    for (std::size_t i = 0; i < timers.size(); ++i) {
+      const double measured = timers[i]->quantileMs();
+      sum_ape += std::abs(table.predictMs(space, configs[i]) - measured) / measured;
     }
-    std::cout << "check on " << p.check << " random SubNets: mean absolute percentage error "
-              << 100.0 * sum_ape / p.check << " %" << std::endl;
+    std::cout << "check on " << timers.size()
+              << " random SubNets timed whole: mean absolute percentage error of the table's "
+                 "prediction "
+              << 100.0 * sum_ape / static_cast<double>(timers.size()) << " %" << std::endl;
   }
   return 0;
 }
