@@ -205,7 +205,7 @@ TEST_CASE("client: re-registers after the server forgets it and reconnects after
   CHECK(h.join() == sfn::kExitOk);
 }
 
-TEST_CASE("client: a task it cannot parse is skipped; the next task is still trained") {
+TEST_CASE("client: a task it cannot parse is skipped and the next task is still trained") {
   Harness h;
   (void)h.expect<sfn::RegisterMsg>();
   h.send(sfn::WelcomeMsg{7, "test-server", sfn::kProtocolVersion});
