@@ -10,6 +10,7 @@
 // After torch: Debian's LibTorch pulls in glog, whose CHECK would otherwise replace
 // doctest's whenever the precompiled header is not force-included first.
 #include <doctest/doctest.h>
+#include "temp_dir.h"
 
 #include <nlohmann/json.hpp>
 
@@ -33,35 +34,7 @@ using ByteVec = std::vector<std::uint8_t>;
 
 namespace {
 
-// A fresh directory per test case, removed afterwards; a random suffix keeps parallel ctest
-// runs (one process per case) from sharing files.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("sfn-test-crypto-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  fs::path file(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
-  std::vector<std::string> names() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
+using sfn::test::TempDir;
 
 ByteVec readBytes(const fs::path& path) {
   std::ifstream f(path, std::ios::binary);

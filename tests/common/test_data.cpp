@@ -10,6 +10,7 @@
 // After torch: Debian's LibTorch pulls in glog, whose CHECK would otherwise replace
 // doctest's whenever the precompiled header is not force-included first.
 #include <doctest/doctest.h>
+#include "temp_dir.h"
 
 #include <algorithm>
 #include <chrono>
@@ -29,27 +30,7 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-// A fresh directory per test case, removed afterwards; a random suffix keeps parallel ctest
-// runs (one process per case) from sharing files.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("sfn-test-data-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using sfn::test::TempDir;
 
 void writeFile(const std::string& path, const Bytes& bytes) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);

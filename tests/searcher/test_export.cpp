@@ -14,6 +14,7 @@
 // After torch: Debian's LibTorch pulls in glog, whose CHECK would otherwise replace
 // doctest's whenever the precompiled header is not force-included first.
 #include <doctest/doctest.h>
+#include "temp_dir.h"
 
 #include <sys/wait.h>
 
@@ -32,27 +33,7 @@ using namespace sfn;
 
 namespace {
 
-// A fresh directory per test case, removed afterwards; a random suffix keeps parallel ctest
-// runs (one process per case) from sharing files.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("sfn-test-export-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using sfn::test::TempDir;
 
 std::string readText(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include "temp_dir.h"
 
 #include "sfn/checkpoint.h"
 #include "sfn/crypto.h"
@@ -31,27 +32,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory per test case, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("sfn-test-search-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using sfn::test::TempDir;
 
 void writeText(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::trunc);
@@ -641,8 +622,8 @@ TEST_CASE("sfn-search: search, export, verify, exit codes (tiny checkpoint)") {
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
   };
   const std::string common = " --population 8 --generations 2 --threads 1 --latency-repeats 3";
-  REQUIRE(sh(bin + " --checkpoint " + dir.file("run") + " --targets " + dir.file("targets.toml") +
-             " --out " + out + common) == 0);
+  REQUIRE(sh(bin + " --checkpoint " + dir.file("run").string() + " --targets " +
+             dir.file("targets.toml").string() + " --out " + out + common) == 0);
   for (const char* f :
        {"results.csv", "results.json", "pareto.csv", "evaluated.csv", "keys/signing.key",
         "keys/signing.pub", "small/model.pt", "fast/manifest.json", "fast/manifest.sig"})
@@ -667,17 +648,17 @@ TEST_CASE("sfn-search: search, export, verify, exit codes (tiny checkpoint)") {
     f << " ";
   }
   CHECK(sh(bin + " verify " + out + "/small --pubkey " + pub) == 1);
-  savePublicKey(dir.file("other.pub"), generateKeyPair().publicKey);
-  CHECK(sh(bin + " verify " + out + "/fast --pubkey " + dir.file("other.pub")) == 1);
-  CHECK(sh(bin + " keygen --out " + dir.file("k2")) == 0);
-  CHECK(fs::exists(dir.file("k2/signing.pub")));
-  CHECK((fs::status(dir.file("k2/signing.key")).permissions() &
+  savePublicKey(dir.file("other.pub").string(), generateKeyPair().publicKey);
+  CHECK(sh(bin + " verify " + out + "/fast --pubkey " + dir.file("other.pub").string()) == 1);
+  CHECK(sh(bin + " keygen --out " + dir.file("k2").string()) == 0);
+  CHECK(fs::exists(dir.file("k2/signing.pub").string()));
+  CHECK((fs::status(dir.file("k2/signing.key").string()).permissions() &
          (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
 
   // A configuration error (unknown key in the targets) exits 2 before any work.
-  writeText(dir.file("bad.toml"), "[[target]]\nname = \"x\"\nmax_mac = 1\n");
-  CHECK(sh(bin + " --checkpoint " + dir.file("run") + " --targets " + dir.file("bad.toml") +
-           " --out " + dir.file("out2") + common) == 2);
-  CHECK_FALSE(fs::exists(dir.file("out2")));
+  writeText(dir.file("bad.toml").string(), "[[target]]\nname = \"x\"\nmax_mac = 1\n");
+  CHECK(sh(bin + " --checkpoint " + dir.file("run").string() + " --targets " +
+           dir.file("bad.toml").string() + " --out " + dir.file("out2").string() + common) == 2);
+  CHECK_FALSE(fs::exists(dir.file("out2").string()));
 }
 #endif

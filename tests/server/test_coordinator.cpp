@@ -131,7 +131,8 @@ TEST_CASE("a round merges the updates of all selected clients into covered eleme
     CHECK(torch::allclose(after[i].tensor, before[i].tensor + 1.0, 1e-5, 1e-5));
 }
 
-TEST_CASE("a round below quorum is abandoned and the SuperNet kept, and late updates are discarded") {
+TEST_CASE(
+    "a round below quorum is abandoned and the SuperNet kept, and late updates are discarded") {
   CoordinatorOptions o = options(4);
   o.quorum = 3;
   Harness h(o);
