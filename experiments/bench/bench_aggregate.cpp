@@ -13,6 +13,7 @@
 // (nothing left over from an earlier, larger run in the allocator or in VmHWM), and the
 // parent never touches torch, so no OpenMP thread team exists at fork time (libgomp is not
 // fork-safe once a team has been started).
+#include "run_in_child.h"
 #include "sfn/error.h"
 #include "sfn/overlap_accumulator.h"
 #include "sfn/rng.h"
@@ -83,47 +84,7 @@ bool resetPeakRss() {
   return static_cast<bool>(f);
 }
 
-// Runs `body` in a forked child and returns the JSON it produced. The child exits with
-// _exit so no parent state (atexit handlers, stdio buffers) runs twice.
-Json runInChild(const std::function<Json()>& body) {
-  std::fflush(nullptr);
-  int fds[2];
-  SFN_ENFORCE(::pipe(fds) == 0, sfn::IoError, "pipe: ", std::strerror(errno));
-  const pid_t pid = ::fork();
-  SFN_ENFORCE(pid >= 0, sfn::IoError, "fork: ", std::strerror(errno));
-  if (pid == 0) {
-    ::close(fds[0]);
-    std::string text;
-    int code = 0;
-    try {
-      text = body().dump();
-    } catch (const std::exception& e) {
-      text = Json{{"error", e.what()}}.dump();
-      code = 1;
-    }
-    std::size_t done = 0;
-    while (done < text.size()) {
-      const ssize_t n = ::write(fds[1], text.data() + done, text.size() - done);
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    ::close(fds[1]);
-    ::_exit(code);
-  }
-  ::close(fds[1]);
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (text.empty()) return Json{{"error", "child died without a result"}, {"status", status}};
-  return Json::parse(text);
-}
+using sfn::bench::runInChild;
 
 // A client's update for `config`: contiguous copies of the SuperNet's (randomly
 // initialized) slice, as a decoded message would hold. The SuperNet doubles as the one

@@ -38,6 +38,7 @@
 // torch, so no OpenMP team exists at fork time, and every RSS figure is its own process's.
 #include "sfn/coordinator.h"
 #include "sfn/dataset.h"
+#include "run_in_child.h"
 #include "sfn/error.h"
 #include "sfn/local_trainer.h"
 #include "sfn/partitioner.h"
@@ -118,46 +119,7 @@ std::int64_t readRssBytes() {
   return 0;
 }
 
-// Runs `body` in a forked child and returns the JSON it produced (as bench_aggregate does).
-Json runInChild(const std::function<Json()>& body) {
-  std::fflush(nullptr);
-  int fds[2];
-  SFN_ENFORCE(::pipe(fds) == 0, sfn::IoError, "pipe: ", std::strerror(errno));
-  const pid_t pid = ::fork();
-  SFN_ENFORCE(pid >= 0, sfn::IoError, "fork: ", std::strerror(errno));
-  if (pid == 0) {
-    ::close(fds[0]);
-    std::string text;
-    int code = 0;
-    try {
-      text = body().dump();
-    } catch (const std::exception& e) {
-      text = Json{{"error", e.what()}}.dump();
-      code = 1;
-    }
-    std::size_t done = 0;
-    while (done < text.size()) {
-      const ssize_t n = ::write(fds[1], text.data() + done, text.size() - done);
-      if (n <= 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    ::close(fds[1]);
-    ::_exit(code);
-  }
-  ::close(fds[1]);
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (text.empty()) return Json{{"error", "child died without a result"}, {"status", status}};
-  return Json::parse(text);
-}
+using sfn::bench::runInChild;
 
 // Passes everything through to the fleet; while `recording`, keeps a reference to every
 // message the Coordinator sends (no copy: the bytes are immutable and shared).
