@@ -6,16 +6,16 @@
 // The client's data is its shard of the Fashion-MNIST training split: the same
 // loadDataBundle + makePartition calls, with the same seed, that the server and the
 // simulator make, so every process agrees on who holds which samples.
-#include "sfn/client_runner.h"
-#include "sfn/data_source.h"
-#include "sfn/design_space.h"
-#include "sfn/error.h"
-#include "sfn/latency_table.h"
-#include "sfn/local_trainer.h"
-#include "sfn/partitioner.h"
-#include "sfn/rng.h"
-#include "sfn/supernet.h"
-#include "sfn/zmq_transport.h"
+#include "sfn/client/client_runner.h"
+#include "sfn/data/data_source.h"
+#include "sfn/model/design_space.h"
+#include "sfn/core/error.h"
+#include "sfn/model/latency_table.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/data/partitioner.h"
+#include "sfn/core/rng.h"
+#include "sfn/model/supernet.h"
+#include "sfn/net/zmq_transport.h"
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>

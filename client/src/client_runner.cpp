@@ -1,9 +1,10 @@
-#include "sfn/client_runner.h"
+#include "sfn/client/client_runner.h"
+#include "sfn/client/train_task.h"
 
-#include "sfn/error.h"
-#include "sfn/local_trainer.h"
-#include "sfn/subnet_config.h"
-#include "sfn/wire.h"
+#include "sfn/core/error.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/model/subnet_config.h"
+#include "sfn/wire/wire.h"
 
 #include <unistd.h>
 
@@ -311,9 +312,7 @@ ClientRunner::SessionEnd ClientRunner::runSession(const std::atomic<bool>& stop,
       TrainOptions topts;
       try {
         config = SubNetConfig::parse(task->subnet, space_);
-        topts = toTrainOptions(task->hyper);
-        topts.device = options_.device;
-        topts.validate();
+        topts = trainOptionsFrom(task->hyper, options_.device);
       } catch (const ConfigError& e) {
         log_->error("client {}: round {} task {}: bad task ({}); skipped", options_.name,
                     task->round, task->task_id, e.what());

@@ -14,11 +14,11 @@
 // parent never touches torch, so no OpenMP thread team exists at fork time (libgomp is not
 // fork-safe once a team has been started).
 #include "run_in_child.h"
-#include "sfn/error.h"
-#include "sfn/overlap_accumulator.h"
-#include "sfn/rng.h"
-#include "sfn/subnet_shapes.h"
-#include "sfn/supernet.h"
+#include "sfn/core/error.h"
+#include "sfn/fl/overlap_accumulator.h"
+#include "sfn/core/rng.h"
+#include "sfn/model/subnet_shapes.h"
+#include "sfn/model/supernet.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

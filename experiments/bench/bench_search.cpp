@@ -11,16 +11,16 @@
 // whole (same clock, threads and statistic; one sample of each after every profiling pass,
 // so both see the same machine conditions) and compared with the table's prediction. Goal:
 // lut_mape (mean absolute percentage error, as a fraction) <= 0.10.
-#include "sfn/checkpoint.h"
-#include "sfn/data_source.h"
-#include "sfn/error.h"
-#include "sfn/evaluator.h"
-#include "sfn/evolution_search.h"
-#include "sfn/latency_table.h"
-#include "sfn/local_trainer.h"
-#include "sfn/rng.h"
-#include "sfn/search_target.h"
-#include "sfn/supernet.h"
+#include "sfn/model/checkpoint.h"
+#include "sfn/data/data_source.h"
+#include "sfn/core/error.h"
+#include "sfn/train/evaluator.h"
+#include "sfn/searcher/evolution_search.h"
+#include "sfn/model/latency_table.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/core/rng.h"
+#include "sfn/searcher/search_target.h"
+#include "sfn/model/supernet.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>

@@ -36,15 +36,16 @@
 //
 // Each measurement runs in a forked child (see bench_aggregate.cpp): the parent never starts
 // torch, so no OpenMP team exists at fork time, and every RSS figure is its own process's.
-#include "sfn/coordinator.h"
-#include "sfn/dataset.h"
+#include "sfn/client/train_task.h"
+#include "sfn/server/coordinator.h"
+#include "sfn/data/dataset.h"
 #include "run_in_child.h"
-#include "sfn/error.h"
-#include "sfn/local_trainer.h"
-#include "sfn/partitioner.h"
-#include "sfn/subnet_shapes.h"
-#include "sfn/virtual_fleet.h"
-#include "sfn/wire.h"
+#include "sfn/core/error.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/data/partitioner.h"
+#include "sfn/model/subnet_shapes.h"
+#include "sfn/simulator/virtual_fleet.h"
+#include "sfn/wire/wire.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -232,7 +233,7 @@ SimRun runSim(const Setup& s, const BenchOptions& o, int workers) {
     Task t;
     t.subnet = msg->subnet;
     t.init = std::move(msg->tensors);
-    t.train = sfn::toTrainOptions(msg->hyper);
+    t.train = sfn::trainOptionsFrom(msg->hyper, "cpu");
     t.client = std::stoul(peer.substr(4));  // VirtualFleet::peerName: "sim-%06zu"
     SFN_ENFORCE(sfn::VirtualFleet::peerName(t.client) == peer, sfn::Error, "bench_sim: peer ",
                 peer);

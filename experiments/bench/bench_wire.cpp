@@ -20,11 +20,11 @@
 // show where a gap comes from.
 //
 // Output: one flat JSON object on stdout (and in --json PATH).
-#include "sfn/error.h"
-#include "sfn/subnet_config.h"
-#include "sfn/supernet.h"
-#include "sfn/wire.h"
-#include "sfn/zmq_transport.h"
+#include "sfn/core/error.h"
+#include "sfn/model/subnet_config.h"
+#include "sfn/model/supernet.h"
+#include "sfn/wire/wire.h"
+#include "sfn/net/zmq_transport.h"
 
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>

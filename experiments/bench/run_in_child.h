@@ -6,7 +6,7 @@
 // (atexit handlers, stdio buffers) runs twice.
 #pragma once
 
-#include "sfn/error.h"
+#include "sfn/core/error.h"
 
 #include <nlohmann/json.hpp>
 

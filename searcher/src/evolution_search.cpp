@@ -1,7 +1,7 @@
-#include "sfn/evolution_search.h"
+#include "sfn/searcher/evolution_search.h"
 
-#include "sfn/error.h"
-#include "sfn/rng.h"
+#include "sfn/core/error.h"
+#include "sfn/core/rng.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,8 +1,8 @@
-#include "sfn/model_exporter.h"
+#include "sfn/searcher/model_exporter.h"
 
-#include "sfn/checkpoint.h"
-#include "sfn/error.h"
-#include "sfn/subnet_shapes.h"
+#include "sfn/model/checkpoint.h"
+#include "sfn/core/error.h"
+#include "sfn/model/subnet_shapes.h"
 
 #include <torch/script.h>
 #include <torch/torch.h>

@@ -1,7 +1,7 @@
-#include "sfn/pareto_front.h"
+#include "sfn/searcher/pareto_front.h"
 
-#include "sfn/checkpoint.h"
-#include "sfn/error.h"
+#include "sfn/model/checkpoint.h"
+#include "sfn/core/error.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -8,19 +8,19 @@
 // from the run info stored in the checkpoint (the test split is only used to report the
 // winners). One fitness cache serves all targets. Exit codes: 0 ok, 1 runtime error,
 // 2 configuration error.
-#include "sfn/checkpoint.h"
-#include "sfn/crypto.h"
-#include "sfn/data_source.h"
-#include "sfn/error.h"
-#include "sfn/evaluator.h"
-#include "sfn/evolution_search.h"
-#include "sfn/latency_table.h"
-#include "sfn/local_trainer.h"
-#include "sfn/model_exporter.h"
-#include "sfn/pareto_front.h"
-#include "sfn/rng.h"
-#include "sfn/search_target.h"
-#include "sfn/supernet.h"
+#include "sfn/model/checkpoint.h"
+#include "sfn/io/crypto.h"
+#include "sfn/data/data_source.h"
+#include "sfn/core/error.h"
+#include "sfn/train/evaluator.h"
+#include "sfn/searcher/evolution_search.h"
+#include "sfn/model/latency_table.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/searcher/model_exporter.h"
+#include "sfn/searcher/pareto_front.h"
+#include "sfn/core/rng.h"
+#include "sfn/searcher/search_target.h"
+#include "sfn/model/supernet.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>

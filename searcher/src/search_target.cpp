@@ -1,7 +1,7 @@
-#include "sfn/search_target.h"
+#include "sfn/searcher/search_target.h"
 
-#include "sfn/error.h"
-#include "sfn/toml_util.h"
+#include "sfn/core/error.h"
+#include "sfn/io/toml_util.h"
 
 #include <toml++/toml.h>
 

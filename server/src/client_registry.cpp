@@ -1,6 +1,6 @@
-#include "sfn/client_registry.h"
+#include "sfn/server/client_registry.h"
 
-#include "sfn/rng.h"
+#include "sfn/core/rng.h"
 
 #include <algorithm>
 

@@ -1,7 +1,7 @@
-#include "sfn/coordinator.h"
+#include "sfn/server/coordinator.h"
 
-#include "sfn/error.h"
-#include "sfn/subnet_shapes.h"
+#include "sfn/core/error.h"
+#include "sfn/model/subnet_shapes.h"
 
 #include <spdlog/spdlog.h>
 
@@ -30,6 +30,12 @@ std::string_view toString(RoundState state) {
 }
 
 namespace {
+
+// The run's training options as sent to clients (the device string stays client-local).
+HyperParams hyperParamsOf(const TrainOptions& o) {
+  return HyperParams{o.epochs, o.batch_size, o.lr, o.momentum, o.weight_decay, o.clip_grad_norm,
+                     o.seed};
+}
 
 double wallNow() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -111,7 +117,7 @@ bool Coordinator::handle(const Received& received, RoundMetrics* metrics) {
   ClientInfo* client = registry_.find(received.peer);
   if (client == nullptr) {
     reject(received.peer, std::string(messageName(msg)) + " from an unregistered peer", metrics);
-    send(received.peer, RejectMsg{"not registered"}, nullptr);
+    send(received.peer, RejectMsg{RejectCode::kNotRegistered, "not registered"}, nullptr);
     return false;
   }
   registry_.touch(received.peer, clock_.now());
@@ -131,7 +137,7 @@ void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
   if (msg.samples == 0 || msg.samples > options_.max_samples_per_client) {
     log_->warn("client {} ({}) refused: sample count {} out of range", msg.client_name, peer,
                msg.samples);
-    send(peer, RejectMsg{"sample count out of range"}, nullptr);
+    send(peer, RejectMsg{RejectCode::kSampleCountOutOfRange, "sample count out of range"}, nullptr);
     return;
   }
   ClientInfo info;
@@ -144,7 +150,7 @@ void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
   const ClientInfo* stored = registry_.upsert(peer, std::move(info), clock_.now());
   if (stored == nullptr) {
     log_->error("client {} ({}) refused: id collision", msg.client_name, peer);
-    send(peer, RejectMsg{"client id collision"}, nullptr);
+    send(peer, RejectMsg{RejectCode::kClientIdCollision, "client id collision"}, nullptr);
     return;
   }
   log_->debug("client {} ({}, {}) registered as {}", stored->name, peer, stored->device_class,
@@ -264,7 +270,7 @@ RoundMetrics Coordinator::runRound() {
   pending_.clear();
   accumulator_.reset();
   const double deadline = clock_.now() + options_.round_deadline_s;
-  HyperParams hyper = toHyperParams(options_.train);
+  HyperParams hyper = hyperParamsOf(options_.train);
   for (std::size_t i = 0; i < n; ++i) {
     PendingTask task;
     task.task_id = next_task_id_++;

@@ -1,6 +1,6 @@
-#include "sfn/coordinator_options.h"
+#include "sfn/server/coordinator_options.h"
 
-#include "sfn/error.h"
+#include "sfn/core/error.h"
 
 #include <cmath>
 

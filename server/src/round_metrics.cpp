@@ -1,4 +1,4 @@
-#include "sfn/round_metrics.h"
+#include "sfn/server/round_metrics.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
-#include "sfn/run_config.h"
+#include "sfn/server/run_config.h"
 
-#include "sfn/error.h"
-#include "sfn/toml_util.h"
+#include "sfn/core/error.h"
+#include "sfn/io/toml_util.h"
 
 #include <toml++/toml.h>
 
@@ -11,6 +11,17 @@
 #include <sstream>
 
 namespace sfn {
+
+std::string_view toString(ComputeTimeMode mode) {
+  return mode == ComputeTimeMode::kMeasured ? "measured" : "macs";
+}
+
+ComputeTimeMode parseComputeTimeMode(std::string_view text) {
+  if (text == "macs") return ComputeTimeMode::kMacs;
+  if (text == "measured") return ComputeTimeMode::kMeasured;
+  SFN_THROW(ConfigError, "simulation.compute_time must be \"macs\" or \"measured\" (got \"",
+            text, "\")");
+}
 
 namespace {
 
@@ -259,7 +270,9 @@ RunConfig RunConfig::parse(const std::string& toml_text, const std::string& orig
     t.get("workers", c.simulation.workers);
     t.get("torch_threads", c.simulation.torch_threads);
     t.get("devices_file", c.simulation.devices_file);
-    t.get("compute_time", c.simulation.compute_time);
+    std::string compute_time(toString(c.simulation.compute_time));
+    t.get("compute_time", compute_time);
+    c.simulation.compute_time = parseComputeTimeMode(compute_time);
     t.checkUnknown();
     c.simulation.devices_file = resolvePath(c.simulation.devices_file, base_dir);
   }

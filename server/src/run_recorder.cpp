@@ -1,7 +1,7 @@
-#include "sfn/run_recorder.h"
+#include "sfn/server/run_recorder.h"
 
-#include "sfn/checkpoint.h"
-#include "sfn/error.h"
+#include "sfn/model/checkpoint.h"
+#include "sfn/core/error.h"
 
 #include <filesystem>
 

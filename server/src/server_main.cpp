@@ -1,13 +1,13 @@
 // sfn-server: the Coordinator over ZeroMQ (ROUTER, CURVE-authenticated by default).
-#include "sfn/coordinator.h"
-#include "sfn/crypto.h"
-#include "sfn/data_source.h"
-#include "sfn/error.h"
-#include "sfn/evaluator.h"
-#include "sfn/local_trainer.h"
-#include "sfn/run_config.h"
-#include "sfn/run_recorder.h"
-#include "sfn/zmq_transport.h"
+#include "sfn/server/coordinator.h"
+#include "sfn/io/crypto.h"
+#include "sfn/data/data_source.h"
+#include "sfn/core/error.h"
+#include "sfn/train/evaluator.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/server/run_config.h"
+#include "sfn/server/run_recorder.h"
+#include "sfn/net/zmq_transport.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>

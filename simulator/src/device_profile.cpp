@@ -1,8 +1,8 @@
-#include "sfn/device_profile.h"
+#include "sfn/simulator/device_profile.h"
 
-#include "sfn/error.h"
-#include "sfn/rng.h"
-#include "sfn/toml_util.h"
+#include "sfn/core/error.h"
+#include "sfn/core/rng.h"
+#include "sfn/io/toml_util.h"
 
 #include <toml++/toml.h>
 

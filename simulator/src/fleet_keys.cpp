@@ -1,6 +1,6 @@
-#include "sfn/fleet_keys.h"
+#include "sfn/simulator/fleet_keys.h"
 
-#include "sfn/error.h"
+#include "sfn/core/error.h"
 
 #include <cstdio>
 #include <fstream>

@@ -4,18 +4,18 @@
 //   sfn-sim -c CONFIG [--set k=v] [-o RUN] [--resume RUN]     simulate (virtual clients)
 //   sfn-sim keys --clients N --out DIR                         key pairs + DIR/allow
 //   sfn-sim --connect tcp://H:P --clients N --keys-dir DIR --server-key server.pub [-c CONFIG]
-#include "sfn/coordinator.h"
-#include "sfn/data_source.h"
-#include "sfn/device_profile.h"
-#include "sfn/error.h"
-#include "sfn/evaluator.h"
-#include "sfn/fleet_keys.h"
-#include "sfn/local_trainer.h"
-#include "sfn/partitioner.h"
-#include "sfn/run_config.h"
-#include "sfn/run_recorder.h"
-#include "sfn/virtual_fleet.h"
-#include "sfn/zmq_fleet.h"
+#include "sfn/server/coordinator.h"
+#include "sfn/data/data_source.h"
+#include "sfn/simulator/device_profile.h"
+#include "sfn/core/error.h"
+#include "sfn/train/evaluator.h"
+#include "sfn/simulator/fleet_keys.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/data/partitioner.h"
+#include "sfn/server/run_config.h"
+#include "sfn/server/run_recorder.h"
+#include "sfn/simulator/virtual_fleet.h"
+#include "sfn/simulator/zmq_fleet.h"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>

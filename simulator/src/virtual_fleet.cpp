@@ -1,10 +1,12 @@
-#include "sfn/virtual_fleet.h"
+#include "sfn/simulator/virtual_fleet.h"
 
-#include "sfn/error.h"
-#include "sfn/local_trainer.h"
-#include "sfn/rng.h"
-#include "sfn/subnet_shapes.h"
-#include "sfn/wire.h"
+#include "sfn/client/train_task.h"
+
+#include "sfn/core/error.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/core/rng.h"
+#include "sfn/model/subnet_shapes.h"
+#include "sfn/wire/wire.h"
 
 #include <ATen/Parallel.h>
 #include <boost/asio/post.hpp>
@@ -19,9 +21,6 @@ void FleetOptions::validate() const {
   if (workers < 1) SFN_THROW(ConfigError, "simulation.workers must be >= 1 (got ", workers, ")");
   if (torch_threads < 1)
     SFN_THROW(ConfigError, "simulation.torch_threads must be >= 1 (got ", torch_threads, ")");
-  if (compute_time != "macs" && compute_time != "measured")
-    SFN_THROW(ConfigError, "simulation.compute_time must be \"macs\" or \"measured\" (got \"",
-              compute_time, "\")");
   if (!(max_wait_s > 0)) SFN_THROW(ConfigError, "simulation.max_wait_s must be > 0");
 }
 
@@ -140,8 +139,7 @@ void VirtualFleet::trainTask(std::size_t client, BytesPtr task_bytes, double sen
   SFN_ENFORCE(decoded.ok(), ProtocolError, "virtual client ", client, ": bad task");
   auto& task = std::get<TrainTaskMsg>(decoded.message());
   const SubNetConfig config = SubNetConfig::parse(task.subnet, space_);
-  TrainOptions opts = toTrainOptions(task.hyper);
-  opts.device = options_.device;
+  const TrainOptions opts = trainOptionsFrom(task.hyper, options_.device);
   const Client& cl = clients_[client];
   IndexList idx(indices_.begin() + cl.offset, indices_.begin() + cl.offset + cl.count);
   TrainResult r = trainLocal(space_, config, task.tensors, data_, idx, opts);
@@ -157,7 +155,7 @@ void VirtualFleet::trainTask(std::size_t client, BytesPtr task_bytes, double sen
 
   const DeviceProfile& prof = profiles_[cl.profile];
   double compute = 0;
-  if (options_.compute_time == "macs")
+  if (options_.compute_time == ComputeTimeMode::kMacs)
     compute = 3.0 * static_cast<double>(computeCost(space_, config).macs) *
               static_cast<double>(r.samples) * opts.epochs / (prof.gmacs * 1e9);
   else

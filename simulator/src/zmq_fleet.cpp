@@ -1,6 +1,6 @@
-#include "sfn/zmq_fleet.h"
+#include "sfn/simulator/zmq_fleet.h"
 
-#include "sfn/error.h"
+#include "sfn/core/error.h"
 
 #include <ATen/Parallel.h>
 #include <boost/asio/post.hpp>

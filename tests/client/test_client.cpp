@@ -1,13 +1,13 @@
 // ClientRunner against a server played by the test: a real ZmqServerTransport with CURVE on
 // tcp loopback (ephemeral port), the runner on its own thread.
-#include "sfn/client_runner.h"
-#include "sfn/dataset.h"
-#include "sfn/design_space.h"
-#include "sfn/subnet_config.h"
-#include "sfn/subnet_shapes.h"
-#include "sfn/supernet.h"
-#include "sfn/wire.h"
-#include "sfn/zmq_transport.h"
+#include "sfn/client/client_runner.h"
+#include "sfn/data/dataset.h"
+#include "sfn/model/design_space.h"
+#include "sfn/model/subnet_config.h"
+#include "sfn/model/subnet_shapes.h"
+#include "sfn/model/supernet.h"
+#include "sfn/wire/wire.h"
+#include "sfn/net/zmq_transport.h"
 
 #include <ATen/ATen.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -174,7 +174,7 @@ TEST_CASE("client: register, train a MinNet task, report the update, say Bye on 
 TEST_CASE("client: a rejected registration ends run() with a non-zero code") {
   Harness h;
   (void)h.expect<sfn::RegisterMsg>();
-  h.send(sfn::RejectMsg{"no room for you"});
+  h.send(sfn::RejectMsg{sfn::RejectCode::kClientIdCollision, "no room for you"});
   CHECK(h.join() == sfn::kExitRejected);
 }
 
@@ -186,9 +186,9 @@ TEST_CASE("client: re-registers after the server forgets it and reconnects after
   // A restarted server answers anything from an unknown peer with Reject "not registered".
   // Several of them (one per heartbeat queued while it was down): only the first triggers a
   // registration, the stale ones are not mistaken for a refusal.
-  h.send(sfn::RejectMsg{"not registered"});
-  h.send(sfn::RejectMsg{"not registered"});
-  h.send(sfn::RejectMsg{"not registered"});
+  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "not registered"});
+  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "not registered"});
+  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "not registered"});
   (void)h.expect<sfn::RegisterMsg>();
   h.send(sfn::WelcomeMsg{2, "test-server", sfn::kProtocolVersion});
 

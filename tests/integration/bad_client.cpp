@@ -11,9 +11,9 @@
 // message sent is printed as "bad-client: sent <kind>" for the script's log.
 //
 // Exit codes: 0 all bad messages sent, 1 runtime error or timeout, 2 usage error.
-#include "sfn/error.h"
-#include "sfn/wire.h"
-#include "sfn/zmq_transport.h"
+#include "sfn/core/error.h"
+#include "sfn/wire/wire.h"
+#include "sfn/net/zmq_transport.h"
 
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>

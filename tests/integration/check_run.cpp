@@ -13,12 +13,12 @@
 //
 // Prints one line per audited round; exit code 0 if every round passes, 1 otherwise (each
 // violation printed with its tensor), 2 on a usage or I/O error.
-#include "sfn/checkpoint.h"
-#include "sfn/design_space.h"
-#include "sfn/error.h"
-#include "sfn/subnet_config.h"
-#include "sfn/subnet_shapes.h"
-#include "sfn/supernet.h"
+#include "sfn/model/checkpoint.h"
+#include "sfn/model/design_space.h"
+#include "sfn/core/error.h"
+#include "sfn/model/subnet_config.h"
+#include "sfn/model/subnet_shapes.h"
+#include "sfn/model/supernet.h"
 
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>

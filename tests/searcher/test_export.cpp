@@ -1,11 +1,11 @@
 // Exported models: TorchScript equivalence with the in-library SubNet (in C++ and in
 // Debian's python3-torch), manifest contents, signature and tamper detection.
-#include "sfn/crypto.h"
-#include "sfn/dataset.h"
-#include "sfn/error.h"
-#include "sfn/model_exporter.h"
-#include "sfn/rng.h"
-#include "sfn/subnet_shapes.h"
+#include "sfn/io/crypto.h"
+#include "sfn/data/dataset.h"
+#include "sfn/core/error.h"
+#include "sfn/searcher/model_exporter.h"
+#include "sfn/core/rng.h"
+#include "sfn/model/subnet_shapes.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/script.h>

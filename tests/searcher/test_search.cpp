@@ -1,18 +1,18 @@
 #include <doctest/doctest.h>
 #include "temp_dir.h"
 
-#include "sfn/checkpoint.h"
-#include "sfn/crypto.h"
-#include "sfn/dataset.h"
-#include "sfn/error.h"
-#include "sfn/evaluator.h"
-#include "sfn/evolution_search.h"
-#include "sfn/latency_table.h"
-#include "sfn/local_trainer.h"
-#include "sfn/pareto_front.h"
-#include "sfn/search_target.h"
-#include "sfn/subnet_shapes.h"
-#include "sfn/supernet.h"
+#include "sfn/model/checkpoint.h"
+#include "sfn/io/crypto.h"
+#include "sfn/data/dataset.h"
+#include "sfn/core/error.h"
+#include "sfn/train/evaluator.h"
+#include "sfn/searcher/evolution_search.h"
+#include "sfn/model/latency_table.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/searcher/pareto_front.h"
+#include "sfn/searcher/search_target.h"
+#include "sfn/model/subnet_shapes.h"
+#include "sfn/model/supernet.h"
 
 #include <nlohmann/json.hpp>
 

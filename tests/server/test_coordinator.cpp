@@ -1,7 +1,7 @@
 // Coordinator round logic against a scripted transport: the test plays the clients.
-#include "sfn/coordinator.h"
-#include "sfn/error.h"
-#include "sfn/subnet_shapes.h"
+#include "sfn/server/coordinator.h"
+#include "sfn/core/error.h"
+#include "sfn/model/subnet_shapes.h"
 
 #include <torch/torch.h>
 

@@ -1,14 +1,14 @@
 // The simulator: same Coordinator, virtual fleet, determinism and scale.
-#include "sfn/coordinator.h"
-#include "sfn/data_source.h"
-#include "sfn/error.h"
-#include "sfn/fleet_keys.h"
-#include "sfn/local_trainer.h"
-#include "sfn/partitioner.h"
-#include "sfn/run_config.h"
-#include "sfn/run_recorder.h"
-#include "sfn/virtual_fleet.h"
-#include "sfn/zmq_fleet.h"
+#include "sfn/server/coordinator.h"
+#include "sfn/data/data_source.h"
+#include "sfn/core/error.h"
+#include "sfn/simulator/fleet_keys.h"
+#include "sfn/train/local_trainer.h"
+#include "sfn/data/partitioner.h"
+#include "sfn/server/run_config.h"
+#include "sfn/server/run_recorder.h"
+#include "sfn/simulator/virtual_fleet.h"
+#include "sfn/simulator/zmq_fleet.h"
 
 #include <torch/torch.h>
 

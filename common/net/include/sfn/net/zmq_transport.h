@@ -1,0 +1,173 @@
+// ZeroMQ transport: server ROUTER, client DEALER, over tcp (or any ZeroMQ endpoint).
+//
+// Secure by default: CURVE encryption, and a ZAP handler that admits only allowlisted client
+// public keys (ZMQ_ZAP_ENFORCE_DOMAIN on, so a missing handler refuses instead of admitting).
+// The server names each peer by the public key it authenticated with (the "User-Id"
+// metadata of its messages, Z85 text), never by anything the client sends. Plaintext mode
+// exists for debugging only and must be asked for (insecure = true); peers are then named
+// by their ROUTER routing id in hex.
+//
+// Messages are single frames holding one encoded Envelope. Sends hand the buffer to ZeroMQ
+// without copying it (it is released when ZeroMQ is done); received frames are wrapped
+// without copying into Bytes that decoded tensors can keep alive.
+//
+// Threading: one thread owns each socket. A ZmqServerTransport or ZmqClientTransport must be
+// used by one thread at a time (handing it to another thread through a queue or a join is
+// fine). The server's ZAP handler runs on its own thread, owned by the server object and
+// joined by its destructor. Every wait is bounded: recv takes a timeout, send waits at most
+// send_timeout, the ZAP thread polls with a short timeout, close lingers at most linger.
+#pragma once
+
+#include "sfn/net/transport.h"
+
+#include <zmq.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace sfn {
+
+// --- CURVE keys -----------------------------------------------------------------------
+
+struct CurveKeyPair {
+  std::string public_key;  // Z85, 40 characters
+  std::string secret_key;  // Z85, 40 characters; empty when only the public half is known
+};
+
+// A fresh key pair (zmq_curve_keypair). Throws Error if libzmq lacks CURVE support.
+CurveKeyPair generateCurveKeyPair();
+// True if `key` is 40 characters of Z85 (i.e. a 32-byte CURVE key).
+bool isValidCurveKey(std::string_view key);
+
+// Writes "public-key = ..." and "secret-key = ..." lines, creating the file with mode 0600
+// (and tightening an existing file to 0600 before anything is written). Throws IoError.
+void writeKeyPairFile(const std::filesystem::path& path, const CurveKeyPair& keys);
+// Writes only "public-key = ..." (mode 0644): the half given to the other side.
+void writePublicKeyFile(const std::filesystem::path& path, std::string_view public_key);
+// Reads a file written by either function above (secret_key empty if absent). Throws IoError
+// if unreadable or malformed, or if it holds a secret key yet is readable by group/others.
+CurveKeyPair readKeyFile(const std::filesystem::path& path);
+// Reads an allowlist: one key per line, bare or as "public-key = ...", '#' comments. Public
+// key files can thus simply be concatenated. Throws IoError naming the bad line.
+std::vector<std::string> readPublicKeys(const std::filesystem::path& path);
+
+// --- options --------------------------------------------------------------------------
+
+// Socket settings shared by both sides.
+struct ZmqSocketOptions {
+  std::int64_t max_message_bytes = std::int64_t{1} << 30;  // ZMQ_MAXMSGSIZE (inbound)
+  std::chrono::milliseconds handshake_interval{10'000};    // ZMQ_HANDSHAKE_IVL
+  std::chrono::milliseconds heartbeat_interval{2'000};     // ZMQ_HEARTBEAT_IVL
+  std::chrono::milliseconds heartbeat_timeout{10'000};     // ZMQ_HEARTBEAT_TIMEOUT
+  std::chrono::milliseconds heartbeat_ttl{20'000};         // ZMQ_HEARTBEAT_TTL (<= 6553.5 s)
+  int send_hwm = 64;  // messages queued per peer; bounded because messages can be large
+  int recv_hwm = 64;
+  std::chrono::milliseconds linger{1'000};        // how long close() may flush
+  std::chrono::milliseconds send_timeout{1'000};  // send() wait on a full queue
+  void validate() const;                          // throws ConfigError
+};
+
+struct ZmqServerOptions {
+  std::string bind_endpoint = "tcp://127.0.0.1:*";  // "*" port: ephemeral, see endpoint()
+  bool insecure = false;                            // plaintext, no authentication
+  CurveKeyPair server_keys;                         // needs the secret key unless insecure
+  std::vector<std::string> allowed_client_keys;     // Z85 public keys
+  std::string zap_domain = "sfn";
+  ZmqSocketOptions socket;
+  void validate() const;  // throws ConfigError
+};
+
+struct ZmqClientOptions {
+  std::string server_endpoint;  // e.g. the server's endpoint()
+  bool insecure = false;
+  CurveKeyPair client_keys;                                  // needs both halves unless insecure
+  std::string server_public_key;                             // Z85
+  std::chrono::milliseconds reconnect_interval{100};         // ZMQ_RECONNECT_IVL
+  std::chrono::milliseconds reconnect_interval_max{10'000};  // ZMQ_RECONNECT_IVL_MAX (backoff)
+  ZmqSocketOptions socket;
+  void validate() const;  // throws ConfigError
+};
+
+// --- server ---------------------------------------------------------------------------
+
+class ZapHandler;  // zmq_transport.cpp
+
+class ZmqServerTransport final : public ServerTransport {
+ public:
+  // Starts the ZAP handler (secure mode) and binds. Throws ConfigError for bad options and
+  // zmq::error_t if the endpoint cannot be bound.
+  explicit ZmqServerTransport(const ZmqServerOptions& options);
+  ~ZmqServerTransport() override;
+  ZmqServerTransport(const ZmqServerTransport&) = delete;
+  ZmqServerTransport& operator=(const ZmqServerTransport&) = delete;
+
+  // kUnknownPeer if the peer never sent anything or has disconnected (EHOSTUNREACH),
+  // kQueueFull if its queue stayed at the high-water mark for send_timeout.
+  [[nodiscard]] SendResult send(const PeerId& peer, BytesPtr message) override;
+  // Frames that are not [routing id][one payload] or lack an authenticated User-Id are
+  // dropped (counted in droppedMessages()). Rethrows a failure of the ZAP thread.
+  [[nodiscard]] std::optional<Received> recv(std::chrono::milliseconds timeout) override;
+
+  // The bound endpoint with the actual port (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:41234".
+  const std::string& endpoint() const { return endpoint_; }
+  // Handshakes the ZAP handler refused (non-allowlisted keys, wrong domain/mechanism).
+  std::uint64_t refusedHandshakes() const;
+  std::uint64_t droppedMessages() const { return dropped_; }
+
+ private:
+  std::optional<Received> receiveOne();
+
+  ZmqServerOptions options_;
+  // Declaration order is destruction order reversed: the socket closes first, then the ZAP
+  // thread is joined, then the context terminates (which waits for both sockets).
+  zmq::context_t context_;
+  std::unique_ptr<ZapHandler> zap_;
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  // Authenticated key -> current routing id. Refreshed by every received message, so a
+  // reconnecting client is reachable again after its first message. At most one entry per
+  // allowlisted key.
+  std::unordered_map<PeerId, std::string> routes_;
+  std::uint64_t dropped_ = 0;
+};
+
+// The factory; same as constructing one.
+std::unique_ptr<ZmqServerTransport> makeZmqServer(const ZmqServerOptions& options);
+
+// --- client ---------------------------------------------------------------------------
+
+class ZmqClientTransport final : public ClientTransport {
+ public:
+  // Connects in the background (ZeroMQ reconnects with backoff on its own). `context` may be
+  // shared by many clients (a fleet in one process) to share I/O threads; null creates one.
+  explicit ZmqClientTransport(const ZmqClientOptions& options,
+                              std::shared_ptr<zmq::context_t> context = nullptr);
+  ~ZmqClientTransport() override;
+  ZmqClientTransport(const ZmqClientTransport&) = delete;
+  ZmqClientTransport& operator=(const ZmqClientTransport&) = delete;
+
+  // Queues the message; before the connection is up it waits in ZeroMQ's queue. kQueueFull
+  // if the queue stayed full for send_timeout.
+  [[nodiscard]] SendResult send(BytesPtr message) override;
+  [[nodiscard]] std::optional<BytesPtr> recv(std::chrono::milliseconds timeout) override;
+
+ private:
+  ZmqClientOptions options_;
+  std::shared_ptr<zmq::context_t> context_;  // outlives socket_
+  zmq::socket_t socket_;
+};
+
+std::unique_ptr<ZmqClientTransport> makeZmqClient(
+    const ZmqClientOptions& options, std::shared_ptr<zmq::context_t> context = nullptr);
+
+// A context configured the way the transports need it (see zmq_transport.cpp), for sharing
+// among clients.
+std::shared_ptr<zmq::context_t> makeZmqContext(int io_threads = 1);
+
+}  // namespace sfn

@@ -1,0 +1,609 @@
+#include "sfn/net/zmq_transport.h"
+
+#include "sfn/core/error.h"
+#include "sfn/io/atomic_file_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+namespace sfn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using CurveKey = std::array<std::uint8_t, 32>;
+
+// Both are real options of libzmq 4.3 but are only declared by zmq.h under
+// ZMQ_BUILD_DRAFT_API, which Debian's headers do not enable.
+constexpr int kZapEnforceDomain = 93;  // ZMQ_ZAP_ENFORCE_DOMAIN (socket)
+constexpr int kZeroCopyRecv = 10;      // ZMQ_ZERO_COPY_RECV (context)
+constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
+constexpr std::size_t kZ85KeyChars = 40;
+// ZeroMQ keeps the TTL in deciseconds in a 16-bit field.
+constexpr std::chrono::milliseconds kMaxHeartbeatTtl{6'553'599};
+// The ZAP thread re-checks its stop flag this often; it bounds destructor latency.
+constexpr std::chrono::milliseconds kZapPollInterval{50};
+
+// A received frame, kept alive (and not copied) for as long as anything uses its bytes.
+class ZmqBytes final : public Bytes {
+ public:
+  explicit ZmqBytes(zmq::message_t message) : message_(std::move(message)) {}
+  const std::uint8_t* data() const override {
+    return static_cast<const std::uint8_t*>(message_.data());
+  }
+  std::size_t size() const override { return message_.size(); }
+
+ private:
+  zmq::message_t message_;
+};
+
+// Wraps `bytes` in a frame without copying; ZeroMQ drops the reference when it is done,
+// possibly on its I/O thread (shared_ptr's count is atomic, so that is safe).
+zmq::message_t toFrame(BytesPtr bytes) {
+  auto holder = std::make_unique<BytesPtr>(std::move(bytes));
+  void* data = const_cast<std::uint8_t*>((*holder)->data());  // ZeroMQ only reads it
+  zmq::message_t frame(
+      data, (*holder)->size(),
+      [](void*, void* hint) { std::unique_ptr<BytesPtr>(static_cast<BytesPtr*>(hint)); },
+      holder.get());
+  holder.release();  // now owned by the frame's free function
+  return frame;
+}
+
+std::optional<CurveKey> decodeKey(std::string_view z85) {
+  if (z85.size() != kZ85KeyChars) return std::nullopt;
+  const std::string text(z85);  // zmq_z85_decode wants a terminated string
+  CurveKey key;
+  if (zmq_z85_decode(key.data(), text.c_str()) == nullptr) return std::nullopt;
+  return key;
+}
+
+std::string encodeKey(const CurveKey& key) {
+  std::array<char, kZ85KeyChars + 1> text{};
+  if (zmq_z85_encode(text.data(), key.data(), key.size()) == nullptr) return {};
+  return std::string(text.data(), kZ85KeyChars);
+}
+
+CurveKey requireKey(std::string_view z85, const char* what) {
+  auto key = decodeKey(z85);
+  SFN_ENFORCE(key.has_value(), ConfigError, what, " is not a 40-character Z85 CURVE key");
+  return *key;
+}
+
+std::string toHex(const void* data, std::size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const auto* p = static_cast<const std::uint8_t*>(data);
+  std::string out;
+  out.reserve(2 * size);
+  for (std::size_t i = 0; i < size; ++i) {
+    out.push_back(kDigits[p[i] >> 4]);
+    out.push_back(kDigits[p[i] & 15]);
+  }
+  return out;
+}
+
+std::optional<std::string> fromHex(std::string_view hex) {
+  if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
+}
+
+int toInt(std::chrono::milliseconds ms) { return static_cast<int>(ms.count()); }
+
+// For options cppzmq has no typed wrapper for (draft-declared ones, binary keys).
+void setRawOption(zmq::socket_t& socket, int option, const void* value, std::size_t size) {
+  if (zmq_setsockopt(socket.handle(), option, value, size) != 0) throw zmq::error_t();
+}
+
+void setBinaryKey(zmq::socket_t& socket, int option, const CurveKey& key) {
+  setRawOption(socket, option, key.data(), key.size());
+}
+
+void applySocketOptions(zmq::socket_t& socket, const ZmqSocketOptions& o) {
+  socket.set(zmq::sockopt::maxmsgsize, o.max_message_bytes);
+  socket.set(zmq::sockopt::handshake_ivl, toInt(o.handshake_interval));
+  socket.set(zmq::sockopt::heartbeat_ivl, toInt(o.heartbeat_interval));
+  socket.set(zmq::sockopt::heartbeat_timeout, toInt(o.heartbeat_timeout));
+  socket.set(zmq::sockopt::heartbeat_ttl, toInt(o.heartbeat_ttl));
+  socket.set(zmq::sockopt::sndhwm, o.send_hwm);
+  socket.set(zmq::sockopt::rcvhwm, o.recv_hwm);
+  socket.set(zmq::sockopt::linger, toInt(o.linger));
+  socket.set(zmq::sockopt::sndtimeo, toInt(o.send_timeout));
+}
+
+// poll() for input on one socket; false on timeout. EINTR counts as a (short) timeout so
+// callers simply re-check their deadline.
+bool waitReadable(zmq::socket_ref socket, std::chrono::milliseconds timeout) {
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  try {
+    zmq::poll(&item, 1, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return false;
+    throw;
+  }
+  return (item.revents & ZMQ_POLLIN) != 0;
+}
+
+// Discards the remaining frames of a multipart message.
+void drainFrames(zmq::socket_ref socket, const zmq::message_t& last) {
+  bool more = last.more();
+  while (more) {
+    zmq::message_t frame;
+    if (!socket.recv(frame, zmq::recv_flags::dontwait)) return;
+    more = frame.more();
+  }
+}
+
+std::chrono::milliseconds remainingUntil(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() > 0 ? left : std::chrono::milliseconds{0};
+}
+
+// Key files are written atomically (a crash never leaves half a key) and a secret key file
+// is created with its final mode, so it is never readable by others, not even briefly.
+void writeFile(const std::filesystem::path& path, const std::string& text, mode_t mode) {
+  writeFileAtomically(path, asBytes(text), static_cast<std::filesystem::perms>(mode));
+}
+
+std::string_view trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r");
+  return s.substr(b, e - b + 1);
+}
+
+// Splits "name = value" at the first '=' (names never contain one; Z85 values may), and
+// strips optional quotes around the value. A line without '=' has an empty name.
+std::pair<std::string_view, std::string_view> splitLine(std::string_view line) {
+  const auto eq = line.find('=');
+  if (eq == std::string_view::npos) return {{}, trim(line)};
+  std::string_view value = trim(line.substr(eq + 1));
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+    value = value.substr(1, value.size() - 2);
+  return {trim(line.substr(0, eq)), value};
+}
+
+std::vector<std::string> readLines(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) SFN_THROW(IoError, "cannot open key file ", path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  if (in.bad()) SFN_THROW(IoError, "cannot read key file ", path);
+  return lines;
+}
+
+}  // namespace
+
+// --- ZAP handler ----------------------------------------------------------------------
+
+// Answers the ZAP requests (RFC 27) of one context: admits CURVE clients whose public key
+// is allowlisted, in the expected domain, and names them by that key (the User-Id).
+// The REP socket is bound in the constructor (on the caller's thread) so that it exists
+// before the server socket accepts any connection; from then on only the handler thread
+// touches it.
+class ZapHandler {
+ public:
+  ZapHandler(zmq::context_t& context, std::string domain,
+             const std::vector<std::string>& allowed_keys)
+      : socket_(context, zmq::socket_type::rep), domain_(std::move(domain)) {
+    for (const auto& k : allowed_keys) allowed_.insert(requireKey(k, "allowed client key"));
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.bind(kZapEndpoint);
+    thread_ = std::thread([this] { run(); });
+  }
+
+  ~ZapHandler() {
+    stop_.store(true);
+    thread_.join();
+  }
+  ZapHandler(const ZapHandler&) = delete;
+  ZapHandler& operator=(const ZapHandler&) = delete;
+
+  std::uint64_t refused() const { return refused_.load(); }
+
+  // Carries an exception of the handler thread to the server's thread.
+  void rethrowIfFailed() {
+    std::lock_guard lock(error_mu_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void run() {
+    try {
+      while (!stop_.load()) {
+        if (waitReadable(socket_, kZapPollInterval)) handleRequest();
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != ETERM) {
+        std::lock_guard lock(error_mu_);
+        error_ = std::current_exception();
+      }
+    } catch (...) {
+      std::lock_guard lock(error_mu_);
+      error_ = std::current_exception();
+    }
+    socket_.close();
+  }
+
+  void handleRequest() {
+    // Frames: version, request id, domain, address, routing id, mechanism, credentials...
+    std::vector<zmq::message_t> frames;
+    bool more = true;
+    while (more) {
+      zmq::message_t frame;
+      if (!socket_.recv(frame, zmq::recv_flags::dontwait)) break;
+      more = frame.more();
+      // A REP socket must answer every request, so oversized requests are still read
+      // to the end but not kept.
+      if (frames.size() < 8) frames.push_back(std::move(frame));
+    }
+    std::string request_id = frames.size() > 1 ? frames[1].to_string() : std::string();
+    std::string status = "400";
+    std::string text = "malformed ZAP request";
+    std::string user_id;
+    if (frames.size() >= 7 && frames[0].to_string_view() == "1.0") {
+      const std::string_view domain = frames[2].to_string_view();
+      const std::string_view mechanism = frames[5].to_string_view();
+      if (domain != domain_) {
+        text = "wrong ZAP domain";
+      } else if (mechanism != "CURVE") {
+        text = "CURVE required";
+      } else if (frames[6].size() != sizeof(CurveKey)) {
+        text = "bad CURVE credentials";
+      } else {
+        CurveKey key;
+        std::memcpy(key.data(), frames[6].data(), key.size());
+        if (allowed_.count(key) != 0) {
+          status = "200";
+          text = "OK";
+          user_id = encodeKey(key);
+        } else {
+          text = "client key not allowlisted";
+        }
+      }
+    }
+    if (status != "200") {
+      refused_.fetch_add(1);
+      spdlog::warn("zap[{}]: refused handshake from {}: {}", domain_,
+                   frames.size() > 3 ? frames[3].to_string() : std::string("?"), text);
+    }
+    socket_.send(zmq::buffer(std::string_view("1.0")), zmq::send_flags::sndmore);
+    socket_.send(zmq::buffer(request_id), zmq::send_flags::sndmore);
+    socket_.send(zmq::buffer(status), zmq::send_flags::sndmore);
+    socket_.send(zmq::buffer(text), zmq::send_flags::sndmore);
+    socket_.send(zmq::buffer(user_id), zmq::send_flags::sndmore);
+    socket_.send(zmq::message_t(), zmq::send_flags::none);  // metadata: none
+  }
+
+  zmq::socket_t socket_;
+  const std::string domain_;
+  std::set<CurveKey> allowed_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> refused_{0};
+  std::mutex error_mu_;
+  std::exception_ptr error_;
+  std::thread thread_;  // last: starts once every member above is initialized
+};
+
+// --- keys -----------------------------------------------------------------------------
+
+CurveKeyPair generateCurveKeyPair() {
+  SFN_ENFORCE(zmq_has("curve") != 0, Error, "libzmq was built without CURVE support");
+  std::array<char, kZ85KeyChars + 1> pub{};
+  std::array<char, kZ85KeyChars + 1> sec{};
+  SFN_ENFORCE(zmq_curve_keypair(pub.data(), sec.data()) == 0, Error,
+              "zmq_curve_keypair failed: ", zmq_strerror(zmq_errno()));
+  return {std::string(pub.data(), kZ85KeyChars), std::string(sec.data(), kZ85KeyChars)};
+}
+
+bool isValidCurveKey(std::string_view key) { return decodeKey(key).has_value(); }
+
+void writeKeyPairFile(const std::filesystem::path& path, const CurveKeyPair& keys) {
+  requireKey(keys.public_key, "public key");
+  requireKey(keys.secret_key, "secret key");
+  writeFile(path,
+            "# sfn CURVE key pair (Z85). Keep secret.\npublic-key = \"" + keys.public_key +
+                "\"\nsecret-key = \"" + keys.secret_key + "\"\n",
+            0600);
+}
+
+void writePublicKeyFile(const std::filesystem::path& path, std::string_view public_key) {
+  requireKey(public_key, "public key");
+  writeFile(path,
+            "# sfn CURVE public key (Z85)\npublic-key = \"" + std::string(public_key) + "\"\n",
+            0644);
+}
+
+CurveKeyPair readKeyFile(const std::filesystem::path& path) {
+  CurveKeyPair keys;
+  int line_no = 0;
+  for (const std::string& line : readLines(path)) {
+    ++line_no;
+    const std::string_view t = trim(line);
+    if (t.empty() || t.front() == '#') continue;
+    const auto [key, value] = splitLine(t);
+    std::string* dst = key == "public-key"   ? &keys.public_key
+                       : key == "secret-key" ? &keys.secret_key
+                                             : nullptr;
+    if (dst == nullptr || !isValidCurveKey(value))
+      SFN_THROW(IoError, "key file ", path, " line ", line_no,
+                ": expected public-key/secret-key = <40-character Z85 key>");
+    *dst = std::string(value);
+  }
+  if (keys.public_key.empty()) SFN_THROW(IoError, "key file ", path, " has no public-key");
+  if (!keys.secret_key.empty()) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+      SFN_THROW(IoError, "cannot stat key file ", path, ": ", std::strerror(errno));
+    // Like ssh: a secret others can read is refused rather than used.
+    if ((st.st_mode & 077) != 0)
+      SFN_THROW(IoError, "secret key file ", path, " is accessible by group/others (mode ",
+                std::oct, (st.st_mode & 0777), "); chmod 600 it");
+  }
+  return keys;
+}
+
+std::vector<std::string> readPublicKeys(const std::filesystem::path& path) {
+  std::vector<std::string> keys;
+  int line_no = 0;
+  for (const std::string& line : readLines(path)) {
+    ++line_no;
+    const std::string_view t = trim(line);
+    // Z85 keys may contain '=' and start with '#', so a whole-line key is recognized
+    // before comments and "name = value" lines (a comment with a space is never a key).
+    if (isValidCurveKey(t)) {
+      keys.emplace_back(t);
+      continue;
+    }
+    if (t.empty() || t.front() == '#') continue;
+    const auto [key, value] = splitLine(t);
+    if (key != "public-key" || !isValidCurveKey(value))
+      SFN_THROW(IoError, "allowlist ", path, " line ", line_no,
+                ": expected a 40-character Z85 public key");
+    keys.emplace_back(value);
+  }
+  return keys;
+}
+
+// --- options --------------------------------------------------------------------------
+
+void ZmqSocketOptions::validate() const {
+  SFN_ENFORCE(max_message_bytes > 0, ConfigError, "zmq max_message_bytes must be > 0");
+  SFN_ENFORCE(handshake_interval.count() > 0, ConfigError,
+              "zmq handshake_interval must be > 0 (0 would disable the handshake timeout)");
+  SFN_ENFORCE(heartbeat_interval.count() > 0 && heartbeat_timeout.count() > 0, ConfigError,
+              "zmq heartbeat interval and timeout must be > 0");
+  SFN_ENFORCE(heartbeat_ttl.count() >= 0 && heartbeat_ttl <= kMaxHeartbeatTtl, ConfigError,
+              "zmq heartbeat_ttl must be in [0, ", kMaxHeartbeatTtl.count(), "] ms");
+  SFN_ENFORCE(send_hwm > 0 && recv_hwm > 0, ConfigError,
+              "zmq high-water marks must be > 0 (0 means unbounded)");
+  SFN_ENFORCE(linger.count() >= 0, ConfigError, "zmq linger must be >= 0 (bounded)");
+  SFN_ENFORCE(send_timeout.count() >= 0, ConfigError, "zmq send_timeout must be >= 0");
+}
+
+void ZmqServerOptions::validate() const {
+  socket.validate();
+  SFN_ENFORCE(!bind_endpoint.empty(), ConfigError, "zmq server bind_endpoint is empty");
+  if (insecure) return;
+  requireKey(server_keys.public_key, "server public key");
+  requireKey(server_keys.secret_key, "server secret key");
+  SFN_ENFORCE(!zap_domain.empty(), ConfigError, "zmq zap_domain is empty");
+  for (const auto& k : allowed_client_keys) requireKey(k, "allowed client key");
+}
+
+void ZmqClientOptions::validate() const {
+  socket.validate();
+  SFN_ENFORCE(!server_endpoint.empty(), ConfigError, "zmq client server_endpoint is empty");
+  SFN_ENFORCE(reconnect_interval.count() > 0 && reconnect_interval_max >= reconnect_interval,
+              ConfigError, "zmq reconnect intervals must satisfy 0 < ivl <= ivl_max");
+  if (insecure) return;
+  requireKey(client_keys.public_key, "client public key");
+  requireKey(client_keys.secret_key, "client secret key");
+  requireKey(server_public_key, "server public key");
+}
+
+std::shared_ptr<zmq::context_t> makeZmqContext(int io_threads) {
+  auto context = std::make_shared<zmq::context_t>(io_threads);
+  // With zero-copy receive, small frames point at arbitrary offsets inside the socket's
+  // batch buffer; turning it off gives every frame its own 8-byte aligned allocation, so
+  // decode() never needs to copy to realign.
+  // Best effort: should an older libzmq refuse the option, decode() copies and counts it.
+  (void)zmq_ctx_set(context->handle(), kZeroCopyRecv, 0);
+  return context;
+}
+
+// --- server ---------------------------------------------------------------------------
+
+ZmqServerTransport::ZmqServerTransport(const ZmqServerOptions& options)
+    : options_(options), context_(1) {
+  options_.validate();
+  (void)zmq_ctx_set(context_.handle(), kZeroCopyRecv, 0);  // see makeZmqContext
+  if (!options_.insecure)
+    zap_ =
+        std::make_unique<ZapHandler>(context_, options_.zap_domain, options_.allowed_client_keys);
+  socket_ = zmq::socket_t(context_, zmq::socket_type::router);
+  applySocketOptions(socket_, options_.socket);
+  // Unroutable sends fail with EHOSTUNREACH instead of being dropped silently.
+  socket_.set(zmq::sockopt::router_mandatory, 1);
+  if (!options_.insecure) {
+    socket_.set(zmq::sockopt::curve_server, 1);
+    setBinaryKey(socket_, ZMQ_CURVE_SECRETKEY,
+                 requireKey(options_.server_keys.secret_key, "server secret key"));
+    socket_.set(zmq::sockopt::zap_domain, options_.zap_domain);
+    const int enforce = 1;
+    setRawOption(socket_, kZapEnforceDomain, &enforce, sizeof enforce);
+  }
+  socket_.bind(options_.bind_endpoint);
+  endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+}
+
+ZmqServerTransport::~ZmqServerTransport() = default;
+
+std::uint64_t ZmqServerTransport::refusedHandshakes() const { return zap_ ? zap_->refused() : 0; }
+
+SendResult ZmqServerTransport::send(const PeerId& peer, BytesPtr message) {
+  if (!message) return {SendStatus::kError, "null message"};
+  if (message->size() > static_cast<std::uint64_t>(options_.socket.max_message_bytes))
+    return {SendStatus::kTooLarge, std::to_string(message->size()) + " bytes"};
+  std::string routing_id;
+  if (options_.insecure) {
+    auto decoded = fromHex(peer);
+    if (!decoded) return {SendStatus::kUnknownPeer, "bad peer id '" + peer + "'"};
+    routing_id = std::move(*decoded);
+  } else {
+    auto it = routes_.find(peer);
+    if (it == routes_.end()) return {SendStatus::kUnknownPeer, "no route to '" + peer + "'"};
+    routing_id = it->second;
+  }
+  try {
+    // With ROUTER_MANDATORY the first frame decides: EHOSTUNREACH if the peer is gone,
+    // EAGAIN (empty result) if its queue stayed full for the send timeout.
+    if (!socket_.send(zmq::buffer(routing_id), zmq::send_flags::sndmore))
+      return {SendStatus::kQueueFull, "peer '" + peer + "' queue full"};
+    if (!socket_.send(toFrame(std::move(message)), zmq::send_flags::none))
+      return {SendStatus::kQueueFull, "peer '" + peer + "' queue full"};
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EHOSTUNREACH) {
+      routes_.erase(peer);
+      return {SendStatus::kUnknownPeer, "peer '" + peer + "' is not connected"};
+    }
+    if (e.num() == ETERM) return {SendStatus::kClosed, e.what()};
+    return {SendStatus::kError, e.what()};
+  }
+  return {};
+}
+
+std::optional<Received> ZmqServerTransport::receiveOne() {
+  zmq::message_t routing_id;
+  if (!socket_.recv(routing_id, zmq::recv_flags::dontwait)) return std::nullopt;
+  if (!routing_id.more()) {
+    ++dropped_;
+    return std::nullopt;
+  }
+  zmq::message_t payload;
+  // The parts of a message arrive together, so the rest is already there.
+  if (!socket_.recv(payload, zmq::recv_flags::dontwait)) {
+    ++dropped_;
+    return std::nullopt;
+  }
+  if (payload.more()) {
+    drainFrames(socket_, payload);
+    ++dropped_;
+    spdlog::warn("zmq server {}: dropped a multi-frame message", endpoint_);
+    return std::nullopt;
+  }
+  PeerId peer;
+  if (options_.insecure) {
+    peer = toHex(routing_id.data(), routing_id.size());
+  } else {
+    // Set by libzmq from our ZAP reply: the key the peer proved it holds.
+    const char* user_id = zmq_msg_gets(payload.handle(), "User-Id");
+    if (user_id == nullptr || *user_id == '\0') {
+      ++dropped_;
+      spdlog::warn("zmq server {}: dropped a message without authenticated User-Id", endpoint_);
+      return std::nullopt;
+    }
+    peer = user_id;
+    routes_[peer] = routing_id.to_string();
+  }
+  return Received{std::move(peer), std::make_shared<ZmqBytes>(std::move(payload))};
+}
+
+std::optional<Received> ZmqServerTransport::recv(std::chrono::milliseconds timeout) {
+  if (zap_) zap_->rethrowIfFailed();
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (waitReadable(socket_, remainingUntil(deadline))) {
+      if (auto got = receiveOne()) return got;
+    }
+    if (Clock::now() >= deadline) return std::nullopt;
+  }
+}
+
+std::unique_ptr<ZmqServerTransport> makeZmqServer(const ZmqServerOptions& options) {
+  return std::make_unique<ZmqServerTransport>(options);
+}
+
+// --- client ---------------------------------------------------------------------------
+
+ZmqClientTransport::ZmqClientTransport(const ZmqClientOptions& options,
+                                       std::shared_ptr<zmq::context_t> context)
+    : options_(options), context_(context ? std::move(context) : makeZmqContext()) {
+  options_.validate();
+  socket_ = zmq::socket_t(*context_, zmq::socket_type::dealer);
+  applySocketOptions(socket_, options_.socket);
+  socket_.set(zmq::sockopt::reconnect_ivl, toInt(options_.reconnect_interval));
+  socket_.set(zmq::sockopt::reconnect_ivl_max, toInt(options_.reconnect_interval_max));
+  if (!options_.insecure) {
+    setBinaryKey(socket_, ZMQ_CURVE_SERVERKEY,
+                 requireKey(options_.server_public_key, "server public key"));
+    setBinaryKey(socket_, ZMQ_CURVE_PUBLICKEY,
+                 requireKey(options_.client_keys.public_key, "client public key"));
+    setBinaryKey(socket_, ZMQ_CURVE_SECRETKEY,
+                 requireKey(options_.client_keys.secret_key, "client secret key"));
+  }
+  socket_.connect(options_.server_endpoint);
+}
+
+ZmqClientTransport::~ZmqClientTransport() = default;
+
+SendResult ZmqClientTransport::send(BytesPtr message) {
+  if (!message) return {SendStatus::kError, "null message"};
+  if (message->size() > static_cast<std::uint64_t>(options_.socket.max_message_bytes))
+    return {SendStatus::kTooLarge, std::to_string(message->size()) + " bytes"};
+  try {
+    if (!socket_.send(toFrame(std::move(message)), zmq::send_flags::none))
+      return {
+          SendStatus::kQueueFull,
+          "send queue full for " + std::to_string(options_.socket.send_timeout.count()) + " ms"};
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) return {SendStatus::kClosed, e.what()};
+    return {SendStatus::kError, e.what()};
+  }
+  return {};
+}
+
+std::optional<BytesPtr> ZmqClientTransport::recv(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    if (waitReadable(socket_, remainingUntil(deadline))) {
+      zmq::message_t frame;
+      if (socket_.recv(frame, zmq::recv_flags::dontwait)) {
+        if (!frame.more()) return std::make_shared<ZmqBytes>(std::move(frame));
+        drainFrames(socket_, frame);  // not a protocol message: drop it
+      }
+    }
+    if (Clock::now() >= deadline) return std::nullopt;
+  }
+}
+
+std::unique_ptr<ZmqClientTransport> makeZmqClient(const ZmqClientOptions& options,
+                                                  std::shared_ptr<zmq::context_t> context) {
+  return std::make_unique<ZmqClientTransport>(options, std::move(context));
+}
+
+}  // namespace sfn

@@ -1,0 +1,125 @@
+// The round logic of SuperFedNAS, written once for sfn-server and sfn-sim.
+//
+// A Coordinator owns the SuperNet, the client registry and the round state machine. It
+// talks to clients only through a ServerTransport (ZeroMQ or the simulator's in-process
+// fleet) and reads time only from a Clock, so the same code runs a real federation and a
+// simulated one. All its methods run on one thread (the thread that owns the transport's
+// receive side).
+//
+// Round state machine (one pass per runRound()):
+//   kSelecting    choose clients among the available ones (seeded by round)
+//   kTraining     send each its SubNet slice; stream accepted updates into the accumulator
+//                 until the target count arrives or the deadline passes
+//   kAggregating  quorum reached: write averages into the SuperNet; else abandon the round
+//   kEvaluating   every eval.every rounds: MaxNet, MinNet and fixed SubNets on validation
+//   kCheckpointing every checkpoint.every rounds
+//   -> kIdle
+#pragma once
+
+#include "sfn/server/client_registry.h"
+#include "sfn/core/clock.h"
+#include "sfn/server/coordinator_options.h"
+#include "sfn/train/evaluator.h"
+#include "sfn/fl/overlap_accumulator.h"
+#include "sfn/server/round_metrics.h"
+#include "sfn/fl/subnet_assigner.h"
+#include "sfn/model/supernet.h"
+#include "sfn/net/transport.h"
+#include "sfn/wire/wire.h"
+
+#include <spdlog/logger.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace sfn {
+
+enum class RoundState { kIdle, kSelecting, kTraining, kAggregating, kEvaluating, kCheckpointing };
+std::string_view toString(RoundState state);
+
+// Everything a checkpoint must hold to resume exactly (besides the SuperNet tensors).
+struct CoordinatorSnapshot {
+  std::int64_t next_round = 0;
+  std::uint64_t next_task_id = 1;
+  std::unordered_map<std::uint64_t, SubNetAssigner::Counters> counters;
+  std::vector<RoundMetrics> history;
+};
+
+class Coordinator {
+ public:
+  // `evaluator` may be null (no evaluation). `on_round_end`, if set, is called after each
+  // round with its metrics (metrics files, checkpoints, progress bars hang off it).
+  Coordinator(CoordinatorOptions options, SuperNet supernet, ServerTransport& transport,
+              Clock& clock, Evaluator* evaluator, std::shared_ptr<spdlog::logger> logger);
+
+  // Serves registrations and heartbeats until `min_clients` are available or `timeout_s`
+  // of clock time passed. Returns whether enough clients are available.
+  bool waitForClients(std::size_t min_clients, double timeout_s);
+  // Handles every message that is already queued (0 timeout), e.g. between rounds.
+  void pump();
+
+  // Runs one round and returns its metrics (also appended to history()).
+  RoundMetrics runRound();
+
+  // Evaluates the configured SubNets now (no round).
+  std::vector<EvalRecord> evaluateNow();
+
+  const SuperNet& supernet() const { return supernet_; }
+  SuperNet& supernet() { return supernet_; }
+  std::int64_t round() const { return next_round_; }
+  RoundState state() const { return state_; }
+  const ClientRegistry& registry() const { return registry_; }
+  const std::vector<RoundMetrics>& history() const { return history_; }
+  const CoordinatorOptions& options() const { return options_; }
+  const DecodeCounters& decodeCounters() const { return decode_counters_; }
+
+  CoordinatorSnapshot snapshot() const;
+  void restore(const CoordinatorSnapshot& snap);
+
+  // Tells connected clients the server is going away (best effort).
+  void sayGoodbye(const std::string& reason);
+
+ private:
+  struct PendingTask {
+    std::uint64_t task_id = 0;
+    PeerId peer;
+    SubNetConfig config;
+    bool is_maxnet = false;
+    double weight = 0.0;
+    std::vector<TensorSpec> spec;
+  };
+
+  void pump(RoundMetrics* metrics);
+  // Decodes and dispatches one received message. Returns true if it was an accepted update.
+  bool handle(const Received& received, RoundMetrics* metrics);
+  void handleRegister(const PeerId& peer, const RegisterMsg& msg);
+  bool handleUpdate(const PeerId& peer, UpdateMsg& msg, std::size_t message_bytes,
+                    RoundMetrics* metrics);
+  void reject(const PeerId& peer, const std::string& why, RoundMetrics* metrics);
+  void send(const PeerId& peer, const Message& msg, RoundMetrics* metrics);
+  void setState(RoundState s);
+
+  CoordinatorOptions options_;
+  SuperNet supernet_;
+  ServerTransport& transport_;
+  Clock& clock_;
+  Evaluator* evaluator_;
+  std::shared_ptr<spdlog::logger> log_;
+
+  ClientRegistry registry_;
+  SubNetAssigner assigner_;
+  OverlapAccumulator accumulator_;
+  DecodeCounters decode_counters_;
+
+  RoundState state_ = RoundState::kIdle;
+  std::int64_t next_round_ = 0;
+  std::uint64_t next_task_id_ = 1;
+  std::unordered_map<std::uint64_t, PendingTask> pending_;  // task id -> task, this round
+  std::vector<RoundMetrics> history_;
+};
+
+}  // namespace sfn

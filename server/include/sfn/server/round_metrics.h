@@ -1,0 +1,51 @@
+// What one round did, as written to metrics.jsonl / metrics.csv and kept in checkpoints.
+#pragma once
+
+#include "sfn/train/evaluator.h"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sfn {
+
+// One selected client's task in a round and what became of it.
+struct TaskRecord {
+  std::uint64_t task_id = 0;
+  std::string client;  // the client's self-declared name (its CURVE key is in the server log)
+  std::string subnet;  // canonical SubNetConfig text
+  std::string status;  // "accepted" | "rejected" | "dropped" (no valid update by the deadline)
+};
+
+struct RoundMetrics {
+  std::int64_t round = 0;
+  std::string outcome;  // "completed" | "abandoned"
+  int available = 0;    // clients available at selection
+  int selected = 0;
+  int accepted = 0;   // updates merged into the SuperNet
+  int dropped = 0;    // selected clients whose update never arrived in time
+  int rejected = 0;   // updates refused by validation (bad shapes, NaN, wrong peer...)
+  int late = 0;       // updates for a closed round or an unknown task
+  int duplicate = 0;  // second update for the same task
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_received = 0;
+  double train_loss = 0.0;      // mean of the accepted clients' local training losses
+  double beta = 0.0;            // MaxNet weight share this round
+  std::int64_t train_macs = 0;  // client training MACs (3x forward MACs per sample-epoch)
+  double wall_select_s = 0, wall_train_s = 0, wall_aggregate_s = 0, wall_eval_s = 0;
+  double clock_start = 0, clock_end = 0;  // coordinator clock (virtual in the simulator)
+  std::vector<EvalRecord> evals;
+  // Which SubNet each selected client trained, so that tools can tell which SuperNet
+  // elements a round could change (tests/integration/check_run.cpp). JSON only, not CSV.
+  std::vector<TaskRecord> tasks;
+
+  nlohmann::json toJson() const;
+  static RoundMetrics fromJson(const nlohmann::json& j);
+  // CSV: fixed columns, then acc_<name> and loss_<name> per evaluated SubNet.
+  static std::string csvHeader(const std::vector<std::string>& eval_names);
+  std::string csvRow(const std::vector<std::string>& eval_names) const;
+};
+
+}  // namespace sfn

@@ -1,0 +1,81 @@
+// A run's whole configuration, read from one TOML file (experiments/configs/*.toml) with
+// CLI overrides applied on top, validated once, then handed to the pieces that need it.
+// Unknown tables or keys are errors that name the key, so typos never pass silently.
+//
+// Tables: [run] [supernet] [data] [round] [weighting] [train] [eval] [checkpoint]
+// [devices.<class>] [simulation] [server]. See experiments/configs/fmnist-default.toml for every
+// key with its default.
+#pragma once
+
+#include "sfn/server/coordinator_options.h"
+#include "sfn/data/data_source.h"
+#include "sfn/model/design_space.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sfn {
+
+// How the simulator's virtual clock charges a training task (simulation.compute_time).
+enum class ComputeTimeMode {
+  kMacs,      // 3 x MACs x samples x epochs / device GMAC/s: deterministic, load-independent
+  kMeasured,  // measured host time x the device's speed factor
+};
+std::string_view toString(ComputeTimeMode mode);
+// "macs" | "measured"; throws ConfigError naming simulation.compute_time otherwise.
+ComputeTimeMode parseComputeTimeMode(std::string_view text);
+
+struct SimulationSection {
+  std::int64_t clients = 100;
+  int workers = 1;
+  int torch_threads = 2;
+  std::string devices_file;           // device profiles TOML; empty = one default device
+  ComputeTimeMode compute_time = ComputeTimeMode::kMacs;
+};
+
+struct ServerSection {
+  std::string bind = "tcp://0.0.0.0:5555";
+  std::string key_file;         // server CURVE key pair (sfn-server keygen)
+  std::string allowlist_file;   // client public keys, one per line
+  bool insecure = false;        // plaintext and unauthenticated: local development only
+  int min_clients = 2;          // clients to wait for before the first round
+  double wait_clients_s = 600;  // how long to wait for them
+};
+
+struct RunConfig {
+  std::string name = "run";
+  std::uint64_t seed = 1;
+  std::int64_t rounds = 20;
+  std::string out_dir = "runs";
+  int torch_threads = 2;
+  std::string device = "cpu";
+  std::string log_level = "info";
+
+  DesignSpace space;               // [supernet]: preset = "fmnist" plus any DesignSpace key
+  DataOptions data;                // [data]
+  CoordinatorOptions coordinator;  // [round] [weighting] [train] [eval] [devices.*]
+  int checkpoint_every = 5;        // [checkpoint] every (0 = only at the end)
+  int checkpoint_keep = 3;
+  SimulationSection simulation;
+  ServerSection server;  // [server], sfn-server only
+
+  // Reads `path` (relative paths inside it are resolved against its folder).
+  static RunConfig load(const std::string& path);
+  static RunConfig parse(const std::string& toml_text, const std::string& origin,
+                         const std::string& base_dir = ".");
+  // Applies "table.key=value" overrides (TOML value syntax), e.g. "round.clients_per_round=5".
+  static RunConfig parse(const std::string& toml_text, const std::string& origin,
+                         const std::string& base_dir, const std::vector<std::string>& overrides);
+  static RunConfig load(const std::string& path, const std::vector<std::string>& overrides);
+
+  void validate() const;
+  // What checkpoints record about the run so tools reading them (sfn-search) can rebuild
+  // the same data split.
+  nlohmann::json runInfo(const std::string& config_path) const;
+};
+
+}  // namespace sfn

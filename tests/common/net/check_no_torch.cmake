@@ -1,0 +1,22 @@
+# ctest net_without_torch: cmake -DCXX=... -DINCLUDES=a;b -DSOURCE=net_headers.cpp -P this
+# Lists the headers SOURCE includes, transitively, with the include path of sfn_net only,
+# and fails if any comes from torch, ATen or c10.
+set(args -std=c++20 -M ${SOURCE})
+foreach(dir IN LISTS INCLUDES)
+  list(APPEND args -I${dir})
+endforeach()
+execute_process(COMMAND ${CXX} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE deps ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "net headers do not compile on their own:\n${err}")
+endif()
+string(REGEX MATCHALL "[^ \\\n]*/(torch|ATen|c10)/[^ \\\n]*" torch_headers "${deps}")
+if(torch_headers)
+  list(GET torch_headers 0 first)
+  message(FATAL_ERROR "a torch-free layer includes torch headers, e.g. ${first}")
+endif()
+string(REGEX MATCHALL "sfn/net/[a-z_]+\\.h" net_headers "${deps}")
+list(LENGTH net_headers n)
+if(n LESS 3)
+  message(FATAL_ERROR "expected the net headers among the dependencies, found ${n}:\n${deps}")
+endif()
+message(STATUS "net layer: ${n} headers, no torch")

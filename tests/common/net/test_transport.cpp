@@ -1,0 +1,531 @@
+// Transports: the same protocol exchange over every backend, then backend-specific cases
+// (ZeroMQ CURVE authentication, timeouts, unknown peers; in-process bounds).
+#include "sfn/net/inproc_transport.h"
+#include "sfn/net/transport.h"
+#include "sfn/wire/wire.h"
+#include "sfn/net/zmq_transport.h"
+
+#include "sfn/core/error.h"
+
+#include <ATen/ATen.h>
+// sfn::toString and c10::toString return string_view / const char*, which doctest would
+// otherwise pick up by ADL and fail to concatenate when printing a failed comparison.
+#define DOCTEST_CONFIG_DOUBLE_STRINGIFY
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using sfn::BytesPtr;
+using sfn::PeerId;
+using sfn::SendStatus;
+
+namespace {
+
+// Generous: loopback CURVE handshakes take milliseconds, but CI machines are shared.
+constexpr auto kWait = 5000ms;
+
+struct TestClient {
+  std::unique_ptr<sfn::ClientTransport> transport;
+  PeerId expected_peer;  // what the server must see as this client's identity
+};
+
+struct InprocBackend {
+  sfn::InprocNetwork network;
+  std::unique_ptr<sfn::ServerTransport> server_impl = network.server();
+  sfn::ServerTransport* server = server_impl.get();
+  int next = 0;
+
+  TestClient connect() {
+    const std::string name = "sim-client-" + std::to_string(next++);
+    return {network.connect(name), name};
+  }
+};
+
+std::vector<sfn::CurveKeyPair> makeKeys(int n) {
+  std::vector<sfn::CurveKeyPair> keys;
+  for (int i = 0; i < n; ++i) keys.push_back(sfn::generateCurveKeyPair());
+  return keys;
+}
+
+std::vector<std::string> publicKeys(const std::vector<sfn::CurveKeyPair>& keys) {
+  std::vector<std::string> out;
+  for (const auto& k : keys) out.push_back(k.public_key);
+  return out;
+}
+
+sfn::ZmqServerOptions secureServerOptions(const sfn::CurveKeyPair& server_keys,
+                                          const std::vector<std::string>& allowed) {
+  sfn::ZmqServerOptions o;
+  o.server_keys = server_keys;
+  o.allowed_client_keys = allowed;
+  o.socket.linger = 100ms;
+  return o;
+}
+
+sfn::ZmqClientOptions secureClientOptions(const std::string& endpoint,
+                                          const sfn::CurveKeyPair& client_keys,
+                                          const std::string& server_public_key) {
+  sfn::ZmqClientOptions o;
+  o.server_endpoint = endpoint;
+  o.client_keys = client_keys;
+  o.server_public_key = server_public_key;
+  o.socket.linger = 100ms;
+  return o;
+}
+
+struct ZmqBackend {
+  sfn::CurveKeyPair server_keys = sfn::generateCurveKeyPair();
+  std::vector<sfn::CurveKeyPair> client_keys = makeKeys(6);
+  std::unique_ptr<sfn::ZmqServerTransport> server_impl =
+      sfn::makeZmqServer(secureServerOptions(server_keys, publicKeys(client_keys)));
+  sfn::ServerTransport* server = server_impl.get();
+  // One context (one I/O thread) for all clients, as a fleet in one process would do.
+  std::shared_ptr<zmq::context_t> client_context = sfn::makeZmqContext();
+  std::size_t next = 0;
+
+  TestClient connect() {
+    const sfn::CurveKeyPair& keys = client_keys.at(next++);
+    return {sfn::makeZmqClient(
+                secureClientOptions(server_impl->endpoint(), keys, server_keys.public_key),
+                client_context),
+            keys.public_key};
+  }
+};
+
+template <typename T>
+T decodeAs(const BytesPtr& bytes, sfn::DecodeCounters& counters) {
+  sfn::DecodeResult r = sfn::decode(bytes, {}, &counters);
+  REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().reason));
+  T* msg = std::get_if<T>(&r.message());
+  REQUIRE_MESSAGE(msg != nullptr, "got ", sfn::messageName(r.message()));
+  return std::move(*msg);
+}
+
+std::vector<sfn::TensorSpec> taskSpec() {
+  return {{"stem.conv.weight", {8, 1, 3, 3}, true},
+          {"stem.bn.num_batches_tracked", {}, false},
+          {"head.weight", {10, 8}, true},
+          {"head.bias", {10}, true}};
+}
+
+sfn::NamedTensors tensorsFor(const std::vector<sfn::TensorSpec>& spec, float base) {
+  sfn::NamedTensors t;
+  for (const auto& s : spec)
+    t.add(s.name, s.averaged ? at::full(s.shape, base) : at::zeros(s.shape, at::kLong));
+  return t;
+}
+
+std::string tempName(const char* stem) {
+  std::random_device rd;
+  return (std::filesystem::temp_directory_path() /
+          (std::string(stem) + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd())))
+      .string();
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("transport: register, welcome, task and update with several clients", Backend,
+                   InprocBackend, ZmqBackend) {
+  Backend backend;
+  constexpr int kClients = 4;
+  std::vector<TestClient> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(backend.connect());
+  sfn::DecodeCounters server_counters;
+  sfn::DecodeCounters client_counters;
+
+  for (int i = 0; i < kClients; ++i) {
+    sfn::RegisterMsg reg{"client-" + std::to_string(i),       "test", 2, 1u << 30,
+                         static_cast<std::uint64_t>(100 + i), {}};
+    REQUIRE(clients[i].transport->send(sfn::encode(reg)).ok());
+  }
+
+  // The server learns who is who from the transport, and answers each peer.
+  std::map<PeerId, std::uint64_t> task_of_peer;
+  const auto spec = taskSpec();
+  for (int i = 0; i < kClients; ++i) {
+    auto got = backend.server->recv(kWait);
+    REQUIRE(got.has_value());
+    const auto reg = decodeAs<sfn::RegisterMsg>(got->message, server_counters);
+    CHECK(reg.device_class == "test");
+    REQUIRE(task_of_peer.count(got->peer) == 0);
+    const std::uint64_t task_id = 1000 + task_of_peer.size();
+    task_of_peer[got->peer] = task_id;
+    CHECK(backend.server->send(got->peer, sfn::encode(sfn::WelcomeMsg{task_id, "srv", 1})).ok());
+    sfn::TrainTaskMsg task;
+    task.round = 3;
+    task.task_id = task_id;
+    task.subnet = "d=0-0-0-0;e=0.1";
+    task.tensors = tensorsFor(spec, static_cast<float>(task_id));
+    task.deadline_ms = 30'000;
+    CHECK(backend.server->send(got->peer, sfn::encode(task)).ok());
+  }
+  for (const auto& c : clients) CHECK(task_of_peer.count(c.expected_peer) == 1);
+
+  // Clients train (add 0.5) and report.
+  for (auto& c : clients) {
+    auto welcome_bytes = c.transport->recv(kWait);
+    REQUIRE(welcome_bytes.has_value());
+    const auto welcome = decodeAs<sfn::WelcomeMsg>(*welcome_bytes, client_counters);
+    CHECK(welcome.client_id == task_of_peer.at(c.expected_peer));
+    auto task_bytes = c.transport->recv(kWait);
+    REQUIRE(task_bytes.has_value());
+    const auto task = decodeAs<sfn::TrainTaskMsg>(*task_bytes, client_counters);
+    CHECK(task.task_id == welcome.client_id);
+    CHECK(task.tensors.bitEqual(tensorsFor(spec, static_cast<float>(task.task_id))));
+    sfn::UpdateMsg update{task.round, task.task_id, 100, {}, 0.7, 1.5};
+    for (const auto& t : task.tensors)
+      update.tensors.add(t.name, t.tensor.is_floating_point() ? t.tensor + 0.5 : t.tensor + 1);
+    REQUIRE(c.transport->send(sfn::encode(update)).ok());
+  }
+
+  // The server ties each update to the authenticated peer and validates it.
+  for (int i = 0; i < kClients; ++i) {
+    auto got = backend.server->recv(kWait);
+    REQUIRE(got.has_value());
+    const auto update = decodeAs<sfn::UpdateMsg>(got->message, server_counters);
+    CHECK(update.task_id == task_of_peer.at(got->peer));
+    CHECK_FALSE(sfn::validateTensors(update.tensors, spec).has_value());
+    CHECK(update.tensors.at("head.bias")[0].template item<float>() ==
+          static_cast<float>(update.task_id) + 0.5f);
+    CHECK(update.tensors.at("stem.bn.num_batches_tracked").template item<std::int64_t>() == 1);
+  }
+  CHECK_FALSE(backend.server->recv(0ms).has_value());
+  CHECK(server_counters.decoded.load() == 2 * kClients);
+  CHECK(client_counters.decoded.load() == 2 * kClients);
+  // Zero-copy all the way: every decoded tensor was a view of a received buffer.
+  CHECK(server_counters.copies.load() == 0);
+  CHECK(client_counters.copies.load() == 0);
+}
+
+TEST_CASE_TEMPLATE("transport: timeouts and unknown peers are values", Backend, InprocBackend,
+                   ZmqBackend) {
+  Backend backend;
+  auto client = backend.connect();
+
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_FALSE(backend.server->recv(100ms).has_value());
+  CHECK(std::chrono::steady_clock::now() - start >= 90ms);
+  CHECK_FALSE(client.transport->recv(50ms).has_value());
+  CHECK_FALSE(backend.server->recv(0ms).has_value());
+
+  const auto r = backend.server->send("no-such-peer", sfn::encode(sfn::HeartbeatMsg{1}));
+  CHECK(r.status == SendStatus::kUnknownPeer);
+  CHECK_FALSE(r.reason.empty());
+}
+
+TEST_CASE("zmq: ephemeral bind reports the real endpoint") {
+  const auto server_keys = sfn::generateCurveKeyPair();
+  auto server = sfn::makeZmqServer(secureServerOptions(server_keys, {}));
+  const std::string& ep = server->endpoint();
+  REQUIRE(ep.rfind("tcp://127.0.0.1:", 0) == 0);
+  const int port = std::stoi(ep.substr(std::string("tcp://127.0.0.1:").size()));
+  CHECK(port > 0);
+  CHECK(port < 65536);
+  // Two servers in one process: each owns its context and its ZAP handler.
+  auto second = sfn::makeZmqServer(secureServerOptions(server_keys, {}));
+  CHECK(second->endpoint() != ep);
+}
+
+TEST_CASE("zmq: CURVE peers are named by their authenticated public key") {
+  const auto server_keys = sfn::generateCurveKeyPair();
+  const auto good = sfn::generateCurveKeyPair();
+  auto server = sfn::makeZmqServer(secureServerOptions(server_keys, {good.public_key}));
+  auto client =
+      sfn::makeZmqClient(secureClientOptions(server->endpoint(), good, server_keys.public_key));
+  // The client claims to be someone else: irrelevant, identity comes from the handshake.
+  REQUIRE(client->send(sfn::encode(sfn::RegisterMsg{"i-am-admin", "x", 1, 1, 1, {}})).ok());
+  auto got = server->recv(kWait);
+  REQUIRE(got.has_value());
+  CHECK(got->peer == good.public_key);
+  CHECK(server->refusedHandshakes() == 0);
+}
+
+TEST_CASE("zmq: a client key that is not allowlisted is refused") {
+  const auto server_keys = sfn::generateCurveKeyPair();
+  const auto good = sfn::generateCurveKeyPair();
+  const auto intruder = sfn::generateCurveKeyPair();
+  auto server = sfn::makeZmqServer(secureServerOptions(server_keys, {good.public_key}));
+
+  auto bad_client =
+      sfn::makeZmqClient(secureClientOptions(server->endpoint(), intruder, server_keys.public_key));
+  REQUIRE(bad_client->send(sfn::encode(sfn::HeartbeatMsg{666})).ok());  // queued locally
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (server->refusedHandshakes() == 0 && std::chrono::steady_clock::now() < deadline)
+    CHECK_FALSE(server->recv(20ms).has_value());
+  CHECK(server->refusedHandshakes() >= 1);
+
+  // The allowlisted client still gets through, and only its message is delivered.
+  auto good_client =
+      sfn::makeZmqClient(secureClientOptions(server->endpoint(), good, server_keys.public_key));
+  REQUIRE(good_client->send(sfn::encode(sfn::HeartbeatMsg{1})).ok());
+  auto got = server->recv(kWait);
+  REQUIRE(got.has_value());
+  CHECK(got->peer == good.public_key);
+  sfn::DecodeResult r = sfn::decode(got->message);
+  REQUIRE(r.ok());
+  CHECK(std::get<sfn::HeartbeatMsg>(r.message()).sequence == 1);
+  CHECK_FALSE(server->recv(300ms).has_value());
+  CHECK_FALSE(bad_client->recv(0ms).has_value());
+}
+
+TEST_CASE("zmq: a client with the wrong server key never gets through") {
+  const auto server_keys = sfn::generateCurveKeyPair();
+  const auto impostor_server = sfn::generateCurveKeyPair();
+  const auto good = sfn::generateCurveKeyPair();
+  auto server = sfn::makeZmqServer(secureServerOptions(server_keys, {good.public_key}));
+  auto client =
+      sfn::makeZmqClient(secureClientOptions(server->endpoint(), good, impostor_server.public_key));
+  REQUIRE(client->send(sfn::encode(sfn::HeartbeatMsg{1})).ok());
+  CHECK_FALSE(server->recv(500ms).has_value());
+}
+
+// ZmqServerTransport always starts its ZAP handler before binding, so a server without one
+// is built by hand here: a CURVE ROUTER configured exactly like ours (zap_domain set) in a
+// context where nothing serves inproc://zeromq.zap.01.
+TEST_CASE("zmq: with no ZAP handler running, CURVE connections fail rather than pass") {
+  constexpr int kZapEnforceDomain = 93;  // ZMQ_ZAP_ENFORCE_DOMAIN, a draft-declared option
+  const auto server_keys = sfn::generateCurveKeyPair();
+  const auto client_keys = sfn::generateCurveKeyPair();
+
+  // Returns whether a message from a correctly keyed client reaches the ROUTER.
+  auto messagePasses = [&](int enforce_domain) {
+    zmq::context_t context(1);  // no ZAP handler in this context
+    zmq::socket_t router(context, zmq::socket_type::router);
+    router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::curve_server, 1);
+    router.set(zmq::sockopt::curve_secretkey, server_keys.secret_key);
+    router.set(zmq::sockopt::zap_domain, "sfn");
+    REQUIRE(zmq_setsockopt(router.handle(), kZapEnforceDomain, &enforce_domain,
+                           sizeof enforce_domain) == 0);
+    router.bind("tcp://127.0.0.1:*");
+    const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+
+    auto client =
+        sfn::makeZmqClient(secureClientOptions(endpoint, client_keys, server_keys.public_key));
+    REQUIRE(client->send(sfn::encode(sfn::HeartbeatMsg{5})).ok());  // queued until connected
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    // The client keeps reconnecting (every 100 ms): several handshakes fail in this window.
+    zmq::poll(&item, 1, std::chrono::milliseconds(1500));
+    return (item.revents & ZMQ_POLLIN) != 0;
+  };
+
+  // What sfn-server sets: without a handler to ask, the handshake is refused.
+  CHECK_FALSE(messagePasses(1));
+  // The control: libzmq's legacy default would let the same client in unauthenticated,
+  // which is why zap_enforce_domain must stay on.
+  CHECK(messagePasses(0));
+}
+
+TEST_CASE("zmq: sends to a disconnected peer fail with a value") {
+  const auto server_keys = sfn::generateCurveKeyPair();
+  const auto good = sfn::generateCurveKeyPair();
+  auto server = sfn::makeZmqServer(secureServerOptions(server_keys, {good.public_key}));
+  {
+    auto client =
+        sfn::makeZmqClient(secureClientOptions(server->endpoint(), good, server_keys.public_key));
+    REQUIRE(client->send(sfn::encode(sfn::HeartbeatMsg{1})).ok());
+    REQUIRE(server->recv(kWait).has_value());
+    CHECK(server->send(good.public_key, sfn::encode(sfn::HeartbeatMsg{2})).ok());
+    auto echo = client->recv(kWait);
+    REQUIRE(echo.has_value());
+  }
+  // The route goes away once the server notices the closed connection (EHOSTUNREACH).
+  SendStatus status = SendStatus::kOk;
+  const auto deadline = std::chrono::steady_clock::now() + kWait;
+  while (status == SendStatus::kOk && std::chrono::steady_clock::now() < deadline) {
+    status = server->send(good.public_key, sfn::encode(sfn::HeartbeatMsg{3})).status;
+    if (status == SendStatus::kOk) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(status == SendStatus::kUnknownPeer);
+}
+
+TEST_CASE("zmq: outgoing messages above the size limit are refused") {
+  const auto server_keys = sfn::generateCurveKeyPair();
+  const auto good = sfn::generateCurveKeyPair();
+  auto server = sfn::makeZmqServer(secureServerOptions(server_keys, {good.public_key}));
+  auto opts = secureClientOptions(server->endpoint(), good, server_keys.public_key);
+  opts.socket.max_message_bytes = 64;
+  auto client = sfn::makeZmqClient(opts);
+  sfn::UpdateMsg big;
+  big.tensors.add("w", at::zeros({100}));
+  CHECK(client->send(sfn::encode(big)).status == SendStatus::kTooLarge);
+}
+
+TEST_CASE("zmq: plaintext only when explicitly requested") {
+  sfn::ZmqServerOptions secure_default;
+  CHECK_THROWS_AS(secure_default.validate(), sfn::ConfigError);  // no keys: refuses to start
+  CHECK_THROWS_AS(sfn::makeZmqServer(secure_default), sfn::ConfigError);
+
+  sfn::ZmqServerOptions opts;
+  opts.insecure = true;
+  opts.socket.linger = 100ms;
+  auto server = sfn::makeZmqServer(opts);
+  sfn::ZmqClientOptions copts;
+  copts.insecure = true;
+  copts.server_endpoint = server->endpoint();
+  copts.socket.linger = 100ms;
+  auto client = sfn::makeZmqClient(copts);
+  REQUIRE(client->send(sfn::encode(sfn::HeartbeatMsg{7})).ok());
+  auto got = server->recv(kWait);
+  REQUIRE(got.has_value());
+  CHECK_FALSE(got->peer.empty());
+  CHECK(server->send(got->peer, sfn::encode(sfn::HeartbeatMsg{8})).ok());
+  auto back = client->recv(kWait);
+  REQUIRE(back.has_value());
+  sfn::DecodeResult r = sfn::decode(*back);
+  REQUIRE(r.ok());
+  CHECK(std::get<sfn::HeartbeatMsg>(r.message()).sequence == 8);
+  CHECK(server->send("zz-not-hex", sfn::encode(sfn::HeartbeatMsg{9})).status ==
+        SendStatus::kUnknownPeer);
+}
+
+TEST_CASE("zmq: key generation and key files") {
+  const auto keys = sfn::generateCurveKeyPair();
+  CHECK(keys.public_key.size() == 40);
+  CHECK(keys.secret_key.size() == 40);
+  CHECK(sfn::isValidCurveKey(keys.public_key));
+  CHECK_FALSE(sfn::isValidCurveKey("too-short"));
+  CHECK(keys.public_key != sfn::generateCurveKeyPair().public_key);
+
+  const std::filesystem::path dir = tempName("sfn-keys");
+  std::filesystem::create_directories(dir);
+  const auto secret_file = dir / "client.key";
+  const auto public_file = dir / "client.pub";
+  sfn::writeKeyPairFile(secret_file, keys);
+  sfn::writePublicKeyFile(public_file, keys.public_key);
+
+  struct stat st {};
+  REQUIRE(::stat(secret_file.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+
+  const auto back = sfn::readKeyFile(secret_file);
+  CHECK(back.public_key == keys.public_key);
+  CHECK(back.secret_key == keys.secret_key);
+  const auto pub = sfn::readKeyFile(public_file);
+  CHECK(pub.public_key == keys.public_key);
+  CHECK(pub.secret_key.empty());
+
+  // An allowlist is public key files concatenated, plus comments and bare keys. Z85 has
+  // '=' and '#' in its alphabet, so keys containing them must survive the parser.
+  const auto other = sfn::generateCurveKeyPair();
+  const std::string tricky = "=#000" + std::string(35, '0');
+  REQUIRE(sfn::isValidCurveKey(tricky));
+  const auto allowlist = dir / "allowed";
+  {
+    std::ofstream out(allowlist);
+    std::ifstream in(public_file);
+    out << in.rdbuf() << "\n# another device\n"
+        << other.public_key << "\n"
+        << tricky << "\npublic-key = " << tricky << "\n";
+  }
+  const auto allowed = sfn::readPublicKeys(allowlist);
+  REQUIRE(allowed.size() == 4);
+  CHECK(allowed[0] == keys.public_key);
+  CHECK(allowed[1] == other.public_key);
+  CHECK(allowed[2] == tricky);
+  CHECK(allowed[3] == tricky);
+
+  // A secret key others can read is refused; rewriting tightens the mode again.
+  std::filesystem::permissions(secret_file, std::filesystem::perms::group_read,
+                               std::filesystem::perm_options::add);
+  CHECK_THROWS_AS(sfn::readKeyFile(secret_file), sfn::IoError);
+  sfn::writeKeyPairFile(secret_file, keys);
+  CHECK_NOTHROW(sfn::readKeyFile(secret_file));
+
+  {
+    std::ofstream bad(dir / "bad.key");
+    bad << "public-key = nonsense\n";
+  }
+  CHECK_THROWS_AS(sfn::readKeyFile(dir / "bad.key"), sfn::IoError);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("inproc: zero-copy hand-over, bounds and lifecycle") {
+  sfn::InprocOptions opts;
+  opts.client_queue_capacity = 1;
+  opts.send_timeout = 0ms;
+  sfn::InprocNetwork network(opts);
+
+  auto orphan = network.connect("early");
+  CHECK(orphan->send(sfn::encode(sfn::HeartbeatMsg{1})).status == SendStatus::kClosed);
+
+  auto server = network.server();
+  CHECK_THROWS_AS((void)network.server(), sfn::ConfigError);
+  CHECK_THROWS_AS((void)network.connect("early"), sfn::ConfigError);
+  CHECK_THROWS_AS((void)network.connect(""), sfn::ConfigError);
+
+  SUBCASE("the receiver gets the sender's buffer itself") {
+    BytesPtr sent = sfn::encode(sfn::HeartbeatMsg{5});
+    REQUIRE(orphan->send(sent).ok());
+    auto got = server->recv(kWait);
+    REQUIRE(got.has_value());
+    CHECK(got->peer == "early");
+    CHECK(got->message.get() == sent.get());
+  }
+  SUBCASE("a full client queue is reported") {
+    CHECK(server->send("early", sfn::encode(sfn::HeartbeatMsg{1})).ok());
+    CHECK(server->send("early", sfn::encode(sfn::HeartbeatMsg{2})).status ==
+          SendStatus::kQueueFull);
+    REQUIRE(orphan->recv(0ms).has_value());
+    CHECK(server->send("early", sfn::encode(sfn::HeartbeatMsg{3})).ok());
+  }
+  SUBCASE("a disconnected client becomes unknown") {
+    orphan.reset();
+    CHECK(server->send("early", sfn::encode(sfn::HeartbeatMsg{1})).status ==
+          SendStatus::kUnknownPeer);
+    auto again = network.connect("early");  // the name is free again
+    CHECK(server->send("early", sfn::encode(sfn::HeartbeatMsg{1})).ok());
+  }
+  SUBCASE("a closed server refuses further sends") {
+    server.reset();
+    CHECK(orphan->send(sfn::encode(sfn::HeartbeatMsg{1})).status == SendStatus::kClosed);
+  }
+}
+
+TEST_CASE("inproc: thousands of clients without a thread each") {
+  sfn::InprocNetwork network;
+  auto server = network.server();
+  constexpr int kClients = 2000;
+  std::vector<std::unique_ptr<sfn::ClientTransport>> clients;
+  clients.reserve(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    // append() rather than "v" + ...: GCC 12 reports a bogus -Wstringop-overflow there.
+    std::string name("v");
+    name.append(std::to_string(i));
+    clients.push_back(network.connect(name));
+  }
+  // Two sender threads stand in for the simulator's pool.
+  std::atomic<int> failed_sends{0};
+  auto sendRange = [&](int from, int to) {
+    for (int i = from; i < to; ++i)
+      if (!clients[i]->send(sfn::encode(sfn::HeartbeatMsg{static_cast<std::uint64_t>(i)})).ok())
+        ++failed_sends;
+  };
+  std::thread a(sendRange, 0, kClients / 2);
+  std::thread b(sendRange, kClients / 2, kClients);
+  a.join();
+  b.join();
+  CHECK(failed_sends.load() == 0);
+  std::map<PeerId, std::uint64_t> seen;
+  for (int i = 0; i < kClients; ++i) {
+    auto got = server->recv(kWait);
+    REQUIRE(got.has_value());
+    sfn::DecodeResult r = sfn::decode(got->message);
+    REQUIRE(r.ok());
+    seen[got->peer] = std::get<sfn::HeartbeatMsg>(r.message()).sequence;
+  }
+  REQUIRE(seen.size() == kClients);
+  CHECK(seen.at("v1234") == 1234);
+}
