@@ -37,6 +37,12 @@ class TempDir {
     std::sort(out.begin(), out.end());
     return out;
   }
+  // True if an entry's name contains `part` (e.g. ".tmp-", AtomicFileWriter's leftovers).
+  bool hasEntryContaining(const std::string& part) const {
+    const auto all = names();
+    return std::any_of(all.begin(), all.end(),
+                       [&](const std::string& n) { return n.find(part) != std::string::npos; });
+  }
 
  private:
   std::filesystem::path path_;

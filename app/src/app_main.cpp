@@ -27,9 +27,7 @@ spdlog::level::level_enum parseLevel(std::string_view text) {
 
 }  // namespace
 
-std::string_view toString(LogFormat format) {
-  return format == LogFormat::kJson ? "json" : "text";
-}
+std::string_view toString(LogFormat format) { return format == LogFormat::kJson ? "json" : "text"; }
 
 std::string versionString() {
   return std::string("sfn ") + SFN_VERSION + " (git " + SFN_GIT_HASH + ")";
@@ -83,6 +81,7 @@ ExitCode exitCodeOf(const std::exception& e) {
   if (dynamic_cast<const ConfigError*>(&e) != nullptr) return ExitCode::kUsage;
   if (dynamic_cast<const AuthError*>(&e) != nullptr) return ExitCode::kAuthRefused;
   if (dynamic_cast<const DataError*>(&e) != nullptr) return ExitCode::kDataIntegrity;
+  if (dynamic_cast<const Interrupted*>(&e) != nullptr) return ExitCode::kInterrupted;
   return ExitCode::kRuntimeFailure;
 }
 

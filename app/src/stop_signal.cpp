@@ -2,7 +2,6 @@
 
 #include "sfn/core/error.h"
 
-
 namespace sfn {
 namespace {
 
@@ -35,7 +34,7 @@ StopSignal::StopSignal() {
   SFN_ENFORCE(!installed().exchange(true), Error, "only one StopSignal may exist at a time");
   stopFlag().store(false);
   stopSignalNumber().store(0);
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = onStopSignal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;

@@ -1,57 +1,40 @@
 // sfn-client: one federated client (ZeroMQ DEALER, CURVE-authenticated by default).
 //
 //   sfn-client keygen --out DIR        writes DIR/client.key (0600) and DIR/client.pub
+//   sfn-client profile --out lut.json  measures this device's latency table
 //   sfn-client --server tcp://H:P --server-key server.pub --key client.key --partition I ...
 //
 // The client's data is its shard of the Fashion-MNIST training split: the same
 // loadDataBundle + makePartition calls, with the same seed, that the server and the
 // simulator make, so every process agrees on who holds which samples.
+#include "sfn/app/app_main.h"
+#include "sfn/app/key_files.h"
+#include "sfn/app/stop_signal.h"
 #include "sfn/client/client_runner.h"
-#include "sfn/data/data_source.h"
-#include "sfn/model/design_space.h"
+#include "sfn/client/zmq_client_factory.h"
 #include "sfn/core/error.h"
-#include "sfn/model/latency_table.h"
-#include "sfn/train/local_trainer.h"
-#include "sfn/data/partitioner.h"
+#include "sfn/core/exit_code.h"
 #include "sfn/core/rng.h"
+#include "sfn/data/data_source.h"
+#include "sfn/data/partitioner.h"
+#include "sfn/model/design_space.h"
+#include "sfn/model/latency_table.h"
 #include "sfn/model/supernet.h"
 #include "sfn/net/zmq_transport.h"
+#include "sfn/train/local_trainer.h"
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <memory>
-#include <thread>
+#include <string>
+#include <vector>
 
 namespace {
-
-// Set by SIGINT/SIGTERM. A signal handler can only reach process-wide state, so this flag
-// is the one exception to "no file-scope mutable state"; a watcher thread in main() copies
-// it into the std::atomic<bool> that ClientRunner takes (the runner itself knows nothing
-// of signals, so tests and fleets can stop runners one by one).
-volatile std::sig_atomic_t g_stop = 0;
-void onSignal(int) { g_stop = 1; }
-
-int keygen(const std::string& out_dir) {
-  std::filesystem::create_directories(out_dir);
-  const sfn::CurveKeyPair keys = sfn::generateCurveKeyPair();
-  const auto secret = std::filesystem::path(out_dir) / "client.key";
-  const auto pub = std::filesystem::path(out_dir) / "client.pub";
-  sfn::writeKeyPairFile(secret, keys);
-  sfn::writePublicKeyFile(pub, keys.public_key);
-  std::cout << "client key pair: " << secret.string() << " (secret, mode 0600)\n"
-            << "public key:      " << pub.string() << " (add it to the server's allowlist)\n"
-            << keys.public_key << std::endl;
-  return 0;
-}
 
 struct ProfileCli {
   std::string out = "lut.json";
@@ -70,7 +53,7 @@ struct ProfileCli {
 // batch size it was measured with, so both are recorded in it. `check` random SubNets are
 // then timed whole and compared with the table's prediction (an on-device sanity check of
 // the additive model, printed, not stored).
-int profile(const ProfileCli& p) {
+sfn::ExitCode profile(const ProfileCli& p) {
   sfn::setTorchThreads(p.threads);
   const sfn::DesignSpace space = sfn::DesignSpace::preset(p.preset);
   sfn::LatencyProfileOptions opts;
@@ -121,7 +104,7 @@ int profile(const ProfileCli& p) {
                  "prediction "
               << 100.0 * sum_ape / static_cast<double>(timers.size()) << " %" << std::endl;
   }
-  return 0;
+  return sfn::ExitCode::kOk;
 }
 
 struct CliOptions {
@@ -146,45 +129,54 @@ struct CliOptions {
   double liveness_s = 120.0;
   double register_timeout_s = 10.0;
   double backoff_max_s = 30.0;
-  std::string log_level = "info";
 };
 
 std::chrono::milliseconds fromSeconds(double s) {
   return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
 }
 
-int runClient(const CliOptions& cli) {
-  auto log = spdlog::stderr_color_mt("sfn-client");
-  log->set_level(spdlog::level::from_str(cli.log_level));
-  log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-
-  SFN_ENFORCE(!cli.server.empty(), sfn::ConfigError, "--server is required");
-  SFN_ENFORCE(cli.of >= 1 && cli.partition >= 0 && cli.partition < cli.of, sfn::ConfigError,
-              "--partition must be in [0, --of), got ", cli.partition, " of ", cli.of);
-
+sfn::ClientOptions clientOptionsFrom(const CliOptions& cli) {
+  if (cli.server.empty()) SFN_THROW(sfn::ConfigError, "--server is required");
+  if (cli.of < 1 || cli.partition < 0 || cli.partition >= cli.of)
+    SFN_THROW(sfn::ConfigError, "--partition must be in [0, --of), got ", cli.partition, " of ",
+              cli.of);
   sfn::ClientOptions opts;
   opts.name = cli.name.empty() ? "client-" + std::to_string(cli.partition) : cli.name;
   opts.device_class = cli.device_class;
   opts.device = cli.device;
+  opts.server = cli.server;
   opts.heartbeat_interval = fromSeconds(cli.heartbeat_s);
   opts.liveness_timeout = fromSeconds(cli.liveness_s);
   opts.register_timeout = fromSeconds(cli.register_timeout_s);
   opts.backoff_max = fromSeconds(cli.backoff_max_s);
-  opts.transport.server_endpoint = cli.server;
-  opts.transport.insecure = cli.insecure;
+  opts.validate();
+  return opts;
+}
+
+// Endpoint and CURVE keys of the ZeroMQ connection. `insecure` is for local development
+// only and is logged as a warning on every connect (zmqClientFactory).
+sfn::ZmqClientOptions transportOptionsFrom(const CliOptions& cli) {
+  sfn::ZmqClientOptions zo;
+  zo.server_endpoint = cli.server;
+  zo.insecure = cli.insecure;
   if (!cli.insecure) {
-    SFN_ENFORCE(!cli.server_key.empty() && !cli.key.empty(), sfn::ConfigError,
-                "--server-key and --key are required unless --insecure");
-    opts.transport.server_public_key = sfn::readKeyFile(cli.server_key).public_key;
-    opts.transport.client_keys = sfn::readKeyFile(cli.key);
-    SFN_ENFORCE(!opts.transport.client_keys.secret_key.empty(), sfn::ConfigError, "--key ", cli.key,
+    if (cli.server_key.empty() || cli.key.empty())
+      SFN_THROW(sfn::ConfigError, "--server-key and --key are required unless --insecure");
+    zo.server_public_key = sfn::readKeyFile(cli.server_key).public_key;
+    zo.client_keys = sfn::readKeyFile(cli.key);
+    if (zo.client_keys.secret_key.empty())
+      SFN_THROW(sfn::ConfigError, "--key ", cli.key,
                 " holds no secret key (use the client.key written by keygen)");
   }
-  opts.validate();
+  zo.validate();
+  return zo;
+}
 
-  sfn::setTorchThreads(cli.threads);
-  const sfn::DesignSpace space = sfn::DesignSpace::preset(cli.preset);
-
+// This client's shard: every process computes the whole partition and keeps its own shard.
+// Partitioning is cheap next to loading the images, and it is the only way to agree on the
+// shards.
+sfn::IndexList loadShard(const CliOptions& cli, const sfn::DesignSpace& space,
+                         sfn::DataBundle& data) {
   sfn::DataOptions data_opts;
   data_opts.dataset = cli.data;
   data_opts.dir = cli.data_dir;
@@ -196,91 +188,78 @@ int runClient(const CliOptions& cli) {
   data_opts.partition.scheme = cli.scheme;
   data_opts.partition.alpha = cli.alpha;
   data_opts.validate();
-  sfn::DataBundle data = sfn::loadDataBundle(data_opts);
-  // Every process computes the whole partition and keeps its own shard: partitioning is
-  // cheap next to loading the images, and it is the only way to agree on the shards.
+  data = sfn::loadDataBundle(data_opts);
   sfn::Partition partition =
       sfn::makePartition(data_opts.partition, data.split.train, data.train.labelVector(),
                          data.train.num_classes, cli.of, cli.seed);
-  sfn::IndexList shard = std::move(partition.at(static_cast<std::size_t>(cli.partition)));
+  return std::move(partition.at(static_cast<std::size_t>(cli.partition)));
+}
+
+// Rejected is an authentication refusal (3); stopping, by signal or by the server's Bye,
+// is a normal end (0).
+sfn::ExitCode outcomeExitCode(sfn::RunOutcome outcome) {
+  return outcome == sfn::RunOutcome::kRejected ? sfn::ExitCode::kAuthRefused : sfn::ExitCode::kOk;
+}
+
+sfn::ExitCode runClient(const CliOptions& cli, const sfn::AppMain& app) {
+  auto log = app.logger("info");
+  sfn::ClientOptions opts = clientOptionsFrom(cli);
+  sfn::ClientTransportFactory connect =
+      sfn::zmqClientFactory(transportOptionsFrom(cli), nullptr, log, opts.name);
+
+  sfn::setTorchThreads(cli.threads);
+  const sfn::DesignSpace space = sfn::DesignSpace::preset(cli.preset);
+  sfn::DataBundle data;
+  sfn::IndexList shard = loadShard(cli, space, data);
   log->info("client {}: {} data, shard {} of {} ({} alpha {}, seed {}): {} samples", opts.name,
             cli.data, cli.partition, cli.of, cli.scheme, cli.alpha, cli.seed, shard.size());
 
-  std::signal(SIGINT, onSignal);
-  std::signal(SIGTERM, onSignal);
-  std::atomic<bool> stop{false};
-  std::atomic<bool> done{false};
-  // Polls the signal flag; 50 ms is far below the runner's own poll interval.
-  std::thread watcher([&] {
-    while (!done.load()) {
-      if (g_stop) stop.store(true);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
-  int rc = sfn::kExitOk;
-  try {
-    sfn::ClientRunner runner(opts, space, data.train, std::move(shard), log);
-    rc = runner.run(stop);
-  } catch (...) {
-    done.store(true);
-    watcher.join();
-    throw;
-  }
-  done.store(true);
-  watcher.join();
-  log->info("client {}: exiting with code {}", opts.name, rc);
-  return rc;
+  const sfn::StopSignal stop;
+  sfn::ClientRunner runner(opts, space, data.train, std::move(shard), std::move(connect), log);
+  const sfn::RunOutcome outcome = runner.run(stop.flag());
+  const sfn::ExitCode code = outcomeExitCode(outcome);
+  log->info("client {}: {}; exiting with code {}", opts.name, sfn::toString(outcome),
+            sfn::toInt(code));
+  return code;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{
-      "sfn-client: SuperFedNAS federated client. Registers with sfn-server over ZeroMQ "
-      "(CURVE-encrypted and authenticated unless --insecure), trains the SubNets it is "
-      "assigned on its local data shard and reports the updates. Reconnects with backoff "
-      "and re-registers when the server restarts. SIGINT/SIGTERM: say Bye and exit 0.\n"
-      "Exit codes: 0 stopped, 1 runtime error, 2 configuration error, 3 registration "
-      "rejected by the server."};
-  app.require_subcommand(0, 1);
-  auto* kg = app.add_subcommand("keygen", "write a client CURVE key pair (client.key, client.pub)");
-  std::string kg_out = ".";
-  kg->add_option("--out", kg_out, "folder for client.key (secret, mode 0600) and client.pub");
-
+CLI::App* addProfileCommand(CLI::App& app, ProfileCli& p) {
   auto* pf = app.add_subcommand(
       "profile",
       "measure this device's latency table (every block variant, stem and head) for sfn-search");
-  ProfileCli pcli;
-  pf->add_option("--out", pcli.out, "latency table file (JSON)")->capture_default_str();
-  pf->add_option("--preset", pcli.preset, "SuperNet design space")->capture_default_str();
-  pf->add_option("--threads", pcli.threads,
+  pf->add_option("--out", p.out, "latency table file (JSON)")->capture_default_str();
+  pf->add_option("--preset", p.preset, "SuperNet design space")->capture_default_str();
+  pf->add_option("--threads", p.threads,
                  "torch intra-op threads (use the count the deployed model will run with)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  pf->add_option("--device", pcli.device, "torch device to profile (cpu, cuda:0)")
+  pf->add_option("--device", p.device, "torch device to profile (cpu, cuda:0)")
       ->capture_default_str();
-  pf->add_option("--device-name", pcli.device_name,
+  pf->add_option("--device-name", p.device_name,
                  "device name recorded in the table (default: host name)");
-  pf->add_option("--repeats", pcli.repeats, "timed samples per entry (median taken)")
+  pf->add_option("--repeats", p.repeats, "timed samples per entry (median taken)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  pf->add_option("--warmup", pcli.warmup, "untimed calls before timing each entry")
+  pf->add_option("--warmup", p.warmup, "untimed calls before timing each entry")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  pf->add_option("--batch", pcli.batch, "batch size")
+  pf->add_option("--batch", p.batch, "batch size")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  pf->add_option("--clock", pcli.clock,
+  pf->add_option("--clock", p.clock,
                  "auto: thread CPU time with one CPU thread (immune to other processes' load), "
                  "else wall-clock time")
       ->check(CLI::IsMember({"auto", "wall", "thread_cpu"}))
       ->capture_default_str();
-  pf->add_option("--check", pcli.check,
+  pf->add_option("--check", p.check,
                  "random SubNets to time whole and compare with the table (0 = skip)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  return pf;
+}
 
-  CliOptions cli;
+// The server connection and the client's identity and timing.
+void addConnectionOptions(CLI::App& app, CliOptions& cli) {
   app.add_option("--server", cli.server, "server endpoint, e.g. tcp://10.0.0.1:5555");
   app.add_option("--server-key", cli.server_key, "the server's public key file (server.pub)");
   app.add_option("--key", cli.key, "this client's key pair file from keygen (client.key)");
@@ -291,6 +270,26 @@ int main(int argc, char** argv) {
   app.add_option("--device-class", cli.device_class,
                  "device class reported to the server; selects its MACs budget")
       ->capture_default_str();
+  app.add_option("--heartbeat-s", cli.heartbeat_s, "seconds between heartbeats")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--liveness-s", cli.liveness_s,
+                 "reconnect and re-register after this many seconds without a server message "
+                 "while idle (0 = never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--register-timeout-s", cli.register_timeout_s,
+                 "seconds to wait for Welcome/Reject before reconnecting")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--backoff-max-s", cli.backoff_max_s,
+                 "cap of the reconnect delay (starts at 1 s, doubles, +-20% jitter)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
+// The local data shard and training.
+void addDataOptions(CLI::App& app, CliOptions& cli) {
   app.add_option("--preset", cli.preset, "SuperNet design space; must match the server's")
       ->capture_default_str();
   app.add_option("--data", cli.data, "local data: fmnist | synthetic")
@@ -318,53 +317,36 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--device", cli.device, "torch device for local training (cpu, cuda:0)")
       ->capture_default_str();
-  app.add_option("--heartbeat-s", cli.heartbeat_s, "seconds between heartbeats")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--liveness-s", cli.liveness_s,
-                 "reconnect and re-register after this many seconds without a server message "
-                 "while idle (0 = never)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--register-timeout-s", cli.register_timeout_s,
-                 "seconds to wait for Welcome/Reject before reconnecting")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--backoff-max-s", cli.backoff_max_s,
-                 "cap of the reconnect delay (starts at 1 s, doubles, +-20% jitter)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--log-level", cli.log_level, "trace | debug | info | warn | error")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
-      ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-  if (kg->parsed()) {
-    try {
-      return keygen(kg_out);
-    } catch (const std::exception& e) {
-      std::cerr << "sfn-client keygen: " << e.what() << std::endl;
-      return 1;
-    }
-  }
-  if (pf->parsed()) {
-    try {
-      return profile(pcli);
-    } catch (const sfn::ConfigError& e) {
-      std::cerr << "sfn-client profile: configuration error: " << e.what() << std::endl;
-      return 2;
-    } catch (const std::exception& e) {
-      std::cerr << "sfn-client profile: " << e.what() << std::endl;
-      return 1;
-    }
-  }
+}
 
-  try {
-    return runClient(cli);
-  } catch (const sfn::ConfigError& e) {
-    std::cerr << "sfn-client: configuration error: " << e.what() << std::endl;
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "sfn-client: " << e.what() << std::endl;
-    return 1;
-  }
+}  // namespace
+
+int main(int argc, char** argv) {
+  sfn::AppMain app(
+      "sfn-client",
+      "sfn-client: SuperFedNAS federated client. Registers with sfn-server over ZeroMQ "
+      "(CURVE-encrypted and authenticated unless --insecure), trains the SubNets it is "
+      "assigned on its local data shard and reports the updates. Reconnects with backoff "
+      "and re-registers when the server restarts. SIGINT/SIGTERM: say Bye and exit 0.\n"
+      "Exit codes: 0 stopped, 1 runtime error, 2 usage or configuration error, 3 registration "
+      "rejected by the server, 4 data or integrity error.");
+  CLI::App& cli_app = app.cli();
+  cli_app.require_subcommand(0, 1);
+  auto* kg = cli_app.add_subcommand("keygen", "write a client CURVE key pair (never overwrites)");
+  std::string kg_out = ".";
+  kg->add_option("--out", kg_out, "folder for client.key (secret, mode 0600) and client.pub")
+      ->capture_default_str();
+  ProfileCli pcli;
+  CLI::App* pf = addProfileCommand(cli_app, pcli);
+  CliOptions cli;
+  addConnectionOptions(cli_app, cli);
+  addDataOptions(cli_app, cli);
+
+  return app.run(argc, argv, [&] {
+    if (kg->parsed())
+      return sfn::runKeygen(kg_out, "client", sfn::KeyType::kCurve,
+                            "add it to the server's allowlist");
+    if (pf->parsed()) return profile(pcli);
+    return runClient(cli, app);
+  });
 }

@@ -2,8 +2,6 @@
 #include "sfn/client/train_task.h"
 
 #include "sfn/core/error.h"
-#include "sfn/train/local_trainer.h"
-#include "sfn/model/subnet_config.h"
 #include "sfn/wire/wire.h"
 
 #include <unistd.h>
@@ -20,7 +18,8 @@ namespace sfn {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// sfn::Clock is the round logic's clock interface; the runner's own timing is real time.
+using Steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 std::uint64_t physicalMemoryBytes() {
@@ -30,19 +29,14 @@ std::uint64_t physicalMemoryBytes() {
   return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
 }
 
-long long toMs(Clock::duration d) { return std::chrono::duration_cast<milliseconds>(d).count(); }
+long long toMs(Steady::duration d) { return std::chrono::duration_cast<milliseconds>(d).count(); }
 
-// The Coordinator's answer to any message from a peer it does not know (sfn::Coordinator::
-// handle). The protocol has no reject codes, so this reason text is what tells "you were
-// forgotten, register again" apart from a refused registration.
-constexpr std::string_view kNotRegisteredReason = "not registered";
-
-// What a training step needs to become an Update once the worker finishes.
+// A training step on the worker, and what the socket thread needs once it finishes.
 struct RunningTask {
   std::uint64_t round = 0;
   std::uint64_t task_id = 0;
-  Clock::time_point deadline;  // the server's deadline, as of receipt
-  std::future<TrainResult> result;
+  Steady::time_point deadline;  // the server's deadline, as of receipt
+  std::future<UpdateMsg> result;
 };
 
 }  // namespace
@@ -65,22 +59,35 @@ std::string_view toString(ClientState state) {
   return "unknown";
 }
 
+std::string_view toString(RunOutcome outcome) {
+  switch (outcome) {
+    case RunOutcome::kStopped:
+      return "stopped";
+    case RunOutcome::kRejected:
+      return "rejected";
+    case RunOutcome::kServerBye:
+      return "server_bye";
+  }
+  return "unknown";
+}
+
 void ClientOptions::validate() const {
-  SFN_ENFORCE(!name.empty(), ConfigError, "client name must not be empty");
-  SFN_ENFORCE(!device_class.empty(), ConfigError, "device class must not be empty");
-  SFN_ENFORCE(!device.empty(), ConfigError, "torch device must not be empty");
-  SFN_ENFORCE(poll_interval.count() > 0, ConfigError, "poll_interval must be > 0");
-  SFN_ENFORCE(heartbeat_interval.count() > 0, ConfigError, "heartbeat interval must be > 0");
-  SFN_ENFORCE(register_timeout.count() > 0, ConfigError, "register_timeout must be > 0");
-  SFN_ENFORCE(liveness_timeout.count() >= 0, ConfigError, "liveness_timeout must be >= 0");
-  SFN_ENFORCE(liveness_timeout.count() == 0 || liveness_timeout > heartbeat_interval, ConfigError,
+  if (name.empty()) SFN_THROW(ConfigError, "client name must not be empty");
+  if (server.empty()) SFN_THROW(ConfigError, "client ", name, ": server label must not be empty");
+  if (device_class.empty()) SFN_THROW(ConfigError, "device class must not be empty");
+  if (device.empty()) SFN_THROW(ConfigError, "torch device must not be empty");
+  if (poll_interval.count() <= 0) SFN_THROW(ConfigError, "poll_interval must be > 0");
+  if (heartbeat_interval.count() <= 0) SFN_THROW(ConfigError, "heartbeat interval must be > 0");
+  if (register_timeout.count() <= 0) SFN_THROW(ConfigError, "register_timeout must be > 0");
+  if (liveness_timeout.count() < 0) SFN_THROW(ConfigError, "liveness_timeout must be >= 0");
+  if (liveness_timeout.count() != 0 && liveness_timeout <= heartbeat_interval)
+    SFN_THROW(ConfigError,
               "liveness_timeout must exceed the heartbeat interval (or be 0 to disable)");
-  SFN_ENFORCE(backoff_initial.count() > 0, ConfigError, "backoff_initial must be > 0");
-  SFN_ENFORCE(backoff_max >= backoff_initial, ConfigError,
-              "backoff_max must be >= backoff_initial");
-  SFN_ENFORCE(backoff_jitter >= 0.0 && backoff_jitter < 1.0, ConfigError,
-              "backoff_jitter must be in [0, 1), got ", backoff_jitter);
-  transport.validate();
+  if (backoff_initial.count() <= 0) SFN_THROW(ConfigError, "backoff_initial must be > 0");
+  if (backoff_max < backoff_initial)
+    SFN_THROW(ConfigError, "backoff_max must be >= backoff_initial");
+  if (!(backoff_jitter >= 0.0 && backoff_jitter < 1.0))
+    SFN_THROW(ConfigError, "backoff_jitter must be in [0, 1), got ", backoff_jitter);
 }
 
 // How one connection ended.
@@ -91,22 +98,32 @@ struct ClientRunner::SessionEnd {
   std::string reason;
 };
 
+// The state of one connection. The training worker never touches it: it only reads what
+// its job owns plus space_, data_ and indices_ (through context_), which outlive it.
+struct ClientRunner::Session {
+  std::unique_ptr<ClientTransport> transport;
+  std::optional<RunningTask> running;
+  Steady::time_point last_heard;
+  Steady::time_point next_heartbeat;
+};
+
 ClientRunner::ClientRunner(ClientOptions options, const DesignSpace& space, const Dataset& data,
-                           IndexList local_indices, std::shared_ptr<spdlog::logger> log,
-                           std::shared_ptr<zmq::context_t> context)
+                           IndexList local_indices, ClientTransportFactory connect,
+                           std::shared_ptr<spdlog::logger> log)
     : options_(std::move(options)),
       space_(space),
       data_(data),
       indices_(std::move(local_indices)),
+      connect_(std::move(connect)),
       log_(std::move(log)),
-      context_(std::move(context)) {
+      context_{space_, data_, indices_, options_.device, options_.compute_clock} {
   SFN_ENFORCE(log_ != nullptr, ConfigError, "ClientRunner needs a logger");
+  SFN_ENFORCE(connect_ != nullptr, ConfigError, "client ", options_.name,
+              ": ClientRunner needs a transport factory");
   options_.validate();
-  SFN_ENFORCE(!indices_.empty(), ConfigError, "client ", options_.name, " has no local samples");
+  if (indices_.empty()) SFN_THROW(ConfigError, "client ", options_.name, " has no local samples");
   if (options_.cores == 0) options_.cores = std::max(1u, std::thread::hardware_concurrency());
   if (options_.memory_bytes == 0) options_.memory_bytes = physicalMemoryBytes();
-  // One context for every reconnect: sockets come and go, the I/O thread stays.
-  if (!context_) context_ = makeZmqContext();
 }
 
 ClientRunner::~ClientRunner() = default;
@@ -118,12 +135,12 @@ void ClientRunner::setState(ClientState next) {
 }
 
 bool ClientRunner::sleepUnlessStopped(milliseconds delay, const std::atomic<bool>& stop) const {
-  const auto until = Clock::now() + delay;
+  const auto until = Steady::now() + delay;
   while (!stop.load()) {
-    const auto now = Clock::now();
+    const auto now = Steady::now();
     if (now >= until) return true;
     std::this_thread::sleep_for(
-        std::min<Clock::duration>(until - now, Clock::duration(options_.poll_interval)));
+        std::min<Steady::duration>(until - now, Steady::duration(options_.poll_interval)));
   }
   return false;
 }
@@ -149,13 +166,13 @@ ClientRunner::RegisterOutcome ClientRunner::registerWith(ClientTransport& transp
   // the server is unreachable, which the timeout below turns into a reconnect.
   (void)sendMessage(transport, reg);
   log_->info("client {}: registering with {} ({} samples, device class {})", options_.name,
-             options_.transport.server_endpoint, reg.samples, reg.device_class);
+             options_.server, reg.samples, reg.device_class);
 
-  const auto deadline = Clock::now() + options_.register_timeout;
+  const auto deadline = Steady::now() + options_.register_timeout;
   while (!stop.load()) {
-    const auto now = Clock::now();
+    const auto now = Steady::now();
     if (now >= deadline) return RegisterOutcome::kTimeout;
-    const auto wait = std::min<Clock::duration>(deadline - now, options_.poll_interval);
+    const auto wait = std::min<Steady::duration>(deadline - now, options_.poll_interval);
     std::optional<BytesPtr> bytes = transport.recv(std::chrono::ceil<milliseconds>(wait));
     if (!bytes) continue;
     DecodeResult decoded = decode(*bytes);
@@ -170,15 +187,15 @@ ClientRunner::RegisterOutcome ClientRunner::registerWith(ClientTransport& transp
       return RegisterOutcome::kWelcome;
     }
     if (auto* reject = std::get_if<RejectMsg>(&decoded.message())) {
-      if (reject->reason == kNotRegisteredReason) {
+      if (reject->code == RejectCode::kNotRegistered) {
         // The answer to a message sent before this Register (e.g. heartbeats queued while
-        // the server was down): ZeroMQ keeps order, so the Register's own answer follows.
-        log_->debug("client {}: stale '{}' ignored while registering", options_.name,
-                    reject->reason);
+        // the server was down): transports keep order, so the Register's own answer follows.
+        log_->debug("client {}: stale {} ignored while registering", options_.name,
+                    toString(reject->code));
         continue;
       }
-      log_->error("client {}: registration rejected by the server: {}", options_.name,
-                  reject->reason);
+      log_->error("client {}: registration rejected by the server: {} ({})", options_.name,
+                  reject->reason, toString(reject->code));
       return RegisterOutcome::kRejected;
     }
     // Leftovers addressed to a previous registration (a late task, a Bye): not ours now.
@@ -192,19 +209,14 @@ ClientRunner::SessionEnd ClientRunner::runSession(const std::atomic<bool>& stop,
                                                   std::uint64_t& heartbeat_seq) {
   using Kind = SessionEnd::Kind;
   setState(ClientState::kConnecting);
-  if (options_.transport.insecure)
-    log_->warn(
-        "client {}: *** --insecure: traffic to {} is NOT encrypted and the server is NOT "
-        "authenticated; local development only ***",
-        options_.name, options_.transport.server_endpoint);
-  // A fresh socket per session: after a server restart or a long silence nothing of the old
-  // connection (queued messages, half-open handshakes) is worth keeping.
-  std::unique_ptr<ZmqClientTransport> transport = makeZmqClient(options_.transport, context_);
-
-  SessionEnd end;
-  switch (registerWith(*transport, stop)) {
+  // A fresh transport per session: after a server restart or a long silence nothing of the
+  // old connection (queued messages, half-open handshakes) is worth keeping.
+  Session session;
+  session.transport = connect_();
+  SFN_ENFORCE(session.transport != nullptr, Error, "client ", options_.name,
+              ": the transport factory made no transport");
+  switch (registerWith(*session.transport, stop)) {
     case RegisterOutcome::kWelcome:
-      end.was_registered = true;
       break;
     case RegisterOutcome::kRejected:
       return {.kind = Kind::kRejected, .reason = "registration rejected"};
@@ -217,160 +229,173 @@ ClientRunner::SessionEnd ClientRunner::runSession(const std::atomic<bool>& stop,
       return {.kind = Kind::kStopped, .reason = "stopped"};
   }
   setState(ClientState::kIdle);
+  SessionEnd end = runRegistered(session, stop, heartbeat_seq);
+  end.was_registered = true;
+  return end;  // the transport's destructor flushes a Bye (bounded by its linger)
+}
 
-  // The training worker only reads space_, data_ and indices_ (all outlive it) plus what
-  // the lambda owns; it never touches the socket.
-  std::optional<RunningTask> running;
-  auto last_heard = Clock::now();
-  auto next_heartbeat = last_heard + options_.heartbeat_interval;
-
-  // Waits for an unfinished training step: trainLocal cannot be interrupted, and its result
-  // is useless once the session is over, so this only bounds the worker's lifetime.
-  auto abandonTask = [&](const char* why) {
-    if (!running) return;
-    log_->warn("client {}: round {} task {}: {}; waiting for training to finish, result dropped",
-               options_.name, running->round, running->task_id, why);
-    running->result.wait();
-    running.reset();
-  };
-
-  while (true) {
-    if (stop.load()) {
-      abandonTask("stopping");
-      setState(ClientState::kStopping);
-      (void)sendMessage(*transport, ByeMsg{"client stopping"});
-      log_->info("client {}: stopped; said Bye", options_.name);
-      end.kind = Kind::kStopped;
-      end.reason = "stopped";
-      return end;  // the transport's destructor flushes the Bye (bounded by its linger)
-    }
-
-    auto now = Clock::now();
-    if (running && running->result.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
-      RunningTask task = std::move(*running);
-      running.reset();
-      setState(ClientState::kIdle);
-      try {
-        TrainResult r = task.result.get();
-        if (Clock::now() > task.deadline)
-          log_->warn("client {}: round {} task {}: finished after the server's deadline",
-                     options_.name, task.round, task.task_id);
-        UpdateMsg update;
-        update.round = task.round;
-        update.task_id = task.task_id;
-        update.samples = static_cast<std::uint64_t>(r.samples);
-        update.tensors = std::move(r.slice);
-        update.mean_loss = r.mean_loss;
-        update.compute_seconds = r.compute_seconds;
-        if (sendMessage(*transport, update)) {
-          updates_sent_.fetch_add(1);
-          log_->info("client {}: round {} task {}: sent update ({} samples, loss {:.4f}, {:.2f} s)",
-                     options_.name, task.round, task.task_id, update.samples, update.mean_loss,
-                     update.compute_seconds);
-        }
-      } catch (const std::exception& e) {
-        // A failed step costs the server one update, not the client its life.
-        log_->error("client {}: round {} task {}: training failed: {}", options_.name, task.round,
-                    task.task_id, e.what());
-      }
-      now = Clock::now();
-    }
-
-    if (now >= next_heartbeat) {
-      (void)sendMessage(*transport, HeartbeatMsg{++heartbeat_seq});
-      next_heartbeat = now + options_.heartbeat_interval;
-    }
-    // The server may be silent while training takes long: only an idle client judges it.
-    if (!running && options_.liveness_timeout.count() > 0 &&
-        now - last_heard > options_.liveness_timeout) {
-      end.reason = "server silent for " + std::to_string(toMs(now - last_heard)) + " ms";
-      return end;
-    }
-
+ClientRunner::SessionEnd ClientRunner::runRegistered(Session& session,
+                                                     const std::atomic<bool>& stop,
+                                                     std::uint64_t& heartbeat_seq) {
+  session.last_heard = Steady::now();
+  session.next_heartbeat = session.last_heard + options_.heartbeat_interval;
+  while (!stop.load()) {
+    finishTask(session);
+    if (std::optional<SessionEnd> end = keepAlive(session, heartbeat_seq)) return *end;
     // Short polls while training so the update leaves as soon as the worker is done.
-    Clock::duration wait = std::min<Clock::duration>(options_.poll_interval, next_heartbeat - now);
-    if (running) wait = std::min<Clock::duration>(wait, milliseconds(20));
-    wait = std::max<Clock::duration>(wait, milliseconds(1));
-    std::optional<BytesPtr> bytes = transport->recv(std::chrono::ceil<milliseconds>(wait));
+    const auto now = Steady::now();
+    Steady::duration wait =
+        std::min<Steady::duration>(options_.poll_interval, session.next_heartbeat - now);
+    if (session.running) wait = std::min<Steady::duration>(wait, milliseconds(20));
+    wait = std::max<Steady::duration>(wait, milliseconds(1));
+    std::optional<BytesPtr> bytes = session.transport->recv(std::chrono::ceil<milliseconds>(wait));
     if (!bytes) continue;
-    last_heard = Clock::now();
-    DecodeResult decoded = decode(*bytes);
-    if (!decoded) {
-      log_->warn("client {}: dropped a malformed message: {}: {}", options_.name,
-                 toString(decoded.error().code), decoded.error().reason);
-      continue;
-    }
-    Message& msg = decoded.message();
+    session.last_heard = Steady::now();
+    if (std::optional<SessionEnd> end = handleMessage(session, *bytes, stop)) return *end;
+  }
+  return stopSession(session);
+}
 
-    if (auto* task = std::get_if<TrainTaskMsg>(&msg)) {
-      if (running) {
-        log_->warn("client {}: round {} task {}: refused, still training round {} task {}",
-                   options_.name, task->round, task->task_id, running->round, running->task_id);
-        continue;
-      }
-      SubNetConfig config;
-      TrainOptions topts;
-      try {
-        config = SubNetConfig::parse(task->subnet, space_);
-        topts = trainOptionsFrom(task->hyper, options_.device);
-      } catch (const ConfigError& e) {
-        log_->error("client {}: round {} task {}: bad task ({}); skipped", options_.name,
-                    task->round, task->task_id, e.what());
-        continue;
-      }
-      log_->info("client {}: round {} task {}: training {} for {} epoch(s) on {} samples",
-                 options_.name, task->round, task->task_id, task->subnet, topts.epochs,
-                 indices_.size());
-      RunningTask rt;
-      rt.round = task->round;
-      rt.task_id = task->task_id;
-      rt.deadline = last_heard + milliseconds(task->deadline_ms);
-      // The tensors are views into the received message; moving them into the worker keeps
-      // the message alive exactly until training has copied them into its module.
-      auto job = [this, config = std::move(config), topts = std::move(topts),
-                  init = std::move(task->tensors)]() {
-        return trainLocal(space_, config, init, data_, indices_, topts);
-      };
-      rt.result = options_.train_executor ? options_.train_executor(std::move(job))
-                                          : std::async(std::launch::async, std::move(job));
-      running = std::move(rt);
-      setState(ClientState::kTraining);
-    } else if (auto* bye = std::get_if<ByeMsg>(&msg)) {
-      log_->info("client {}: server said Bye: {}", options_.name, bye->reason);
-      abandonTask("server said Bye");
-      end.reason = "server said Bye (" + bye->reason + ")";
-      end.server_bye = true;
-      return end;
-    } else if (auto* reject = std::get_if<RejectMsg>(&msg)) {
-      // After a restart the server no longer knows us and answers anything with a Reject;
-      // registering again on the same socket is all it takes.
-      log_->warn("client {}: server rejected a message ({}); registering again", options_.name,
-                 reject->reason);
-      abandonTask("server forgot this client");
-      switch (registerWith(*transport, stop)) {
-        case RegisterOutcome::kWelcome:
-          setState(ClientState::kIdle);
-          break;
-        case RegisterOutcome::kRejected:
-          end.kind = Kind::kRejected;
-          end.reason = "registration rejected";
-          return end;
-        case RegisterOutcome::kTimeout:
-          end.reason = "no answer to Register";
-          return end;
-        case RegisterOutcome::kStopped:
-          break;  // the loop's stop check says Bye
-      }
-    } else if (std::holds_alternative<WelcomeMsg>(msg)) {
-      log_->debug("client {}: duplicate Welcome ignored", options_.name);
-    } else {
-      log_->warn("client {}: unexpected {} from the server; ignored", options_.name,
-                 messageName(msg));
+ClientRunner::SessionEnd ClientRunner::stopSession(Session& session) {
+  abandonTask(session, "stopping");
+  setState(ClientState::kStopping);
+  (void)sendMessage(*session.transport, ByeMsg{"client stopping"});
+  log_->info("client {}: stopped; said Bye", options_.name);
+  return {.kind = SessionEnd::Kind::kStopped, .reason = "stopped"};
+}
+
+std::optional<ClientRunner::SessionEnd> ClientRunner::keepAlive(Session& session,
+                                                                std::uint64_t& heartbeat_seq) {
+  const auto now = Steady::now();
+  if (now >= session.next_heartbeat) {
+    (void)sendMessage(*session.transport, HeartbeatMsg{++heartbeat_seq});
+    session.next_heartbeat = now + options_.heartbeat_interval;
+  }
+  // The server may be silent while training takes long: only an idle client judges it.
+  if (!session.running && options_.liveness_timeout.count() > 0 &&
+      now - session.last_heard > options_.liveness_timeout)
+    return SessionEnd{
+        .kind = SessionEnd::Kind::kLost,
+        .reason = "server silent for " + std::to_string(toMs(now - session.last_heard)) + " ms"};
+  return std::nullopt;
+}
+
+// trainLocal cannot be interrupted, and its result is useless once the session is over, so
+// waiting here only bounds the worker's lifetime.
+void ClientRunner::abandonTask(Session& session, const char* why) {
+  if (!session.running) return;
+  log_->warn("client {}: round {} task {}: {}; waiting for training to finish, result dropped",
+             options_.name, session.running->round, session.running->task_id, why);
+  session.running->result.wait();
+  session.running.reset();
+}
+
+void ClientRunner::finishTask(Session& session) {
+  if (!session.running ||
+      session.running->result.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    return;
+  RunningTask task = std::move(*session.running);
+  session.running.reset();
+  setState(ClientState::kIdle);
+  try {
+    const UpdateMsg update = task.result.get();
+    if (Steady::now() > task.deadline)
+      log_->warn("client {}: round {} task {}: finished after the server's deadline", options_.name,
+                 task.round, task.task_id);
+    if (sendMessage(*session.transport, update)) {
+      updates_sent_.fetch_add(1);
+      log_->info("client {}: round {} task {}: sent update ({} samples, loss {:.4f}, {:.2f} s)",
+                 options_.name, task.round, task.task_id, update.samples, update.mean_loss,
+                 update.compute_seconds);
     }
+  } catch (const std::exception& e) {
+    // A failed step costs the server one update, not the client its life.
+    log_->error("client {}: round {} task {}: training failed: {}", options_.name, task.round,
+                task.task_id, e.what());
   }
 }
 
-int ClientRunner::run(const std::atomic<bool>& stop) {
+void ClientRunner::startTask(Session& session, TrainTaskMsg&& msg) {
+  if (session.running) {
+    log_->warn("client {}: round {} task {}: refused, still training round {} task {}",
+               options_.name, msg.round, msg.task_id, session.running->round,
+               session.running->task_id);
+    return;
+  }
+  const std::string subnet = msg.subnet;
+  std::optional<TrainTask> task;
+  try {
+    task = TrainTask::accept(std::move(msg), space_, options_.device);
+  } catch (const ConfigError& e) {
+    log_->error("client {}: bad task ({}); skipped", options_.name, e.what());
+    return;
+  }
+  log_->info("client {}: round {} task {}: training {} for {} epoch(s) on {} samples",
+             options_.name, task->round, task->task_id, subnet, task->options.epochs,
+             indices_.size());
+  RunningTask rt;
+  rt.round = task->round;
+  rt.task_id = task->task_id;
+  rt.deadline = session.last_heard + milliseconds(task->deadline_ms);
+  // The task's tensors are views into the received message: moving them into the job keeps
+  // the message alive exactly until the job is done.
+  auto job = [this, task = std::move(*task)]() { return runTrainTask(task, context_); };
+  rt.result = options_.train_executor ? options_.train_executor(std::move(job))
+                                      : std::async(std::launch::async, std::move(job));
+  session.running = std::move(rt);
+  setState(ClientState::kTraining);
+}
+
+std::optional<ClientRunner::SessionEnd> ClientRunner::handleMessage(Session& session,
+                                                                    const BytesPtr& bytes,
+                                                                    const std::atomic<bool>& stop) {
+  using Kind = SessionEnd::Kind;
+  DecodeResult decoded = decode(bytes);
+  if (!decoded) {
+    log_->warn("client {}: dropped a malformed message: {}: {}", options_.name,
+               toString(decoded.error().code), decoded.error().reason);
+    return std::nullopt;
+  }
+  Message& msg = decoded.message();
+  if (auto* task = std::get_if<TrainTaskMsg>(&msg)) {
+    startTask(session, std::move(*task));
+  } else if (auto* bye = std::get_if<ByeMsg>(&msg)) {
+    log_->info("client {}: server said Bye: {}", options_.name, bye->reason);
+    abandonTask(session, "server said Bye");
+    return SessionEnd{
+        .kind = Kind::kLost, .server_bye = true, .reason = "server said Bye (" + bye->reason + ")"};
+  } else if (auto* reject = std::get_if<RejectMsg>(&msg)) {
+    if (reject->code != RejectCode::kNotRegistered) {
+      log_->warn("client {}: unexpected Reject {} ({}) while registered; ignored", options_.name,
+                 toString(reject->code), reject->reason);
+      return std::nullopt;
+    }
+    // After a restart the server no longer knows us and answers anything with a Reject;
+    // registering again on the same transport is all it takes.
+    log_->warn("client {}: the server does not know this client ({}); registering again",
+               options_.name, reject->reason);
+    abandonTask(session, "server forgot this client");
+    switch (registerWith(*session.transport, stop)) {
+      case RegisterOutcome::kWelcome:
+        setState(ClientState::kIdle);
+        break;
+      case RegisterOutcome::kRejected:
+        return SessionEnd{.kind = Kind::kRejected, .reason = "registration rejected"};
+      case RegisterOutcome::kTimeout:
+        return SessionEnd{.kind = Kind::kLost, .reason = "no answer to Register"};
+      case RegisterOutcome::kStopped:
+        break;  // the loop's stop check says Bye
+    }
+  } else if (std::holds_alternative<WelcomeMsg>(msg)) {
+    log_->debug("client {}: duplicate Welcome ignored", options_.name);
+  } else {
+    log_->warn("client {}: unexpected {} from the server; ignored", options_.name,
+               messageName(msg));
+  }
+  return std::nullopt;
+}
+
+RunOutcome ClientRunner::run(const std::atomic<bool>& stop) {
   std::mt19937_64 rng(options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}());
   std::uniform_real_distribution<double> jitter(1.0 - options_.backoff_jitter,
                                                 1.0 + options_.backoff_jitter);
@@ -381,12 +406,12 @@ int ClientRunner::run(const std::atomic<bool>& stop) {
     if (end.kind == SessionEnd::Kind::kStopped) break;
     if (end.kind == SessionEnd::Kind::kRejected) {
       setState(ClientState::kStopping);
-      return kExitRejected;
+      return RunOutcome::kRejected;
     }
     if (end.server_bye && options_.stop_on_server_bye) {
       setState(ClientState::kStopping);
       log_->info("client {}: {}; stopping", options_.name, end.reason);
-      return kExitServerBye;
+      return RunOutcome::kServerBye;
     }
     // A session that got as far as a Welcome proves the server was healthy: start the
     // backoff over. Consecutive failures double it up to the cap.
@@ -400,7 +425,7 @@ int ClientRunner::run(const std::atomic<bool>& stop) {
     delay = std::min(delay * 2, options_.backoff_max);
   }
   setState(ClientState::kStopping);
-  return kExitOk;
+  return RunOutcome::kStopped;
 }
 
 }  // namespace sfn

@@ -3,13 +3,14 @@
 //
 // Throughput (1 worker x 1 torch thread): samples trained per second of round wall time by a
 // VirtualFleet + Coordinator + VirtualClock (fmnist preset, synthetic 1x28x28 data, IID
-// partitions), against a plain loop calling sfn::trainLocal directly on the IDENTICAL list
-// of tasks: every TrainTask the Coordinator sent during the measured rounds is recorded (a
-// pass-through transport keeps a reference to its bytes) and replayed afterwards with the
-// same SubNet, initial weights, client indices and hyper-parameters, on a fresh thread like
-// a pool worker; odd repetitions run the plain loop first, so neither side gains from going
-// second. ratio_1w is the median over repetitions; samples/s figures keep the best of each.
-// Goal: ratio >= 0.9.
+// partitions), against a plain loop calling the client's task handler (sfn::runTrainTask:
+// accept the task, trainLocal, pack the Update; the same call a virtual client makes)
+// directly on the IDENTICAL list of tasks: every TrainTask the Coordinator sent during the
+// measured rounds is recorded (a pass-through transport keeps a reference to its bytes) and
+// replayed afterwards with the same SubNet, initial weights, client indices and
+// hyper-parameters, on a fresh thread like a pool worker; odd repetitions run the plain loop first,
+// so neither side gains from going second. ratio_1w is the median over repetitions; samples/s
+// figures keep the best of each. Goal: ratio >= 0.9.
 //
 // Scaling: the same rounds with 2 workers x 1 torch thread (same seed, hence the same
 // tasks), as a speedup over 1 worker (median over repetitions). Goal >= 1.7 on 2 cores.
@@ -143,11 +144,8 @@ class RecordingTransport final : public sfn::ServerTransport {
 
 // One recorded local-training task, ready to be replayed by the plain loop.
 struct Task {
-  std::string subnet;
-  sfn::NamedTensors init;  // views into the recorded TrainTask bytes
-  sfn::TrainOptions train;
+  sfn::TrainTaskMsg msg;  // its tensors are views into the recorded TrainTask bytes
   std::size_t client = 0;
-  std::uint64_t round = 0;
   double cost = 0;  // the fleet's scheduling estimate: MACs x samples x epochs
 };
 
@@ -231,17 +229,15 @@ SimRun runSim(const Setup& s, const BenchOptions& o, int workers) {
     auto* msg = std::get_if<sfn::TrainTaskMsg>(&decoded.message());
     if (msg == nullptr) continue;
     Task t;
-    t.subnet = msg->subnet;
-    t.init = std::move(msg->tensors);
-    t.train = sfn::trainOptionsFrom(msg->hyper, "cpu");
+    t.msg = std::move(*msg);
     t.client = std::stoul(peer.substr(4));  // VirtualFleet::peerName: "sim-%06zu"
     SFN_ENFORCE(sfn::VirtualFleet::peerName(t.client) == peer, sfn::Error, "bench_sim: peer ",
                 peer);
-    t.round = msg->round;
+    const int epochs = t.msg.hyper.epochs;
     t.cost = static_cast<double>(
-                 sfn::computeCost(s.space, sfn::SubNetConfig::parse(t.subnet, s.space)).macs) *
-             static_cast<double>(s.partition.at(t.client).size()) * t.train.epochs;
-    run.samples += static_cast<std::int64_t>(s.partition.at(t.client).size()) * t.train.epochs;
+                 sfn::computeCost(s.space, sfn::SubNetConfig::parse(t.msg.subnet, s.space)).macs) *
+             static_cast<double>(s.partition.at(t.client).size()) * epochs;
+    run.samples += static_cast<std::int64_t>(s.partition.at(t.client).size()) * epochs;
     run.tasks.push_back(std::move(t));
   }
   return run;
@@ -254,17 +250,21 @@ struct PlainRun {
   std::int64_t samples = 0;
 };
 
-// The baseline: trainLocal on the calling thread over exactly the recorded tasks.
+// One task through the client's task handler, as a virtual client runs it minus the fleet.
+sfn::UpdateMsg replay(const Setup& s, const Task& t) {
+  const sfn::ClientContext context{s.space, s.data, s.partition[t.client], "cpu", nullptr};
+  return sfn::runTrainTask(t.msg, context);
+}
+
+// The baseline: the task handler on the calling thread over exactly the recorded tasks.
 PlainRun runPlain(const Setup& s, const std::vector<Task>& tasks) {
   PlainRun p;
   const double cpu0 = processCpuSeconds();
   const auto t0 = Clock::now();
   for (const Task& t : tasks) {
     const auto t1 = Clock::now();
-    const sfn::SubNetConfig config = sfn::SubNetConfig::parse(t.subnet, s.space);
-    const sfn::TrainResult r =
-        sfn::trainLocal(s.space, config, t.init, s.data, s.partition[t.client], t.train);
-    p.samples += r.samples;
+    const sfn::UpdateMsg update = replay(s, t);
+    p.samples += static_cast<std::int64_t>(update.samples) * t.msg.hyper.epochs;
     p.task_s.push_back(secondsSince(t1));
   }
   p.seconds = secondsSince(t0);
@@ -289,7 +289,7 @@ double scheduleBound(const std::vector<Task>& tasks, const std::vector<double>& 
   std::map<std::uint64_t, std::vector<std::pair<double, double>>> rounds;  // (cost, seconds)
   double total = 0;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    rounds[tasks[i].round].emplace_back(tasks[i].cost, task_s.at(i));
+    rounds[tasks[i].msg.round].emplace_back(tasks[i].cost, task_s.at(i));
     total += task_s[i];
   }
   double makespan = 0;
@@ -303,9 +303,64 @@ double scheduleBound(const std::vector<Task>& tasks, const std::vector<double>& 
   return makespan > 0 ? total / makespan : 0;
 }
 
-Json benchThroughput(const BenchOptions& o) {
-  sfn::setTorchThreads(1);
-  const Setup s = makeSetup(o);
+// The plain loop on a fresh thread, like the pool's workers: per-thread state (malloc arena,
+// OpenMP settings) then matches, and the comparison is about the simulator alone.
+PlainRun plainOn(const Setup& s, const std::vector<Task>& tasks) {
+  PlainRun p;
+  std::thread([&] {
+    sfn::setTorchThreads(1);
+    p = runPlain(s, tasks);
+  }).join();
+  return p;
+}
+
+struct Repetition {
+  PlainRun plain;
+  SimRun one, two;  // 1 and 2 workers
+};
+
+// One repetition. Each pair that forms a ratio runs back to back, and its order alternates:
+//   even repetitions: 2 workers, 1 worker, plain loop (on the 1-worker run's tasks);
+//   odd repetitions:  plain loop (on the previous tasks), 1 worker, 2 workers.
+// The plain loop replays the tasks a simulator run recorded. Every run of the same seed
+// sends the same tasks, so odd repetitions replay the previous run's tasks BEFORE their own
+// simulator run: alternating the order cancels what running second gains (warm caches,
+// e.g. oneDNN's primitive cache for the SubNets' shapes).
+Repetition runRepetition(const Setup& s, const BenchOptions& o, int rep,
+                         const std::vector<Task>& prev_tasks) {
+  const std::string tag =
+      "bench_sim: repetition " + std::to_string(rep + 1) + "/" + std::to_string(o.repeats);
+  Repetition r;
+  if (rep % 2 == 0) {
+    std::cerr << tag << ": 2 workers\n";
+    r.two = runSim(s, o, 2);
+    std::cerr << tag << ": 1 worker\n";
+    r.one = runSim(s, o, 1);
+    if (rep == 0) (void)replay(s, r.one.tasks.front());  // warm-up of thread-independent state
+    std::cerr << tag << ": plain loop\n";
+    r.plain = plainOn(s, r.one.tasks);
+  } else {
+    std::cerr << tag << ": plain loop\n";
+    r.plain = plainOn(s, prev_tasks);
+    std::cerr << tag << ": 1 worker\n";
+    r.one = runSim(s, o, 1);
+    std::cerr << tag << ": 2 workers\n";
+    r.two = runSim(s, o, 2);
+    SFN_ENFORCE(prev_tasks.size() == r.one.tasks.size(), sfn::Error,
+                "bench_sim: runs of the same seed sent different task counts");
+    for (std::size_t i = 0; i < r.one.tasks.size(); ++i)
+      SFN_ENFORCE(prev_tasks[i].msg.subnet == r.one.tasks[i].msg.subnet &&
+                      prev_tasks[i].client == r.one.tasks[i].client,
+                  sfn::Error, "bench_sim: runs of the same seed sent different tasks");
+  }
+  SFN_ENFORCE(r.plain.samples == r.one.samples, sfn::Error, "bench_sim: plain loop trained ",
+              r.plain.samples, " samples, the simulator ", r.one.samples);
+  SFN_ENFORCE(r.two.samples == r.one.samples, sfn::Error, "bench_sim: 2-worker run differs");
+  return r;
+}
+
+// The figures of all repetitions.
+struct ThroughputFigures {
   double best_1w = 0, best_plain = 0, best_2w = 0;
   double worst_overhead = 0.0;
   // Like the samples/s figures, the CPU figures compare the best (least) CPU time of each.
@@ -313,61 +368,13 @@ Json benchThroughput(const BenchOptions& o) {
   double bound = 0, cores_2w_of_best = 0;
   Json reps = Json::array();
   std::int64_t samples = 0;
-  // The plain loop replays the tasks a simulator run recorded. Every run of the same seed
-  // sends the same tasks, so odd repetitions replay the previous run's tasks BEFORE their
-  // own simulator run: alternating the order cancels what running second gains (warm
-  // caches, e.g. oneDNN's primitive cache for the SubNets' shapes).
-  std::vector<Task> prev_tasks;
   std::vector<double> ratios, speedups;  // per repetition
-  auto plainOn = [&](const std::vector<Task>& tasks) {
-    // On a fresh thread, like the pool's workers: per-thread state (malloc arena, OpenMP
-    // settings) then matches, and the comparison is about the simulator alone.
-    PlainRun p;
-    std::thread([&] {
-      sfn::setTorchThreads(1);
-      p = runPlain(s, tasks);
-    }).join();
-    return p;
-  };
-  for (int rep = 0; rep < o.repeats; ++rep) {
-    // Each pair that forms a ratio runs back to back, and its order alternates:
-    //   even repetitions: 2 workers, 1 worker, plain loop (on the 1-worker run's tasks);
-    //   odd repetitions:  plain loop (on the previous tasks), 1 worker, 2 workers.
-    const bool even = rep % 2 == 0;
-    const std::string tag =
-        "bench_sim: repetition " + std::to_string(rep + 1) + "/" + std::to_string(o.repeats);
-    PlainRun plain;
-    SimRun one, two;
-    if (even) {
-      std::cerr << tag << ": 2 workers\n";
-      two = runSim(s, o, 2);
-      std::cerr << tag << ": 1 worker\n";
-      one = runSim(s, o, 1);
-      if (rep == 0) {  // warm-up of the plain loop's thread-independent state, untimed
-        const Task& t = one.tasks.front();
-        (void)sfn::trainLocal(s.space, sfn::SubNetConfig::parse(t.subnet, s.space), t.init, s.data,
-                              s.partition[t.client], t.train);
-      }
-      std::cerr << tag << ": plain loop\n";
-      plain = plainOn(one.tasks);
-    } else {
-      std::cerr << tag << ": plain loop\n";
-      plain = plainOn(prev_tasks);
-      std::cerr << tag << ": 1 worker\n";
-      one = runSim(s, o, 1);
-      std::cerr << tag << ": 2 workers\n";
-      two = runSim(s, o, 2);
-      SFN_ENFORCE(prev_tasks.size() == one.tasks.size(), sfn::Error,
-                  "bench_sim: runs of the same seed sent different task counts");
-      for (std::size_t i = 0; i < one.tasks.size(); ++i)
-        SFN_ENFORCE(prev_tasks[i].subnet == one.tasks[i].subnet &&
-                        prev_tasks[i].client == one.tasks[i].client,
-                    sfn::Error, "bench_sim: runs of the same seed sent different tasks");
-    }
-    SFN_ENFORCE(plain.samples == one.samples, sfn::Error, "bench_sim: plain loop trained ",
-                plain.samples, " samples, the simulator ", one.samples);
-    SFN_ENFORCE(two.samples == one.samples, sfn::Error, "bench_sim: 2-worker run differs");
 
+  // Adds one repetition; returns its figures.
+  const Json& add(const Repetition& r) {
+    const SimRun& one = r.one;
+    const SimRun& two = r.two;
+    const PlainRun& plain = r.plain;
     const double sps_1w = static_cast<double>(one.samples) / one.wall_s;
     const double sps_plain = static_cast<double>(plain.samples) / plain.seconds;
     const double sps_2w = static_cast<double>(two.samples) / two.wall_s;
@@ -381,9 +388,7 @@ Json benchThroughput(const BenchOptions& o) {
     worst_overhead = std::max(worst_overhead, overhead);
     // CPU-time figures, robust to other processes taking cores: the simulator's CPU per
     // sample against the plain loop's, and how much more CPU 2 workers burn than 1.
-    const double ratio_cpu = plain.cpu_s / one.cpu_s;
     const double bound_2w = scheduleBound(one.tasks, plain.task_s, 2);
-    const double cpu_2w_over_1w = two.cpu_s / one.cpu_s;
     min_cpu_1w = std::min(min_cpu_1w, one.cpu_s);
     min_cpu_2w = std::min(min_cpu_2w, two.cpu_s);
     min_cpu_plain = std::min(min_cpu_plain, plain.cpu_s);
@@ -406,31 +411,46 @@ Json benchThroughput(const BenchOptions& o) {
                         {"cpu_s_1w", one.cpu_s},
                         {"cpu_s_2w", two.cpu_s},
                         {"cpu_s_plain", plain.cpu_s},
-                        {"ratio_1w_cpu", ratio_cpu},
-                        {"cpu_2w_over_1w", cpu_2w_over_1w},
+                        {"ratio_1w_cpu", plain.cpu_s / one.cpu_s},
+                        {"cpu_2w_over_1w", two.cpu_s / one.cpu_s},
                         {"speedup_2w_schedule_bound", bound_2w},
                         // CPU / wall: near 1 and 2 when the runs had the cores to themselves.
                         {"cores_used_1w", one.cpu_s / one.wall_s},
                         {"cores_used_2w", two.cpu_s / two.wall_s}});
-    std::cerr << "bench_sim: " << reps.back().dump() << "\n";
-    prev_tasks = std::move(one.tasks);
+    return reps.back();
   }
+
   // Headline ratios: the median over repetitions of the ratio of two back-to-back runs (a
   // ratio of bests would pair runs from different moments of a noisy machine).
-  return Json{{"sim_samples_per_s_1w", best_1w},
-              {"plain_loop_samples_per_s", best_plain},
-              {"ratio_1w", median(ratios)},
-              {"ratio_1w_of_best", best_1w / best_plain},
-              {"sim_samples_per_s_2w", best_2w},
-              {"speedup_2w", median(speedups)},
-              {"speedup_2w_of_best", best_2w / best_1w},
-              {"round_overhead_fraction", worst_overhead},
-              {"ratio_1w_cpu", min_cpu_plain / min_cpu_1w},
-              {"cpu_2w_over_1w", min_cpu_2w / min_cpu_1w},
-              {"speedup_2w_schedule_bound", bound},
-              {"cores_used_2w", cores_2w_of_best},
-              {"samples_per_run", samples},
-              {"repetitions", std::move(reps)}};
+  Json summary() const {
+    return Json{{"sim_samples_per_s_1w", best_1w},
+                {"plain_loop_samples_per_s", best_plain},
+                {"ratio_1w", median(ratios)},
+                {"ratio_1w_of_best", best_1w / best_plain},
+                {"sim_samples_per_s_2w", best_2w},
+                {"speedup_2w", median(speedups)},
+                {"speedup_2w_of_best", best_2w / best_1w},
+                {"round_overhead_fraction", worst_overhead},
+                {"ratio_1w_cpu", min_cpu_plain / min_cpu_1w},
+                {"cpu_2w_over_1w", min_cpu_2w / min_cpu_1w},
+                {"speedup_2w_schedule_bound", bound},
+                {"cores_used_2w", cores_2w_of_best},
+                {"samples_per_run", samples},
+                {"repetitions", reps}};
+  }
+};
+
+Json benchThroughput(const BenchOptions& o) {
+  sfn::setTorchThreads(1);
+  const Setup s = makeSetup(o);
+  ThroughputFigures figures;
+  std::vector<Task> prev_tasks;
+  for (int rep = 0; rep < o.repeats; ++rep) {
+    Repetition r = runRepetition(s, o, rep, prev_tasks);
+    std::cerr << "bench_sim: " << figures.add(r).dump() << "\n";
+    prev_tasks = std::move(r.one.tasks);
+  }
+  return figures.summary();
 }
 
 Json benchRss(int clients, std::uint64_t seed) {
@@ -476,9 +496,8 @@ Json benchRss(int clients, std::uint64_t seed) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  BenchOptions o;
-  CLI::App app{"Simulator benchmark: samples/s vs a plain trainLocal loop, scaling, memory"};
+// The command line; --quick shrinks the runs.
+void addOptions(CLI::App& app, BenchOptions& o) {
   app.add_option("--clients", o.clients, "registered clients of the throughput runs")
       ->check(CLI::Range(1, 1'000'000));
   app.add_option("--per-round", o.clients_per_round, "clients per round")
@@ -496,15 +515,71 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-rss", o.skip_rss, "skip the memory runs");
   app.add_option("--json,--out", o.out,
                  "also write the headline figures (a flat JSON object) here");
-  CLI11_PARSE(app, argc, argv);
-  if (o.quick) {
-    o.clients = 16;
-    o.clients_per_round = 4;
-    o.rounds = 1;
-    o.samples_per_client = 128;
-    o.repeats = 2;
-    o.rss_clients = {100, 10'000};
+}
+
+void applyQuick(BenchOptions& o) {
+  if (!o.quick) return;
+  o.clients = 16;
+  o.clients_per_round = 4;
+  o.rounds = 1;
+  o.samples_per_client = 128;
+  o.repeats = 2;
+  o.rss_clients = {100, 10'000};
+}
+
+// The memory runs, each in its own child; adds their figures to `result` and returns whether
+// the per-client goal is met.
+bool benchRssRuns(const BenchOptions& o, Json& result) {
+  Json runs = Json::array();
+  for (int n : o.rss_clients) {
+    std::cerr << "bench_sim: RSS with " << n << " clients\n";
+    runs.push_back(runInChild([&] { return benchRss(n, o.seed); }));
   }
+  const Json& base = runs[0];
+  bool ok = base.contains("rss_bytes_trimmed");
+  for (std::size_t i = 1; ok && i < runs.size(); ++i) {
+    Json& r = runs[i];
+    if (!r.contains("rss_bytes_trimmed")) {
+      ok = false;
+      break;
+    }
+    const double dn = r["clients"].get<double>() - base["clients"].get<double>();
+    r["bytes_per_client"] =
+        (r["rss_bytes_trimmed"].get<double>() - base["rss_bytes_trimmed"].get<double>()) / dn;
+    r["bytes_per_client_untrimmed"] =
+        (r["rss_bytes"].get<double>() - base["rss_bytes"].get<double>()) / dn;
+    const int n = r["clients"].get<int>();
+    if (n == 100'000) result["rss_bytes_per_idle_client"] = r["bytes_per_client"];
+    if (n == 10'000) result["rss_bytes_per_idle_client_10k"] = r["bytes_per_client"];
+  }
+  if (!result.contains("rss_bytes_per_idle_client")) {
+    result["rss_bytes_per_idle_client"] = ok ? runs.back()["bytes_per_client"] : Json(nullptr);
+  }
+  result["rss"] = Json{{"preset", "tiny"}, {"runs", std::move(runs)}};
+  return ok && result["rss_bytes_per_idle_client"].is_number() &&
+         result["rss_bytes_per_idle_client"].get<double>() <= 1024;
+}
+
+// The flat figures (--json): every top-level number of the full result.
+bool writeFlat(const std::string& path, const Json& result, bool met) {
+  Json flat{{"goals_met", met}};
+  for (const auto& [key, value] : result.items())
+    if (value.is_primitive()) flat[key] = value;
+  std::ofstream f(path);
+  if (!f) {
+    std::cerr << "bench_sim: cannot write " << path << "\n";
+    return false;
+  }
+  f << flat.dump(2) << "\n";
+  return true;
+}
+
+int main(int argc, char** argv) {
+  BenchOptions o;
+  CLI::App app{"Simulator benchmark: samples/s vs a plain task-handler loop, scaling, memory"};
+  addOptions(app, o);
+  CLI11_PARSE(app, argc, argv);
+  applyQuick(o);
   if (o.clients_per_round > o.clients) {
     std::cerr << "bench_sim: --per-round must not exceed --clients\n";
     return 2;
@@ -537,36 +612,7 @@ int main(int argc, char** argv) {
         tp["speedup_2w"].get<double>() >= 1.7 && tp["round_overhead_fraction"].get<double>() < 0.05;
   result["throughput"] = std::move(tp);
 
-  if (!o.skip_rss && o.rss_clients.size() >= 2) {
-    Json runs = Json::array();
-    for (int n : o.rss_clients) {
-      std::cerr << "bench_sim: RSS with " << n << " clients\n";
-      runs.push_back(runInChild([&] { return benchRss(n, o.seed); }));
-    }
-    const Json& base = runs[0];
-    bool ok = base.contains("rss_bytes_trimmed");
-    for (std::size_t i = 1; ok && i < runs.size(); ++i) {
-      Json& r = runs[i];
-      if (!r.contains("rss_bytes_trimmed")) {
-        ok = false;
-        break;
-      }
-      const double dn = r["clients"].get<double>() - base["clients"].get<double>();
-      r["bytes_per_client"] =
-          (r["rss_bytes_trimmed"].get<double>() - base["rss_bytes_trimmed"].get<double>()) / dn;
-      r["bytes_per_client_untrimmed"] =
-          (r["rss_bytes"].get<double>() - base["rss_bytes"].get<double>()) / dn;
-      const int n = r["clients"].get<int>();
-      if (n == 100'000) result["rss_bytes_per_idle_client"] = r["bytes_per_client"];
-      if (n == 10'000) result["rss_bytes_per_idle_client_10k"] = r["bytes_per_client"];
-    }
-    if (!result.contains("rss_bytes_per_idle_client")) {
-      result["rss_bytes_per_idle_client"] = ok ? runs.back()["bytes_per_client"] : Json(nullptr);
-    }
-    met = met && ok && result["rss_bytes_per_idle_client"].is_number() &&
-          result["rss_bytes_per_idle_client"].get<double>() <= 1024;
-    result["rss"] = Json{{"preset", "tiny"}, {"runs", std::move(runs)}};
-  }
+  if (!o.skip_rss && o.rss_clients.size() >= 2) met = benchRssRuns(o, result) && met;
   double load_end[1] = {0};
   (void)::getloadavg(load_end, 1);
   result["host_loadavg_1min_end"] = load_end[0];
@@ -577,17 +623,6 @@ int main(int argc, char** argv) {
                          {"met", met}};
 
   std::cout << result.dump(2) << std::endl;
-  if (!o.out.empty()) {
-    // The flat figures (--json): every top-level number of the full result.
-    Json flat{{"goals_met", met}};
-    for (const auto& [key, value] : result.items())
-      if (value.is_primitive()) flat[key] = value;
-    std::ofstream f(o.out);
-    if (!f) {
-      std::cerr << "bench_sim: cannot write " << o.out << "\n";
-      return 1;
-    }
-    f << flat.dump(2) << "\n";
-  }
+  if (!o.out.empty() && !writeFlat(o.out, result, met)) return 1;
   return 0;
 }

@@ -75,7 +75,21 @@ class Variant {
  public:
   virtual ~Variant() = default;
   // Runs round trips until `min_seconds` have passed (at least `min_iterations`).
-  virtual Repetition run(double min_seconds, int min_iterations) = 0;
+  Repetition run(double min_seconds, int min_iterations) {
+    Repetition r;
+    const auto t0 = Clock::now();
+    while (r.iterations < min_iterations || secondsSince(t0) < min_seconds) {
+      roundTrip();
+      ++r.iterations;
+    }
+    r.seconds = secondsSince(t0);
+    afterRun();
+    return r;
+  }
+
+ protected:
+  virtual void roundTrip() = 0;
+  virtual void afterRun() {}  // e.g. rethrow what the peer thread failed with
 };
 
 // --- sfn transports -------------------------------------------------------------------
@@ -116,20 +130,10 @@ class SfnVariant final : public Variant {
   SfnVariant(const SfnVariant&) = delete;
   SfnVariant& operator=(const SfnVariant&) = delete;
 
-  Repetition run(double min_seconds, int min_iterations) override {
-    Repetition r;
-    const auto t0 = Clock::now();
-    while (r.iterations < min_iterations || secondsSince(t0) < min_seconds) {
-      roundTrip();
-      ++r.iterations;
-    }
-    r.seconds = secondsSince(t0);
-    rethrowClientError();
-    return r;
-  }
-
  private:
-  void roundTrip() {
+  void afterRun() override { rethrowClientError(); }
+
+  void roundTrip() override {
     task_.task_id = ++task_id_;
     const sfn::SendResult sent = server_->send(peer_, sfn::encode(task_));
     SFN_ENFORCE(sent.ok(), sfn::Error, "bench_wire: server send: ", sent.reason);
@@ -210,23 +214,16 @@ class RawVariant final : public Variant {
   RawVariant(const RawVariant&) = delete;
   RawVariant& operator=(const RawVariant&) = delete;
 
-  Repetition run(double min_seconds, int min_iterations) override {
-    Repetition r;
-    const auto t0 = Clock::now();
-    while (r.iterations < min_iterations || secondsSince(t0) < min_seconds) {
-      sendToClient(zmq::message_t(server_buf_.data(), server_buf_.size()));
-      zmq::message_t id;
-      zmq::message_t reply;
-      SFN_ENFORCE(recvWithin(router_, id, 20s) && router_.recv(reply, zmq::recv_flags::none),
-                  sfn::Error, "bench_wire: raw reply missing");
-      SFN_ENFORCE(reply.size() == server_buf_.size(), sfn::Error, "bench_wire: raw size");
-      ++r.iterations;
-    }
-    r.seconds = secondsSince(t0);
-    return r;
+ private:
+  void roundTrip() override {
+    sendToClient(zmq::message_t(server_buf_.data(), server_buf_.size()));
+    zmq::message_t id;
+    zmq::message_t reply;
+    SFN_ENFORCE(recvWithin(router_, id, 20s) && router_.recv(reply, zmq::recv_flags::none),
+                sfn::Error, "bench_wire: raw reply missing");
+    SFN_ENFORCE(reply.size() == server_buf_.size(), sfn::Error, "bench_wire: raw size");
   }
 
- private:
   static bool recvWithin(zmq::socket_t& socket, zmq::message_t& msg,
                          std::chrono::milliseconds timeout) {
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
@@ -273,21 +270,37 @@ double processCpuSeconds() {
   return sec(u.ru_utime) + sec(u.ru_stime);
 }
 
-// The codec alone, on one thread and without sockets: encode() of the MaxNet TrainTask,
-// decode() of it, and std::memcpy of the same bytes into a reused buffer. Explains where a
+// The codec alone, on one thread and without sockets: encode() of the MaxNet TrainTask and
+// of a strided one (stridedTask), decode() of the first, and std::memcpy of the same bytes
+// into a reused buffer. Explains where a
 // gap to raw ZeroMQ comes from (the codec's one copy vs everything else).
 struct CodecCost {
   double encode_gbps = 0.0;
+  double encode_strided_gbps = 0.0;
   double decode_gbps = 0.0;
   double memcpy_gbps = 0.0;
 };
+
+// A TrainTask of the SubNet with every block at its largest depth and smallest expand
+// ratio: most of its slices are strided views of the SuperNet (prefix boxes of the mid
+// channels), as in most tasks a server sends.
+sfn::TrainTaskMsg stridedTask(const sfn::SuperNet& net) {
+  sfn::SubNetConfig config = sfn::SubNetConfig::maxNet(net.space());
+  for (int& e : config.expand) e = 0;
+  sfn::TrainTaskMsg task;
+  task.subnet = config.toString(net.space());
+  task.tensors = net.sliceViews(config);
+  return task;
+}
 
 CodecCost measureCodec(const sfn::SuperNet& net, double min_seconds) {
   sfn::TrainTaskMsg task;
   task.subnet = sfn::SubNetConfig::maxNet(net.space()).toString(net.space());
   task.tensors = net.sliceViews(sfn::SubNetConfig::maxNet(net.space()));
-  const auto bytes = static_cast<double>(task.tensors.nbytes());
-  auto rate = [&](auto&& op) {
+  const sfn::TrainTaskMsg strided = stridedTask(net);
+  // GB/s of tensor bytes in `payload` that `op` gets through.
+  auto rate = [&](const sfn::NamedTensors& payload, auto&& op) {
+    const auto bytes = static_cast<double>(payload.nbytes());
     double best = 0.0;
     for (int rep = 0; rep < 3; ++rep) {
       int n = 0;
@@ -301,18 +314,143 @@ CodecCost measureCodec(const sfn::SuperNet& net, double min_seconds) {
     return best;
   };
   CodecCost c;
-  c.encode_gbps = rate([&] { (void)sfn::encode(task); });
+  c.encode_gbps = rate(task.tensors, [&] { (void)sfn::encode(task); });
+  c.encode_strided_gbps = rate(strided.tensors, [&] { (void)sfn::encode(strided); });
   const sfn::BytesPtr encoded = sfn::encode(task);
-  c.decode_gbps = rate([&] {
+  c.decode_gbps = rate(task.tensors, [&] {
     sfn::DecodeResult d = sfn::decode(encoded);
     SFN_ENFORCE(d.ok(), sfn::Error, "bench_wire: codec decode failed");
   });
   std::vector<std::uint8_t> dst(encoded->size());
-  c.memcpy_gbps = rate([&] {
+  c.memcpy_gbps = rate(task.tensors, [&] {
     std::memcpy(dst.data(), encoded->data(), encoded->size());
     asm volatile("" : : "r"(dst.data()) : "memory");  // keep the copy
   });
   return c;
+}
+
+// Per-variant results of the interleaved repetitions.
+struct Measured {
+  std::vector<std::vector<double>> gbps;  // per variant, per repetition
+  std::vector<double> cpu_ms;             // process CPU time per round trip, best repetition
+  long iterations = 0;
+
+  double best(std::size_t i) const {
+    return gbps[i].empty() ? 0.0 : *std::max_element(gbps[i].begin(), gbps[i].end());
+  }
+  double median(std::size_t i) const {
+    if (gbps[i].empty()) return 0.0;
+    std::vector<double> v = gbps[i];
+    std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  }
+};
+
+const std::vector<std::string> kVariantNames = {"raw", "plain", "curve"};
+
+// The variants asked for by --variants (null where not asked for), warmed up.
+std::vector<std::unique_ptr<Variant>> makeVariants(const BenchOptions& opts,
+                                                   const sfn::SuperNet& net,
+                                                   std::size_t payload_bytes,
+                                                   sfn::DecodeCounters& server_counters,
+                                                   sfn::DecodeCounters& client_counters) {
+  std::vector<std::unique_ptr<Variant>> variants(kVariantNames.size());
+  for (std::size_t i = 0; i < kVariantNames.size(); ++i) {
+    const std::string& name = kVariantNames[i];
+    if (("," + opts.variants + ",").find("," + name + ",") == std::string::npos) continue;
+    if (name == "raw")
+      variants[i] = std::make_unique<RawVariant>(payload_bytes);
+    else
+      variants[i] =
+          std::make_unique<SfnVariant>(net, name == "curve", server_counters, client_counters);
+    std::cerr << "bench_wire: warm-up " << name << "\n";
+    (void)variants[i]->run(0.0, opts.warmup);
+  }
+  return variants;
+}
+
+// Repetitions interleaved variant by variant, so load from elsewhere hits all alike.
+Measured measure(const BenchOptions& opts, std::vector<std::unique_ptr<Variant>>& variants,
+                 std::size_t payload_bytes) {
+  Measured m;
+  m.gbps.resize(variants.size());
+  m.cpu_ms.assign(variants.size(), 0.0);
+  for (int rep = 0; rep < opts.repeats; ++rep) {
+    std::cerr << "bench_wire: repetition " << rep + 1 << "/" << opts.repeats;
+    for (std::size_t i = 0; i < variants.size(); ++i) {
+      if (!variants[i]) continue;
+      const double cpu0 = processCpuSeconds();
+      const Repetition r = variants[i]->run(opts.min_seconds, 1);
+      const double cpu = (processCpuSeconds() - cpu0) * 1e3 / r.iterations;
+      m.cpu_ms[i] = rep == 0 ? cpu : std::min(m.cpu_ms[i], cpu);
+      m.gbps[i].push_back(2.0 * static_cast<double>(payload_bytes) * r.iterations / r.seconds /
+                          1e9);
+      m.iterations += r.iterations;
+      std::cerr << " " << kVariantNames[i] << " " << m.gbps[i].back() << " GB/s";
+    }
+    std::cerr << "\n";
+  }
+  return m;
+}
+
+// Flat: one scalar per key. A variant that was not run reports 0.
+Json report(const BenchOptions& opts, std::size_t payload_bytes, const Measured& m,
+            const CodecCost& codec, const sfn::DecodeCounters& server_counters,
+            const sfn::DecodeCounters& client_counters) {
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+  const double ratio_goal = 0.8;
+  const std::uint64_t copies = server_counters.copies.load() + client_counters.copies.load();
+  return Json{{"bench", "wire"},
+              {"preset", opts.preset},
+              {"payload_bytes", payload_bytes},
+              {"iterations", m.iterations},
+              {"repeats", opts.repeats},
+              {"min_seconds", opts.min_seconds},
+              {"raw_zmq_gbps", m.best(0)},
+              {"roundtrip_gbps_plain", m.best(1)},
+              {"ratio_plain", ratio(m.best(1), m.best(0))},
+              {"roundtrip_gbps_curve", m.best(2)},
+              {"ratio_curve", ratio(m.best(2), m.best(0))},
+              {"raw_zmq_gbps_median", m.median(0)},
+              {"roundtrip_gbps_plain_median", m.median(1)},
+              {"roundtrip_gbps_curve_median", m.median(2)},
+              {"cpu_ms_per_roundtrip_raw", m.cpu_ms[0]},
+              {"cpu_ms_per_roundtrip_plain", m.cpu_ms[1]},
+              {"cpu_ms_per_roundtrip_curve", m.cpu_ms[2]},
+              {"encode_gbps", codec.encode_gbps},
+              {"encode_strided_gbps", codec.encode_strided_gbps},
+              {"decode_gbps", codec.decode_gbps},
+              {"memcpy_gbps", codec.memcpy_gbps},
+              {"decode_copies", copies},
+              {"decodes", server_counters.decoded.load() + client_counters.decoded.load()},
+              {"goal_ratio_plain_min", ratio_goal},
+              {"goal_decode_copies", 0},
+              {"goals_met", ratio(m.best(1), m.best(0)) >= ratio_goal && copies == 0}};
+}
+
+int run(const BenchOptions& opts) {
+  at::set_num_threads(1);
+  const sfn::DesignSpace space = sfn::DesignSpace::preset(opts.preset);
+  const sfn::SuperNet net(space, 1);
+  const auto payload_bytes =
+      static_cast<std::size_t>(net.sliceViews(sfn::SubNetConfig::maxNet(space)).nbytes());
+  sfn::DecodeCounters server_counters;
+  sfn::DecodeCounters client_counters;
+  auto variants = makeVariants(opts, net, payload_bytes, server_counters, client_counters);
+  const Measured m = measure(opts, variants, payload_bytes);
+  variants.clear();  // joins the client threads
+  const CodecCost codec = measureCodec(net, opts.min_seconds);
+  const std::string text =
+      report(opts, payload_bytes, m, codec, server_counters, client_counters).dump(2);
+  std::cout << text << std::endl;
+  if (opts.json.empty()) return 0;
+  std::ofstream f(opts.json);
+  f << text << "\n";
+  if (!f) {
+    std::cerr << "bench_wire: cannot write " << opts.json << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -331,104 +469,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--json,--out", opts.json, "also write the JSON to this file");
   CLI11_PARSE(app, argc, argv);
-
   try {
-    at::set_num_threads(1);
-    const sfn::DesignSpace space = sfn::DesignSpace::preset(opts.preset);
-    const sfn::SuperNet net(space, 1);
-    const auto payload_bytes =
-        static_cast<std::size_t>(net.sliceViews(sfn::SubNetConfig::maxNet(space)).nbytes());
-
-    sfn::DecodeCounters server_counters;
-    sfn::DecodeCounters client_counters;
-    const std::vector<std::string> names = {"raw", "plain", "curve"};
-    std::vector<std::unique_ptr<Variant>> variants(names.size());
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (("," + opts.variants + ",").find("," + names[i] + ",") == std::string::npos) continue;
-      if (names[i] == "raw")
-        variants[i] = std::make_unique<RawVariant>(payload_bytes);
-      else
-        variants[i] = std::make_unique<SfnVariant>(net, names[i] == "curve", server_counters,
-                                                   client_counters);
-    }
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (!variants[i]) continue;
-      std::cerr << "bench_wire: warm-up " << names[i] << "\n";
-      (void)variants[i]->run(0.0, opts.warmup);
-    }
-
-    std::vector<std::vector<double>> gbps(names.size());
-    std::vector<double> cpu_ms(names.size(), 0.0);  // process CPU time per round trip, best
-    long iterations = 0;
-    for (int rep = 0; rep < opts.repeats; ++rep) {
-      std::cerr << "bench_wire: repetition " << rep + 1 << "/" << opts.repeats;
-      for (std::size_t i = 0; i < names.size(); ++i) {
-        if (!variants[i]) continue;
-        const double cpu0 = processCpuSeconds();
-        const Repetition r = variants[i]->run(opts.min_seconds, 1);
-        const double cpu = (processCpuSeconds() - cpu0) * 1e3 / r.iterations;
-        cpu_ms[i] = rep == 0 ? cpu : std::min(cpu_ms[i], cpu);
-        gbps[i].push_back(2.0 * static_cast<double>(payload_bytes) * r.iterations / r.seconds /
-                          1e9);
-        iterations += r.iterations;
-        std::cerr << " " << names[i] << " " << gbps[i].back() << " GB/s";
-      }
-      std::cerr << "\n";
-    }
-    variants.clear();  // joins the client threads
-    const CodecCost codec = measureCodec(net, opts.min_seconds);
-
-    // Flat: one scalar per key. A variant that was not run reports 0.
-    auto best = [&](std::size_t i) {
-      return gbps[i].empty() ? 0.0 : *std::max_element(gbps[i].begin(), gbps[i].end());
-    };
-    auto median = [&](std::size_t i) {
-      if (gbps[i].empty()) return 0.0;
-      std::vector<double> v = gbps[i];
-      std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
-      return v[v.size() / 2];
-    };
-    auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
-    const double ratio_goal = 0.8;
-    const std::uint64_t copies = server_counters.copies.load() + client_counters.copies.load();
-    Json result{{"bench", "wire"},
-                {"preset", opts.preset},
-                {"payload_bytes", payload_bytes},
-                {"iterations", iterations},
-                {"repeats", opts.repeats},
-                {"min_seconds", opts.min_seconds},
-                {"raw_zmq_gbps", best(0)},
-                {"roundtrip_gbps_plain", best(1)},
-                {"ratio_plain", ratio(best(1), best(0))},
-                {"roundtrip_gbps_curve", best(2)},
-                {"ratio_curve", ratio(best(2), best(0))},
-                {"raw_zmq_gbps_median", median(0)},
-                {"roundtrip_gbps_plain_median", median(1)},
-                {"roundtrip_gbps_curve_median", median(2)},
-                {"cpu_ms_per_roundtrip_raw", cpu_ms[0]},
-                {"cpu_ms_per_roundtrip_plain", cpu_ms[1]},
-                {"cpu_ms_per_roundtrip_curve", cpu_ms[2]},
-                {"encode_gbps", codec.encode_gbps},
-                {"decode_gbps", codec.decode_gbps},
-                {"memcpy_gbps", codec.memcpy_gbps},
-                {"decode_copies", copies},
-                {"decodes", server_counters.decoded.load() + client_counters.decoded.load()},
-                {"goal_ratio_plain_min", ratio_goal},
-                {"goal_decode_copies", 0},
-                {"goals_met", ratio(best(1), best(0)) >= ratio_goal && copies == 0}};
-    const std::string text = result.dump(2);
-    std::cout << text << std::endl;
-    if (!opts.json.empty()) {
-      std::ofstream f(opts.json);
-      if (!f) {
-        std::cerr << "bench_wire: cannot write " << opts.json << "\n";
-        return 1;
-      }
-      f << text << "\n";
-    }
+    return run(opts);
   } catch (const std::exception& e) {
     std::cerr << "bench_wire: " << e.what() << "\n";
     return 1;
   }
-  return 0;
 }

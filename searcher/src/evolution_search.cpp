@@ -127,123 +127,142 @@ std::vector<SearchResult> EvolutionSearch::searchAll(const std::vector<SearchTar
   return out;
 }
 
+// One target's search in progress: what the phases of run() hand each other.
+struct EvolutionSearch::Run {
+  const SearchTarget& target;
+  std::size_t index;
+  std::size_t count;
+  Rng rng;
+  SubNetConfig minnet;
+  std::string minnet_violation;  // empty if the MinNet meets the budgets
+  std::vector<Candidate> population;
+  SearchResult result;
+};
+
 SearchResult EvolutionSearch::run(const SearchTarget& target, std::size_t index,
                                   std::size_t count) {
   const auto t0 = std::chrono::steady_clock::now();
   target.checkSpace(space_);
   const CacheStats before = stats_;
-  SearchResult result;
-  result.target = target.name;
-  auto finish = [&] {
-    result.stats.hits = stats_.hits - before.hits;
-    result.stats.misses = stats_.misses - before.misses;
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
+  Run run{target, index, count, Rng(opts_.seed), SubNetConfig::minNet(space_), {}, {}, {}};
+  run.result.target = target.name;
+  {
+    Cost cost;
+    std::optional<double> lat;
+    fits(run.minnet, target, cost, lat);
+    run.minnet_violation = target.violation(cost, lat);
+  }
+  if (initialPopulation(run)) {
+    for (int g = 1; g <= opts_.generations; ++g) nextGeneration(run, g);
+    run.result.feasible = true;
+    run.result.best = run.population.front();
+    run.result.best.config = canonical(space_, run.result.best.config);
+  }
+  run.result.stats.hits = stats_.hits - before.hits;
+  run.result.stats.misses = stats_.misses - before.misses;
+  run.result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return std::move(run.result);
+}
 
-  const int pop_size = opts_.population;
-  const int num_parents = roundCount(opts_.parent_ratio, pop_size);
-  const int num_mutants = roundCount(opts_.mutation_ratio, pop_size);
-  Rng rng(opts_.seed);
+std::vector<Candidate> EvolutionSearch::warmStart(const SearchTarget& target) {
+  std::vector<Candidate> known;
+  if (!(opts_.warm_start > 0) || evaluated_.empty()) return known;
+  // The best SubNets other targets already paid for, when they fit this target too.
   Cost cost;
   std::optional<double> lat;
-
-  const SubNetConfig minnet = SubNetConfig::minNet(space_);
-  const std::string minnet_violation = [&] {
-    fits(minnet, target, cost, lat);
-    return target.violation(cost, lat);
-  }();
-
-  // --- initial population ---
-  std::vector<Candidate> population;
-  population.reserve(static_cast<std::size_t>(pop_size));
-  if (opts_.warm_start > 0 && !evaluated_.empty()) {
-    // The best SubNets other targets already paid for, when they fit this target too.
-    std::vector<Candidate> known;
-    for (const auto& e : evaluated_) {
-      if (!fits(e.config, target, cost, lat)) continue;
-      Candidate c;
-      c.config = e.config;
-      c.text = e.text;
-      c.cost = cost;
-      c.latency_ms = lat;
-      c.fitness = e.fitness;
-      known.push_back(std::move(c));
-    }
-    std::sort(known.begin(), known.end(), better);
-    const auto take = std::min<std::size_t>(
-        known.size(), static_cast<std::size_t>(std::floor(opts_.warm_start * pop_size)));
-    for (std::size_t i = 0; i < take; ++i) {
-      ++stats_.hits;  // served from the cache
-      population.push_back(std::move(known[i]));
-    }
+  for (const auto& e : evaluated_) {
+    if (!fits(e.config, target, cost, lat)) continue;
+    Candidate c;
+    c.config = e.config;
+    c.text = e.text;
+    c.cost = cost;
+    c.latency_ms = lat;
+    c.fitness = e.fitness;
+    known.push_back(std::move(c));
   }
-  while (static_cast<int>(population.size()) < pop_size) {
+  std::sort(known.begin(), known.end(), better);
+  const auto take = std::min<std::size_t>(
+      known.size(), static_cast<std::size_t>(std::floor(opts_.warm_start * opts_.population)));
+  known.resize(take);
+  stats_.hits += static_cast<std::int64_t>(take);  // served from the cache
+  return known;
+}
+
+bool EvolutionSearch::initialPopulation(Run& run) {
+  run.population = warmStart(run.target);
+  run.population.reserve(static_cast<std::size_t>(opts_.population));
+  Cost cost;
+  std::optional<double> lat;
+  while (static_cast<int>(run.population.size()) < opts_.population) {
     bool found = false;
     SubNetConfig c;
     for (int a = 0; a < opts_.max_attempts && !found; ++a) {
-      c = SubNetConfig::random(space_, rng);
-      found = fits(c, target, cost, lat);
+      c = SubNetConfig::random(space_, run.rng);
+      found = fits(c, run.target, cost, lat);
     }
     if (!found) {
-      ++result.fallbacks;
-      if (minnet_violation.empty()) {
-        c = minnet;
-      } else if (!population.empty()) {
-        c = population[rng.below(population.size())].config;
+      ++run.result.fallbacks;
+      if (run.minnet_violation.empty()) {
+        c = run.minnet;
+      } else if (!run.population.empty()) {
+        c = run.population[run.rng.below(run.population.size())].config;
       } else {
-        result.infeasible_reason = "no SubNet meets " + target.describe() +
-                                   "; even the MinNet violates it (" + minnet_violation + ")";
-        finish();
-        return result;
+        run.result.infeasible_reason = "no SubNet meets " + run.target.describe() +
+                                       "; even the MinNet violates it (" + run.minnet_violation +
+                                       ")";
+        return false;
       }
     }
-    population.push_back(makeCandidate(c, target));
+    run.population.push_back(makeCandidate(c, run.target));
   }
-  std::sort(population.begin(), population.end(), better);
-  result.best_per_generation.push_back(population.front().fitness);
+  rankAndReport(run, 0);
+  return true;
+}
+
+SubNetConfig EvolutionSearch::feasibleChild(Run& run, const std::function<SubNetConfig()>& make,
+                                            const SubNetConfig& fallback) {
+  Cost cost;
+  std::optional<double> lat;
+  for (int a = 0; a < opts_.max_attempts; ++a) {
+    SubNetConfig child = make();
+    if (fits(child, run.target, cost, lat)) return child;
+  }
+  ++run.result.fallbacks;
+  return fallback;
+}
+
+void EvolutionSearch::nextGeneration(Run& run, int generation) {
+  const int pop_size = opts_.population;
+  const int num_parents = roundCount(opts_.parent_ratio, pop_size);
+  const int num_mutants = roundCount(opts_.mutation_ratio, pop_size);
+  std::vector<Candidate>& population = run.population;
+  Rng& rng = run.rng;
+  population.resize(static_cast<std::size_t>(num_parents));
+  std::vector<Candidate> children;
+  children.reserve(static_cast<std::size_t>(pop_size - num_parents));
+  for (int i = 0; i < num_mutants; ++i) {
+    const SubNetConfig& parent = population[rng.below(population.size())].config;
+    SubNetConfig child = feasibleChild(
+        run, [&] { return parent.mutate(space_, rng, opts_.gene_prob); }, parent);
+    children.push_back(makeCandidate(child, run.target));
+  }
+  for (int i = num_parents + num_mutants; i < pop_size; ++i) {
+    const SubNetConfig& a = population[rng.below(population.size())].config;
+    const SubNetConfig& b = population[rng.below(population.size())].config;
+    SubNetConfig child = feasibleChild(
+        run, [&] { return SubNetConfig::crossover(a, b, rng); }, a);
+    children.push_back(makeCandidate(child, run.target));
+  }
+  for (auto& c : children) population.push_back(std::move(c));
+  rankAndReport(run, generation);
+}
+
+void EvolutionSearch::rankAndReport(Run& run, int generation) {
+  std::sort(run.population.begin(), run.population.end(), better);
+  run.result.best_per_generation.push_back(run.population.front().fitness);
   if (callback_)
-    callback_({target, index, count, 0, opts_.generations, population.front(), population, stats_});
-
-  // Regenerates a child until it fits the budgets; falls back to the (feasible) parent.
-  auto feasibleChild = [&](auto&& make, const SubNetConfig& fallback) {
-    for (int a = 0; a < opts_.max_attempts; ++a) {
-      SubNetConfig child = make();
-      if (fits(child, target, cost, lat)) return child;
-    }
-    ++result.fallbacks;
-    return fallback;
-  };
-
-  // --- generations ---
-  for (int g = 1; g <= opts_.generations; ++g) {
-    population.resize(static_cast<std::size_t>(num_parents));
-    std::vector<Candidate> children;
-    children.reserve(static_cast<std::size_t>(pop_size - num_parents));
-    for (int i = 0; i < num_mutants; ++i) {
-      const SubNetConfig& parent = population[rng.below(population.size())].config;
-      SubNetConfig child =
-          feasibleChild([&] { return parent.mutate(space_, rng, opts_.gene_prob); }, parent);
-      children.push_back(makeCandidate(child, target));
-    }
-    for (int i = num_parents + num_mutants; i < pop_size; ++i) {
-      const SubNetConfig& a = population[rng.below(population.size())].config;
-      const SubNetConfig& b = population[rng.below(population.size())].config;
-      SubNetConfig child = feasibleChild([&] { return SubNetConfig::crossover(a, b, rng); }, a);
-      children.push_back(makeCandidate(child, target));
-    }
-    for (auto& c : children) population.push_back(std::move(c));
-    std::sort(population.begin(), population.end(), better);
-    result.best_per_generation.push_back(population.front().fitness);
-    if (callback_)
-      callback_(
-          {target, index, count, g, opts_.generations, population.front(), population, stats_});
-  }
-
-  result.feasible = true;
-  result.best = population.front();
-  result.best.config = canonical(space_, result.best.config);
-  finish();
-  return result;
+    callback_({run.target, run.index, run.count, generation, opts_.generations,
+               run.population.front(), run.population, stats_});
 }
 
 }  // namespace sfn

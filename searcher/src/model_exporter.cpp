@@ -1,7 +1,8 @@
 #include "sfn/searcher/model_exporter.h"
 
-#include "sfn/model/checkpoint.h"
 #include "sfn/core/error.h"
+#include "sfn/core/time_text.h"
+#include "sfn/io/atomic_file_writer.h"
 #include "sfn/model/subnet_shapes.h"
 
 #include <torch/script.h>
@@ -9,8 +10,6 @@
 
 #include <array>
 #include <charconv>
-#include <chrono>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <set>
@@ -192,15 +191,6 @@ class ScriptBuilder {
   std::set<std::string> used_;
   std::ostringstream code_;
 };
-
-std::string utcNow() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 nlohmann::json optionalNumber(const std::optional<double>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
@@ -418,31 +408,22 @@ torch::jit::Module toTorchScript(SubNetModuleImpl& module) {
   return ScriptBuilder(module).build();
 }
 
-nlohmann::json exportModel(SubNetModuleImpl& module, const ModelInfo& info, const fs::path& dir,
-                           const Ed25519PrivateKey& key) {
+namespace {
+
+std::string serializeScript(SubNetModuleImpl& module, const fs::path& dir) {
+  std::ostringstream os(std::ios::binary);
+  toTorchScript(module).save(os);
+  SFN_ENFORCE(os.good(), IoError, "cannot serialize TorchScript module for '",
+              (dir / kModelFile).string(), "'");
+  return os.str();
+}
+
+// What manifest.json says about the model; `model_bytes` is model.pt as it will be written.
+nlohmann::json manifestJson(const SubNetModuleImpl& module, const Cost& cost, const ModelInfo& info,
+                            ByteView model_bytes) {
   const DesignSpace& space = module.space();
   const SubNetConfig& config = module.config();
-  const Cost cost = computeCost(space, config);
-  // The manifest states what the file is; numbers that disagree with the SubNet are a
-  // caller bug, not something to sign.
-  SFN_ENFORCE(info.macs == 0 || info.macs == cost.macs, ConfigError, "ModelInfo.macs ", info.macs,
-              " != ", cost.macs, " computed for SubNet ", config.toString(space));
-  SFN_ENFORCE(info.params == 0 || info.params == cost.params, ConfigError, "ModelInfo.params ",
-              info.params, " != ", cost.params, " computed for SubNet ", config.toString(space));
-
-  prepareDir(dir);
-
-  std::string model_bytes;
-  {
-    std::ostringstream os(std::ios::binary);
-    toTorchScript(module).save(os);
-    SFN_ENFORCE(os.good(), IoError, "cannot serialize TorchScript module for '",
-                (dir / kModelFile).string(), "'");
-    model_bytes = os.str();
-  }
-  const ByteView model_view = asBytes(model_bytes);
-
-  nlohmann::json manifest = {
+  return {
       {"format", kManifestFormat},
       {"sfn_version", SFN_VERSION},
       {"created_at", utcNow()},
@@ -471,9 +452,29 @@ nlohmann::json exportModel(SubNetModuleImpl& module, const ModelInfo& info, cons
           {"formula", "x = (pixel / 255 - mean[c]) / std[c]"}}}}},
       {"output", {{"shape", {1, space.num_classes}}, {"meaning", "logits"}}},
       {"source", info.source},
-      {"files", {{kModelFile, {{"sha256", sha256Hex(model_view)}, {"bytes", model_bytes.size()}}}}},
+      {"files",
+       {{kModelFile, {{"sha256", sha256Hex(model_bytes)}, {"bytes", model_bytes.size()}}}}},
   };
+}
 
+}  // namespace
+
+nlohmann::json exportModel(SubNetModuleImpl& module, const ModelInfo& info, const fs::path& dir,
+                           const Ed25519PrivateKey& key) {
+  const DesignSpace& space = module.space();
+  const SubNetConfig& config = module.config();
+  const Cost cost = computeCost(space, config);
+  // The manifest states what the file is; numbers that disagree with the SubNet are a
+  // caller bug, not something to sign.
+  SFN_ENFORCE(info.macs == 0 || info.macs == cost.macs, ConfigError, "ModelInfo.macs ", info.macs,
+              " != ", cost.macs, " computed for SubNet ", config.toString(space));
+  SFN_ENFORCE(info.params == 0 || info.params == cost.params, ConfigError, "ModelInfo.params ",
+              info.params, " != ", cost.params, " computed for SubNet ", config.toString(space));
+
+  prepareDir(dir);
+  const std::string model_bytes = serializeScript(module, dir);
+  const ByteView model_view = asBytes(model_bytes);
+  const nlohmann::json manifest = manifestJson(module, cost, info, model_view);
   std::string manifest_text;
   try {
     manifest_text = manifest.dump(2) + "\n";

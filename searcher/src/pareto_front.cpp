@@ -1,7 +1,8 @@
 #include "sfn/searcher/pareto_front.h"
 
-#include "sfn/model/checkpoint.h"
+#include "sfn/core/bytes.h"
 #include "sfn/core/error.h"
+#include "sfn/io/atomic_file_writer.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -32,7 +33,7 @@ std::string fmtDouble(double v, int precision = 6) {
 }
 
 void writeText(const std::string& path, const std::string& text) {
-  writeFileAtomically(path, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+  writeFileAtomically(path, asBytes(text));
 }
 
 // gnuplot single-quoted string: a quote is written twice.
@@ -150,65 +151,84 @@ void ParetoFront::writeCsv(const std::string& path, const std::vector<ParetoPoin
 void ParetoFront::writePointsCsv(const std::string& path) const { writeCsv(path, points_); }
 void ParetoFront::writeFrontCsv(const std::string& path) const { writeCsv(path, front_); }
 
+namespace {
+
+// Files of one plot: the PNG, and the helpers next to it that are removed afterwards.
+struct PlotFiles {
+  explicit PlotFiles(const std::string& png_path)
+      : png(png_path),
+        points(png + ".points.dat"),
+        front(png + ".front.dat"),
+        winners(png + ".winners.dat"),
+        script(png + ".gp"),
+        log(png + ".log") {}
+  ~PlotFiles() {
+    std::error_code ec;
+    for (const auto& f : {points, front, winners, script, log}) std::filesystem::remove(f, ec);
+  }
+  PlotFiles(const PlotFiles&) = delete;
+  PlotFiles& operator=(const PlotFiles&) = delete;
+
+  std::string png, points, front, winners, script, log;
+};
+
+std::string gnuplotScript(const PlotFiles& f, const std::string& title, std::size_t num_points,
+                          bool with_front, bool with_winners) {
+  std::string safe_title;
+  for (char c : title) safe_title += (c == '"' || c == '\\') ? '\'' : c;
+  std::ostringstream gp;
+  // pngcairo draws nicer anti-aliased output; libgd's png is the fallback every
+  // gnuplot build has.
+  gp << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+     << "  set terminal pngcairo size 1100,750 noenhanced\n"
+     << "} else {\n"
+     << "  set terminal png size 1100,750 noenhanced\n"
+     << "}\n"
+     << "set output " << gpQuote(f.png) << "\n"
+     << "set title \"" << safe_title << "\"\n"
+     << "set xlabel 'MACs per image (millions)'\n"
+     << "set ylabel 'validation accuracy (%)'\n"
+     << "set grid\n"
+     << "set key bottom right\n"
+     << "plot " << gpQuote(f.points)
+     << " using ($1/1e6):($2*100) with points pt 7 ps 0.6 lc rgb '#a0a0a0' title 'evaluated ("
+     << num_points << ")'";
+  if (with_front)
+    gp << ", \\\n  " << gpQuote(f.front)
+       << " using ($1/1e6):($2*100) with linespoints pt 7 ps 0.9 lw 2 lc rgb '#1f77b4' "
+          "title 'Pareto front'";
+  if (with_winners)
+    gp << ", \\\n  " << gpQuote(f.winners)
+       << " using ($1/1e6):($2*100) with points pt 9 ps 2.5 lc rgb '#d62728' title "
+          "'winners', \\\n  "
+       << gpQuote(f.winners)
+       << " using ($1/1e6):($2*100):3 with labels offset 0,1.4 tc rgb '#d62728' notitle";
+  gp << "\n";
+  return gp.str();
+}
+
+}  // namespace
+
 PlotResult ParetoFront::writePlot(const std::string& png, const std::vector<ParetoWinner>& winners,
                                   const std::string& title,
                                   std::chrono::milliseconds timeout) const {
   PlotResult result;
-  const std::string points_dat = png + ".points.dat";
-  const std::string front_dat = png + ".front.dat";
-  const std::string winners_dat = png + ".winners.dat";
-  const std::string script = png + ".gp";
-  const std::string log = png + ".log";
-  auto cleanup = [&] {
-    std::error_code ec;
-    for (const auto& f : {points_dat, front_dat, winners_dat, script, log})
-      std::filesystem::remove(f, ec);
-  };
+  const PlotFiles files(png);
   try {
     std::ostringstream pts, front, win;
     for (const auto& p : points_) pts << p.macs << ' ' << fmtDouble(p.accuracy, 8) << '\n';
     for (const auto& p : front_) front << p.macs << ' ' << fmtDouble(p.accuracy, 8) << '\n';
     for (const auto& w : winners)
       win << w.macs << ' ' << fmtDouble(w.accuracy, 8) << ' ' << w.target << '\n';
-    writeText(points_dat, pts.str());
-    writeText(front_dat, front.str());
-    writeText(winners_dat, win.str());
-
-    std::string safe_title;
-    for (char c : title) safe_title += (c == '"' || c == '\\') ? '\'' : c;
-    std::ostringstream gp;
-    // pngcairo draws nicer anti-aliased output; libgd's png is the fallback every
-    // gnuplot build has.
-    gp << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
-       << "  set terminal pngcairo size 1100,750 noenhanced\n"
-       << "} else {\n"
-       << "  set terminal png size 1100,750 noenhanced\n"
-       << "}\n"
-       << "set output " << gpQuote(png) << "\n"
-       << "set title \"" << safe_title << "\"\n"
-       << "set xlabel 'MACs per image (millions)'\n"
-       << "set ylabel 'validation accuracy (%)'\n"
-       << "set grid\n"
-       << "set key bottom right\n"
-       << "plot " << gpQuote(points_dat)
-       << " using ($1/1e6):($2*100) with points pt 7 ps 0.6 lc rgb '#a0a0a0' title 'evaluated ("
-       << points_.size() << ")'";
-    if (!front_.empty())
-      gp << ", \\\n  " << gpQuote(front_dat)
-         << " using ($1/1e6):($2*100) with linespoints pt 7 ps 0.9 lw 2 lc rgb '#1f77b4' "
-            "title 'Pareto front'";
-    if (!winners.empty())
-      gp << ", \\\n  " << gpQuote(winners_dat)
-         << " using ($1/1e6):($2*100) with points pt 9 ps 2.5 lc rgb '#d62728' title "
-            "'winners', \\\n  "
-         << gpQuote(winners_dat)
-         << " using ($1/1e6):($2*100):3 with labels offset 0,1.4 tc rgb '#d62728' notitle";
-    gp << "\n";
-    writeText(script, gp.str());
+    writeText(files.points, pts.str());
+    writeText(files.front, front.str());
+    writeText(files.winners, win.str());
+    writeText(files.script,
+              gnuplotScript(files, title, points_.size(), !front_.empty(), !winners.empty()));
 
     std::error_code ec;
     std::filesystem::remove(png, ec);
-    const std::string err = runBounded({"gnuplot", script}, log, timeout);
+    const std::string err = runBounded({"gnuplot", files.script}, files.log, timeout);
     if (!err.empty()) {
       result.message = err;
     } else if (!std::filesystem::exists(png)) {
@@ -219,7 +239,6 @@ PlotResult ParetoFront::writePlot(const std::string& png, const std::vector<Pare
   } catch (const std::exception& e) {
     result.message = std::string("cannot prepare the plot: ") + e.what();
   }
-  cleanup();
   return result;
 }
 

@@ -1,22 +1,16 @@
 #include "sfn/searcher/search_target.h"
 
 #include "sfn/core/error.h"
-#include "sfn/io/toml_util.h"
-
-#include <toml++/toml.h>
+#include "sfn/io/toml_reader.h"
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <set>
 #include <sstream>
 
 namespace sfn {
 
 namespace {
-
-const std::set<std::string> kTargetKeys = {"name",       "device",         "max_macs",
-                                           "max_params", "max_latency_ms", "latency_table"};
 
 bool validName(const std::string& s) {
   if (s.empty() || s.size() > 100 || s == "." || s == "..") return false;
@@ -25,33 +19,49 @@ bool validName(const std::string& s) {
   return true;
 }
 
-// A positive whole number; TOML floats such as 2.5e6 are accepted when whole, since
-// budgets are naturally written that way.
-std::int64_t positiveInteger(const toml::node& n, const std::string& field) {
-  if (n.is_integer()) {
-    const std::int64_t v = *n.value<std::int64_t>();
-    if (v <= 0) SFN_THROW(ConfigError, "targets: '", field, "' must be > 0 (got ", v, ")");
-    return v;
-  }
-  if (n.is_floating_point()) {
-    const double d = *n.value<double>();
-    if (std::isfinite(d) && d > 0 && d < 9e18 && d == std::floor(d))
-      return static_cast<std::int64_t>(d);
-  }
-  SFN_THROW(ConfigError, "targets: '", field, "' must be a positive integer");
+// Budgets must be positive; integers may be written as whole floats (2.5e6), since budgets
+// are naturally written that way.
+template <typename T>
+std::optional<T> positive(TomlReader& t, const char* key) {
+  std::optional<T> v = t.optional<T>(key);
+  if (v && !(*v > 0 && std::isfinite(static_cast<double>(*v)))) t.fail(key, "must be > 0");
+  return v;
 }
 
-double positiveNumber(const toml::node& n, const std::string& field) {
-  const auto v = n.value<double>();
-  if (!v || !std::isfinite(*v) || *v <= 0)
-    SFN_THROW(ConfigError, "targets: '", field, "' must be a number > 0");
-  return *v;
+SearchTarget readTarget(TomlReader& t) {
+  SearchTarget target;
+  target.name = t.require<std::string>("name");
+  t.get("device", target.device);
+  target.max_macs = positive<std::int64_t>(t, "max_macs");
+  target.max_params = positive<std::int64_t>(t, "max_params");
+  target.max_latency_ms = positive<double>(t, "max_latency_ms");
+  if (std::string path; t.getPath("latency_table", path)) {
+    if (path.empty()) t.fail("latency_table", "is empty");
+    target.latency_table_path = path;
+    target.latency = std::make_shared<const LatencyTable>(LatencyTable::load(path));
+  }
+  t.rejectUnknown();
+  if (target.device.empty())
+    target.device = target.latency ? target.latency->info().device : target.name;
+  return target;
 }
 
-std::string stringValue(const toml::node& n, const std::string& field) {
-  const auto v = n.value<std::string>();
-  if (!v) SFN_THROW(ConfigError, "targets: '", field, "' must be a string");
-  return *v;
+std::vector<SearchTarget> readTargets(TomlReader root) {
+  std::vector<TomlReader> tables = root.tables("target");
+  root.rejectUnknown();
+  if (tables.empty()) SFN_THROW(ConfigError, "targets '", root.origin(), "': no [[target]] tables");
+  std::vector<SearchTarget> out;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < tables.size(); ++i) {
+    const std::string where = "target[" + std::to_string(i) + "]";
+    SearchTarget target = readTarget(tables[i]);
+    target.validate(where);
+    if (!names.insert(target.name).second)
+      SFN_THROW(ConfigError, "targets '", root.origin(), "': '", where, ".name' = \"", target.name,
+                "\" is used by an earlier target");
+    out.push_back(std::move(target));
+  }
+  return out;
 }
 
 }  // namespace
@@ -142,57 +152,11 @@ std::string SearchTarget::describe() const {
 
 std::vector<SearchTarget> parseTargets(const std::string& toml_text, const std::string& origin,
                                        const std::string& base_dir) {
-  const toml::table root = parseToml(toml_text, origin);
-  for (const auto& [k, v] : root)
-    if (k.str() != "target")
-      SFN_THROW(ConfigError, "targets '", origin, "': unknown key '", k.str(),
-                "' (expected [[target]] tables)");
-  const toml::node* node = root.get("target");
-  const toml::array* arr = node ? node->as_array() : nullptr;
-  if (arr == nullptr || arr->empty())
-    SFN_THROW(ConfigError, "targets '", origin, "': no [[target]] tables");
-  std::vector<SearchTarget> out;
-  std::set<std::string> names;
-  for (std::size_t i = 0; i < arr->size(); ++i) {
-    const std::string where = "target[" + std::to_string(i) + "]";
-    const toml::table* t = (*arr)[i].as_table();
-    if (t == nullptr)
-      SFN_THROW(ConfigError, "targets '", origin, "': '", where, "' is not a table");
-    for (const auto& [k, v] : *t)
-      if (!kTargetKeys.count(std::string(k.str())))
-        SFN_THROW(ConfigError, "targets '", origin, "': unknown key '", where, ".", k.str(), "'");
-    SearchTarget target;
-    const toml::node* n = t->get("name");
-    if (n == nullptr)
-      SFN_THROW(ConfigError, "targets '", origin, "': '", where, ".name' is missing");
-    target.name = stringValue(*n, where + ".name");
-    if ((n = t->get("device"))) target.device = stringValue(*n, where + ".device");
-    if ((n = t->get("max_macs"))) target.max_macs = positiveInteger(*n, where + ".max_macs");
-    if ((n = t->get("max_params"))) target.max_params = positiveInteger(*n, where + ".max_params");
-    if ((n = t->get("max_latency_ms")))
-      target.max_latency_ms = positiveNumber(*n, where + ".max_latency_ms");
-    if ((n = t->get("latency_table"))) {
-      std::filesystem::path p = stringValue(*n, where + ".latency_table");
-      if (p.empty()) SFN_THROW(ConfigError, "targets: '", where, ".latency_table' is empty");
-      if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
-      target.latency_table_path = p.lexically_normal().string();
-      target.latency =
-          std::make_shared<const LatencyTable>(LatencyTable::load(target.latency_table_path));
-    }
-    if (target.device.empty())
-      target.device = target.latency ? target.latency->info().device : target.name;
-    target.validate(where);
-    if (!names.insert(target.name).second)
-      SFN_THROW(ConfigError, "targets '", origin, "': '", where, ".name' = \"", target.name,
-                "\" is used by an earlier target");
-    out.push_back(std::move(target));
-  }
-  return out;
+  return readTargets(TomlReader::parse(toml_text, origin, base_dir));
 }
 
 std::vector<SearchTarget> loadTargets(const std::string& path) {
-  const std::string base = std::filesystem::path(path).parent_path().string();
-  return parseTargets(readTextFile(path, "targets file"), path, base.empty() ? "." : base);
+  return readTargets(TomlReader::load(path, "targets file"));
 }
 
 }  // namespace sfn

@@ -33,8 +33,8 @@ namespace {
 
 // The run's training options as sent to clients (the device string stays client-local).
 HyperParams hyperParamsOf(const TrainOptions& o) {
-  return HyperParams{o.epochs, o.batch_size, o.lr, o.momentum, o.weight_decay, o.clip_grad_norm,
-                     o.seed};
+  return HyperParams{o.epochs,       o.batch_size,     o.lr,  o.momentum,
+                     o.weight_decay, o.clip_grad_norm, o.seed};
 }
 
 double wallNow() {
@@ -44,13 +44,6 @@ double wallNow() {
 std::chrono::milliseconds toTimeout(double seconds) {
   if (seconds <= 0) return std::chrono::milliseconds(0);
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(seconds * 1000.0)));
-}
-
-// Records what became of a task in the round's metrics (a short linear search: K entries).
-void markTask(RoundMetrics* metrics, std::uint64_t task_id, const char* status) {
-  if (metrics == nullptr) return;
-  for (auto& t : metrics->tasks)
-    if (t.task_id == task_id) t.status = status;
 }
 
 // The fixed policy's SubNet ("max", "min" or text), resolved against the SuperNet's space;
@@ -83,30 +76,37 @@ void Coordinator::setState(RoundState s) {
   log_->debug("round {}: state {}", next_round_, toString(s));
 }
 
-void Coordinator::send(const PeerId& peer, const Message& msg, RoundMetrics* metrics) {
+std::size_t Coordinator::send(const PeerId& peer, const Message& msg) {
   BytesPtr bytes = encode(msg);
   const std::size_t n = bytes->size();
   SendResult r = transport_.send(peer, std::move(bytes));
   if (!r.ok()) {
     log_->warn("round {}: send {} to client {} failed: {} {}", next_round_, messageName(msg), peer,
                toString(r.status), r.reason);
-    return;
+    return 0;
   }
-  if (metrics) metrics->bytes_sent += n;
+  return n;
 }
 
-void Coordinator::reject(const PeerId& peer, const std::string& why, RoundMetrics* metrics) {
+void Coordinator::reject(const PeerId& peer, const std::string& why) {
   log_->warn("round {}: rejected message from client {}: {}", next_round_, peer, why);
-  if (metrics) ++metrics->rejected;
+  if (round_) ++round_->rejected;
 }
 
-bool Coordinator::handle(const Received& received, RoundMetrics* metrics) {
+// Records what became of a task in the round's metrics (a short linear search: K entries).
+void Coordinator::markTask(std::uint64_t task_id, TaskStatus status) {
+  if (!round_) return;
+  for (auto& t : round_->tasks)
+    if (t.task_id == task_id) t.status = status;
+}
+
+bool Coordinator::handle(const Received& received) {
   const std::size_t n = received.message ? received.message->size() : 0;
-  if (metrics) metrics->bytes_received += n;
+  if (round_) round_->bytes_received += n;
   DecodeResult decoded = decode(received.message, options_.limits, &decode_counters_);
   if (!decoded) {
     reject(received.peer,
-           std::string(toString(decoded.error().code)) + ": " + decoded.error().reason, metrics);
+           std::string(toString(decoded.error().code)) + ": " + decoded.error().reason);
     return false;
   }
   Message& msg = decoded.message();
@@ -116,20 +116,19 @@ bool Coordinator::handle(const Received& received, RoundMetrics* metrics) {
   }
   ClientInfo* client = registry_.find(received.peer);
   if (client == nullptr) {
-    reject(received.peer, std::string(messageName(msg)) + " from an unregistered peer", metrics);
-    send(received.peer, RejectMsg{RejectCode::kNotRegistered, "not registered"}, nullptr);
+    reject(received.peer, std::string(messageName(msg)) + " from an unregistered peer");
+    send(received.peer, RejectMsg{RejectCode::kNotRegistered, "not registered"});
     return false;
   }
   registry_.touch(received.peer, clock_.now());
-  if (auto* upd = std::get_if<UpdateMsg>(&msg))
-    return handleUpdate(received.peer, *upd, n, metrics);
+  if (auto* upd = std::get_if<UpdateMsg>(&msg)) return handleUpdate(received.peer, *upd);
   if (std::holds_alternative<HeartbeatMsg>(msg)) return false;
   if (auto* bye = std::get_if<ByeMsg>(&msg)) {
     log_->info("client {} ({}) left: {}", client->name, received.peer, bye->reason);
     registry_.markGone(received.peer);
     return false;
   }
-  reject(received.peer, std::string("unexpected ") + std::string(messageName(msg)), metrics);
+  reject(received.peer, std::string("unexpected ") + std::string(messageName(msg)));
   return false;
 }
 
@@ -137,7 +136,7 @@ void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
   if (msg.samples == 0 || msg.samples > options_.max_samples_per_client) {
     log_->warn("client {} ({}) refused: sample count {} out of range", msg.client_name, peer,
                msg.samples);
-    send(peer, RejectMsg{RejectCode::kSampleCountOutOfRange, "sample count out of range"}, nullptr);
+    send(peer, RejectMsg{RejectCode::kSampleCountOutOfRange, "sample count out of range"});
     return;
   }
   ClientInfo info;
@@ -150,17 +149,21 @@ void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
   const ClientInfo* stored = registry_.upsert(peer, std::move(info), clock_.now());
   if (stored == nullptr) {
     log_->error("client {} ({}) refused: id collision", msg.client_name, peer);
-    send(peer, RejectMsg{RejectCode::kClientIdCollision, "client id collision"}, nullptr);
+    send(peer, RejectMsg{RejectCode::kClientIdCollision, "client id collision"});
     return;
   }
   log_->debug("client {} ({}, {}) registered as {}", stored->name, peer, stored->device_class,
               stored->id);
-  send(peer, WelcomeMsg{stored->id, options_.server_name, kProtocolVersion}, nullptr);
+  send(peer, WelcomeMsg{stored->id, options_.server_name, kProtocolVersion});
 }
 
-bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg, std::size_t message_bytes,
-                               RoundMetrics* metrics) {
-  (void)message_bytes;
+void Coordinator::rejectTask(const PeerId& peer, const std::string& why, PendingMap::iterator it) {
+  reject(peer, why);
+  markTask(it->first, TaskStatus::kRejected);
+  pending_.erase(it);
+}
+
+bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg) {
   auto it = pending_.find(msg.task_id);
   if (static_cast<std::int64_t>(msg.round) != next_round_ || state_ != RoundState::kTraining ||
       it == pending_.end()) {
@@ -169,52 +172,44 @@ bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg, std::size_t m
                      state_ == RoundState::kTraining && msg.task_id < next_task_id_;
     log_->info("round {}: discarded {} update (round {}, task {}) from client {}", next_round_,
                dup ? "duplicate" : "late", msg.round, msg.task_id, peer);
-    if (metrics) ++(dup ? metrics->duplicate : metrics->late);
+    if (round_) ++(dup ? round_->duplicate : round_->late);
     return false;
   }
-  PendingTask& task = it->second;
+  const PendingTask& task = it->second;
   if (task.peer != peer) {
-    reject(peer, "update for task " + std::to_string(msg.task_id) + " assigned to another client",
-           metrics);
+    reject(peer, "update for task " + std::to_string(msg.task_id) + " assigned to another client");
     return false;
   }
   const ClientInfo* client = registry_.find(peer);
   if (msg.samples == 0 || (client && msg.samples > client->samples)) {
-    reject(peer, "sample count " + std::to_string(msg.samples) + " out of range", metrics);
-    markTask(metrics, msg.task_id, "rejected");
-    pending_.erase(it);
+    rejectTask(peer, "sample count " + std::to_string(msg.samples) + " out of range", it);
     return false;
   }
   if (auto err = validateTensors(msg.tensors, task.spec)) {
-    reject(peer, std::string(toString(err->code)) + ": " + err->reason, metrics);
-    markTask(metrics, msg.task_id, "rejected");
-    pending_.erase(it);
+    rejectTask(peer, std::string(toString(err->code)) + ": " + err->reason, it);
     return false;
   }
   if (!std::isfinite(msg.mean_loss)) {
-    reject(peer, "non-finite loss", metrics);
-    markTask(metrics, msg.task_id, "rejected");
-    pending_.erase(it);
+    rejectTask(peer, "non-finite loss", it);
     return false;
   }
   accumulator_.addPrefixSlice(msg.tensors, task.weight);
-  markTask(metrics, msg.task_id, "accepted");
-  if (metrics) {
+  markTask(msg.task_id, TaskStatus::kAccepted);
+  if (round_) {
     // Running mean of client losses.
-    const double prev = metrics->train_loss * metrics->accepted;
-    ++metrics->accepted;
-    metrics->train_loss = (prev + msg.mean_loss) / metrics->accepted;
-    metrics->train_macs += 3 * computeCost(supernet_.space(), task.config).macs *
-                           static_cast<std::int64_t>(msg.samples) * options_.train.epochs;
+    RoundMetrics& m = *round_;
+    const double prev = m.train_loss * m.accepted;
+    ++m.accepted;
+    m.train_loss = (prev + msg.mean_loss) / m.accepted;
+    m.train_macs += 3 * computeCost(supernet_.space(), task.config).macs *
+                    static_cast<std::int64_t>(msg.samples) * options_.train.epochs;
   }
   pending_.erase(it);
   return true;
 }
 
-void Coordinator::pump() { pump(nullptr); }
-
-void Coordinator::pump(RoundMetrics* metrics) {
-  while (auto r = transport_.recv(std::chrono::milliseconds(0))) handle(*r, metrics);
+void Coordinator::pump() {
+  while (auto r = transport_.recv(std::chrono::milliseconds(0))) handle(*r);
 }
 
 bool Coordinator::waitForClients(std::size_t min_clients, double timeout_s) {
@@ -223,22 +218,46 @@ bool Coordinator::waitForClients(std::size_t min_clients, double timeout_s) {
     if (registry_.available(clock_.now(), options_.liveness_s).size() >= min_clients) return true;
     const double left = until - clock_.now();
     if (left <= 0) return false;
-    if (auto r = transport_.recv(toTimeout(std::min(left, 0.5)))) handle(*r, nullptr);
+    if (auto r = transport_.recv(toTimeout(std::min(left, 0.5)))) handle(*r);
   }
 }
 
 RoundMetrics Coordinator::runRound() {
-  const std::int64_t t = next_round_;
-  RoundMetrics m;
-  m.round = t;
-  m.clock_start = clock_.now();
+  round_.emplace();
+  round_->round = next_round_;
+  round_->clock_start = clock_.now();
   double w0 = wallNow();
+  const std::vector<Selected> selected = selectClients();
+  round_->wall_select_s = wallNow() - w0;
 
-  // --- Selecting ---
+  w0 = wallNow();
+  collectUpdates(sendTasks(selected));
+  round_->wall_train_s = wallNow() - w0;
+
+  w0 = wallNow();
+  aggregate();
+  round_->wall_aggregate_s = wallNow() - w0;
+  round_->clock_end = clock_.now();
+
+  w0 = wallNow();
+  evaluateIfDue();
+  round_->wall_eval_s = wallNow() - w0;
+  setState(RoundState::kIdle);
+  logRound();
+  ++next_round_;
+  RoundMetrics m = std::move(*round_);
+  round_.reset();
+  history_.push_back(m);
+  return m;
+}
+
+// kSelecting: who trains this round, on which SubNet, with which weight.
+std::vector<Coordinator::Selected> Coordinator::selectClients() {
+  const std::int64_t t = next_round_;
   setState(RoundState::kSelecting);
-  pump(&m);  // stragglers of the last round count as late in this one
+  pump();  // stragglers of the last round count as late in this one
   auto available = registry_.available(clock_.now(), options_.liveness_s);
-  m.available = static_cast<int>(available.size());
+  round_->available = static_cast<int>(available.size());
   const int k = options_.clients_per_round;
   const auto want = static_cast<std::size_t>(std::ceil(k * (1.0 + options_.over_selection)));
   const std::size_t n = std::min(want, available.size());
@@ -247,7 +266,7 @@ RoundMetrics Coordinator::runRound() {
   for (std::size_t i = 0; i < n; ++i)
     std::swap(available[i], available[i + rng.below(available.size() - i)]);
   available.resize(n);
-  m.selected = static_cast<int>(n);
+  round_->selected = static_cast<int>(n);
 
   std::vector<AssignInput> inputs;
   for (const ClientInfo* c : available) inputs.push_back({c->id, c->macs_budget});
@@ -260,83 +279,106 @@ RoundMetrics Coordinator::runRound() {
     winputs.push_back(
         {configs[i].isMaxNet(supernet_.space()), static_cast<std::int64_t>(available[i]->samples)});
   const std::vector<double> weights = clientWeights(options_.weighting, t, winputs);
-  m.beta = betaCosine(static_cast<double>(t), options_.weighting.b0, options_.weighting.bT,
-                      options_.weighting.decay_rounds);
-  m.wall_select_s = wallNow() - w0;
+  round_->beta = betaCosine(static_cast<double>(t), options_.weighting.b0, options_.weighting.bT,
+                            options_.weighting.decay_rounds);
+  std::vector<Selected> selected;
+  selected.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    selected.push_back({available[i], configs[i], winputs[i].is_maxnet, weights[i]});
+  return selected;
+}
 
-  // --- Training ---
-  w0 = wallNow();
+// kTraining, first half: every selected client gets its SubNet slice as a TrainTask.
+// Returns the round's deadline (clock time), fixed before the first task leaves.
+double Coordinator::sendTasks(const std::vector<Selected>& selected) {
+  const std::int64_t t = next_round_;
   setState(RoundState::kTraining);
   pending_.clear();
   accumulator_.reset();
   const double deadline = clock_.now() + options_.round_deadline_s;
   HyperParams hyper = hyperParamsOf(options_.train);
-  for (std::size_t i = 0; i < n; ++i) {
+  for (const Selected& s : selected) {
     PendingTask task;
     task.task_id = next_task_id_++;
-    task.peer = available[i]->peer;
-    task.config = configs[i];
-    task.is_maxnet = winputs[i].is_maxnet;
-    task.weight = weights[i];
-    task.spec = sliceSpec(supernet_.space(), configs[i]);
+    task.peer = s.client->peer;
+    task.config = s.config;
+    task.is_maxnet = s.is_maxnet;
+    task.weight = s.weight;
+    task.spec = sliceSpec(supernet_.space(), s.config);
     TrainTaskMsg msg;
     msg.round = static_cast<std::uint64_t>(t);
     msg.task_id = task.task_id;
-    msg.subnet = configs[i].toString(supernet_.space());
-    msg.tensors = supernet_.sliceViews(configs[i]);
+    msg.subnet = s.config.toString(supernet_.space());
+    msg.tensors = supernet_.sliceViews(s.config);
     hyper.seed = Rng(options_.seed, static_cast<std::uint64_t>(t), task.task_id)();
     msg.hyper = hyper;
     msg.deadline_ms = static_cast<std::uint64_t>(options_.round_deadline_s * 1000.0);
     log_->debug("round {}: task {} -> client {} ({}) subnet {} weight {:.4f}", t, task.task_id,
-                available[i]->name, task.peer, msg.subnet, task.weight);
-    send(task.peer, msg, &m);
-    m.tasks.push_back({task.task_id, available[i]->name, msg.subnet, "dropped"});
+                s.client->name, task.peer, msg.subnet, task.weight);
+    round_->bytes_sent += send(task.peer, msg);
+    round_->tasks.push_back({task.task_id, s.client->name, msg.subnet, TaskStatus::kDropped});
     pending_.emplace(task.task_id, std::move(task));
   }
-  while (m.accepted < k && !pending_.empty()) {
+  return deadline;
+}
+
+// kTraining, second half: stream updates into the accumulator until K are accepted, every
+// task has answered, or the deadline passes.
+void Coordinator::collectUpdates(double deadline) {
+  while (round_->accepted < options_.clients_per_round && !pending_.empty()) {
     const double left = deadline - clock_.now();
     if (left <= 0) break;
     auto r = transport_.recv(toTimeout(left));
     if (!r) continue;  // re-check the deadline
-    handle(*r, &m);
+    handle(*r);
   }
   // Tasks still pending got no valid update in time. (Not selected - accepted - rejected:
   // `rejected` also counts malformed messages that never named a task.)
-  m.dropped = static_cast<int>(pending_.size());
+  round_->dropped = static_cast<int>(pending_.size());
   pending_.clear();  // anything arriving from now on is late
-  m.wall_train_s = wallNow() - w0;
+}
 
-  // --- Aggregating ---
-  w0 = wallNow();
+// kAggregating: the averages replace the SuperNet's elements at quorum; else nothing changes.
+void Coordinator::aggregate() {
   setState(RoundState::kAggregating);
-  if (m.accepted >= options_.effectiveQuorum()) {
+  if (round_->accepted >= options_.effectiveQuorum()) {
     accumulator_.finishInto(supernet_.tensors());
-    m.outcome = "completed";
+    round_->outcome = RoundOutcome::kCompleted;
   } else {
-    m.outcome = "abandoned";
-    log_->warn("round {}: abandoned, {} of quorum {} updates; SuperNet kept", t, m.accepted,
-               options_.effectiveQuorum());
+    round_->outcome = RoundOutcome::kAbandoned;
+    log_->warn("round {}: abandoned, {} of quorum {} updates; SuperNet kept", next_round_,
+               round_->accepted, options_.effectiveQuorum());
   }
   accumulator_.reset();
-  m.wall_aggregate_s = wallNow() - w0;
-  m.clock_end = clock_.now();
+}
 
-  // --- Evaluating ---
-  w0 = wallNow();
-  if (evaluator_ && options_.eval_every > 0 && (t + 1) % options_.eval_every == 0) {
+// kEvaluating, every eval.every rounds.
+void Coordinator::evaluateIfDue() {
+  if (evaluator_ && options_.eval_every > 0 && (next_round_ + 1) % options_.eval_every == 0) {
     setState(RoundState::kEvaluating);
-    m.evals = evaluateNow();
+    round_->evals = evaluateNow();
   }
-  m.wall_eval_s = wallNow() - w0;
-  setState(RoundState::kIdle);
-  ++next_round_;
-  log_->info("round {}: {} accepted {}/{} (dropped {}, rejected {}, late {}) loss {:.4f}{}", t,
-             m.outcome, m.accepted, m.selected, m.dropped, m.rejected, m.late, m.train_loss,
+}
+
+void Coordinator::logRound() const {
+  const RoundMetrics& m = *round_;
+  log_->info("round {}: {} accepted {}/{} (dropped {}, rejected {}, late {}) loss {:.4f}{}",
+             m.round, toString(m.outcome), m.accepted, m.selected, m.dropped, m.rejected, m.late,
+             m.train_loss,
              m.evals.empty() ? std::string()
                              : fmt::format(" acc max {:.4f} min {:.4f}", m.evals.front().accuracy,
                                            m.evals.size() > 1 ? m.evals[1].accuracy : 0.0));
-  history_.push_back(m);
-  return m;
+}
+
+std::string Coordinator::checkpoint(const std::function<std::string(const Coordinator&)>& write) {
+  SFN_ENFORCE(state_ == RoundState::kIdle, Error, "checkpoint in state ", toString(state_));
+  setState(RoundState::kCheckpointing);
+  // Back to kIdle on every path: a failed write must not leave the state machine stuck.
+  struct BackToIdle {
+    Coordinator& c;
+    ~BackToIdle() { c.setState(RoundState::kIdle); }
+  } back{*this};
+  return write(*this);
 }
 
 std::vector<EvalRecord> Coordinator::evaluateNow() {
@@ -365,7 +407,7 @@ void Coordinator::restore(const CoordinatorSnapshot& snap) {
 
 void Coordinator::sayGoodbye(const std::string& reason) {
   for (const ClientInfo* c : registry_.available(clock_.now(), options_.liveness_s))
-    send(c->peer, ByeMsg{reason}, nullptr);
+    send(c->peer, ByeMsg{reason});
 }
 
 }  // namespace sfn

@@ -1,10 +1,40 @@
 #include "sfn/server/round_metrics.h"
 
+#include "sfn/core/error.h"
+
 #include <nlohmann/json.hpp>
 
 #include <sstream>
 
 namespace sfn {
+
+std::string_view toString(TaskStatus status) {
+  switch (status) {
+    case TaskStatus::kDropped:
+      return "dropped";
+    case TaskStatus::kAccepted:
+      return "accepted";
+    case TaskStatus::kRejected:
+      return "rejected";
+  }
+  return "unknown";
+}
+
+TaskStatus parseTaskStatus(std::string_view text) {
+  for (TaskStatus s : {TaskStatus::kDropped, TaskStatus::kAccepted, TaskStatus::kRejected})
+    if (text == toString(s)) return s;
+  SFN_THROW(DataError, "metrics: unknown task status '", text, "'");
+}
+
+std::string_view toString(RoundOutcome outcome) {
+  return outcome == RoundOutcome::kCompleted ? "completed" : "abandoned";
+}
+
+RoundOutcome parseRoundOutcome(std::string_view text) {
+  if (text == "completed") return RoundOutcome::kCompleted;
+  if (text == "abandoned") return RoundOutcome::kAbandoned;
+  SFN_THROW(DataError, "metrics: unknown round outcome '", text, "'");
+}
 
 nlohmann::json RoundMetrics::toJson() const {
   nlohmann::json evs = nlohmann::json::array();
@@ -18,10 +48,12 @@ nlohmann::json RoundMetrics::toJson() const {
                    {"samples", e.samples}});
   nlohmann::json tks = nlohmann::json::array();
   for (const auto& t : tasks)
-    tks.push_back(
-        {{"task_id", t.task_id}, {"client", t.client}, {"subnet", t.subnet}, {"status", t.status}});
+    tks.push_back({{"task_id", t.task_id},
+                   {"client", t.client},
+                   {"subnet", t.subnet},
+                   {"status", toString(t.status)}});
   return {{"round", round},
-          {"outcome", outcome},
+          {"outcome", toString(outcome)},
           {"available", available},
           {"selected", selected},
           {"accepted", accepted},
@@ -47,7 +79,7 @@ nlohmann::json RoundMetrics::toJson() const {
 RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
   RoundMetrics m;
   m.round = j.at("round").get<std::int64_t>();
-  m.outcome = j.at("outcome").get<std::string>();
+  m.outcome = parseRoundOutcome(j.at("outcome").get<std::string>());
   m.available = j.value("available", 0);
   m.selected = j.value("selected", 0);
   m.accepted = j.value("accepted", 0);
@@ -83,7 +115,7 @@ RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
     r.task_id = t.value("task_id", std::uint64_t{0});
     r.client = t.value("client", "");
     r.subnet = t.value("subnet", "");
-    r.status = t.value("status", "");
+    r.status = parseTaskStatus(t.value("status", ""));
     m.tasks.push_back(r);
   }
   return m;
@@ -100,9 +132,9 @@ std::string RoundMetrics::csvHeader(const std::vector<std::string>& eval_names) 
 
 std::string RoundMetrics::csvRow(const std::vector<std::string>& eval_names) const {
   std::ostringstream os;
-  os << round << ',' << outcome << ',' << available << ',' << selected << ',' << accepted << ','
-     << dropped << ',' << rejected << ',' << late << ',' << duplicate << ',' << bytes_sent << ','
-     << bytes_received << ',' << train_loss << ',' << beta << ',' << train_macs << ','
+  os << round << ',' << toString(outcome) << ',' << available << ',' << selected << ',' << accepted
+     << ',' << dropped << ',' << rejected << ',' << late << ',' << duplicate << ',' << bytes_sent
+     << ',' << bytes_received << ',' << train_loss << ',' << beta << ',' << train_macs << ','
      << wall_select_s << ',' << wall_train_s << ',' << wall_aggregate_s << ',' << wall_eval_s << ','
      << clock_start << ',' << clock_end;
   for (const auto& n : eval_names) {

@@ -1,9 +1,11 @@
 #include "sfn/server/run_recorder.h"
 
-#include "sfn/model/checkpoint.h"
 #include "sfn/core/error.h"
+#include "sfn/io/atomic_file_writer.h"
+#include "sfn/model/checkpoint.h"
 
 #include <filesystem>
+#include <span>
 
 namespace sfn {
 
@@ -41,7 +43,28 @@ void RunRecorder::appendMetrics(const RoundMetrics& m) {
   csv_.flush();
 }
 
-std::string RunRecorder::checkpoint(const Coordinator& coordinator) {
+void RunRecorder::writeFile(const std::string& name, const std::string& text) const {
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(text.data());
+  writeFileAtomically(fs::path(dir_) / name, std::span<const std::uint8_t>(bytes, text.size()));
+}
+
+void RunRecorder::writeConfig(const std::string& config_text,
+                              const std::vector<std::string>& overrides) {
+  std::string text = config_text;
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  for (const auto& o : overrides) text += "# override: " + o + '\n';
+  writeFile("config.toml", text);
+}
+
+void RunRecorder::writeSummary(const nlohmann::json& summary) {
+  writeFile("summary.json", summary.dump(2) + '\n');
+}
+
+std::string RunRecorder::checkpoint(Coordinator& coordinator) {
+  return coordinator.checkpoint([this](const Coordinator& c) { return save(c); });
+}
+
+std::string RunRecorder::save(const Coordinator& coordinator) const {
   const CoordinatorSnapshot snap = coordinator.snapshot();
   nlohmann::json meta;
   meta["format"] = "sfn-coordinator-1";

@@ -1,152 +1,169 @@
 // sfn-server: the Coordinator over ZeroMQ (ROUTER, CURVE-authenticated by default).
-#include "sfn/server/coordinator.h"
-#include "sfn/io/crypto.h"
-#include "sfn/data/data_source.h"
+//
+//   sfn-server -c CONFIG [--set k=v] [-o RUN] [--resume RUN] [--bind EP] [--key F] [--allow F]
+//   sfn-server keygen --out DIR
+#include "sfn/app/app_main.h"
+#include "sfn/app/key_files.h"
+#include "sfn/app/stop_signal.h"
 #include "sfn/core/error.h"
-#include "sfn/train/evaluator.h"
-#include "sfn/train/local_trainer.h"
+#include "sfn/core/hex.h"
+#include "sfn/data/data_source.h"
+#include "sfn/io/crypto.h"
+#include "sfn/io/text_file.h"
+#include "sfn/net/zmq_transport.h"
+#include "sfn/server/coordinator.h"
+#include "sfn/server/federation.h"
 #include "sfn/server/run_config.h"
 #include "sfn/server/run_recorder.h"
-#include "sfn/net/zmq_transport.h"
+#include "sfn/server/run_summary.h"
+#include "sfn/train/evaluator.h"
+#include "sfn/train/local_trainer.h"
 
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
-#include <csignal>
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 namespace {
 
-// Set by SIGINT/SIGTERM; a signal handler can only reach process-wide state, so this flag
-// is the one exception to "no file-scope mutable state". Read by main() alone.
-volatile std::sig_atomic_t g_stop = 0;
-void onSignal(int) { g_stop = 1; }
+namespace fs = std::filesystem;
 
-int keygen(const std::string& out_dir) {
-  std::filesystem::create_directories(out_dir);
-  const sfn::CurveKeyPair keys = sfn::generateCurveKeyPair();
-  const auto secret = std::filesystem::path(out_dir) / "server.key";
-  const auto pub = std::filesystem::path(out_dir) / "server.pub";
-  sfn::writeKeyPairFile(secret, keys);
-  sfn::writePublicKeyFile(pub, keys.public_key);
-  std::cout << "server key pair: " << secret.string() << " (secret, mode 0600)\n"
-            << "public key:      " << pub.string() << "\n"
-            << keys.public_key << std::endl;
-  return 0;
+struct ServerArgs {
+  std::string config_path;
+  std::vector<std::string> overrides;  // --set, then the flags below as table.key=value
+  std::string run_dir;
+  std::string resume;
+  std::string bind, key_file, allowlist;
+  bool insecure = false;
+  int min_clients = 0;
+  std::string keygen_out = ".";
+};
+
+void addOptions(sfn::AppMain& app, ServerArgs& a) {
+  CLI::App& cli = app.cli();
+  cli.add_option("-c,--config", a.config_path, "run configuration (TOML; same format as sfn-sim)")
+      ->check(CLI::ExistingFile);
+  cli.add_option("-s,--set", a.overrides, "override a config key: table.key=value (repeatable)");
+  cli.add_option("-o,--run-dir", a.run_dir, "run folder (metrics, checkpoints)");
+  cli.add_option("--resume", a.resume, "resume from this run folder or checkpoint file");
+  cli.add_option("--bind", a.bind, "endpoint to bind, e.g. tcp://0.0.0.0:5555 (server.bind)");
+  cli.add_option("--key", a.key_file, "server key pair file from keygen (server.key_file)");
+  cli.add_option("--allow", a.allowlist,
+                 "file of allowed client public keys (server.allowlist_file)");
+  cli.add_flag("--insecure", a.insecure,
+               "no encryption or authentication (local development only)");
+  cli.add_option("--min-clients", a.min_clients,
+                 "clients to wait for before each round (server.min_clients)");
+}
+
+// The setting flags as overrides, so they are applied and recorded (config.toml) like --set.
+std::vector<std::string> effectiveOverrides(const ServerArgs& a) {
+  std::vector<std::string> out = a.overrides;
+  // A JSON string is a valid TOML basic string (same escapes).
+  auto text = [](const std::string& s) { return nlohmann::json(s).dump(); };
+  if (!a.bind.empty()) out.push_back("server.bind=" + text(a.bind));
+  if (!a.key_file.empty()) out.push_back("server.key_file=" + text(a.key_file));
+  if (!a.allowlist.empty()) out.push_back("server.allowlist_file=" + text(a.allowlist));
+  if (a.insecure) out.push_back("server.insecure=true");
+  if (a.min_clients > 0) out.push_back("server.min_clients=" + std::to_string(a.min_clients));
+  return out;
+}
+
+std::unique_ptr<sfn::ZmqServerTransport> makeTransport(const sfn::RunConfig& cfg,
+                                                       spdlog::logger& log) {
+  sfn::ZmqServerOptions zo;
+  zo.bind_endpoint = cfg.server.bind;
+  zo.insecure = cfg.server.insecure;
+  if (zo.insecure) {
+    log.warn("*** --insecure: traffic is NOT encrypted and clients are NOT authenticated ***");
+  } else {
+    if (cfg.server.key_file.empty() || cfg.server.allowlist_file.empty())
+      SFN_THROW(sfn::ConfigError,
+                "server.key_file and server.allowlist_file are required unless --insecure");
+    zo.server_keys = sfn::readKeyFile(cfg.server.key_file);
+    zo.allowed_client_keys = sfn::readPublicKeys(cfg.server.allowlist_file);
+    log.info("CURVE on; {} allowed client keys", zo.allowed_client_keys.size());
+  }
+  auto transport = sfn::makeZmqServer(zo);
+  log.info("listening on {}", transport->endpoint());
+  return transport;
+}
+
+// Restores the coordinator from --resume, if given; the digest lets operators (and
+// tests/integration) confirm which bytes were loaded.
+void resumeIfAsked(const std::string& resume, sfn::RunRecorder& recorder, sfn::Coordinator& coord,
+                   spdlog::logger& log) {
+  if (resume.empty()) return;
+  const std::string file = recorder.resumeFrom(resume, coord);
+  log.info("resumed at round {} from {} (sha256 {})", coord.round(), file,
+           sfn::toHex(sfn::sha256File(file)));
+}
+
+// Everything after the command line: set up, run the federation, report.
+bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& stop) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<std::string> overrides = effectiveOverrides(a);
+  const sfn::RunConfig cfg = sfn::RunConfig::load(a.config_path, overrides);
+  const auto log = app.logger(cfg.log_level);
+  sfn::setTorchThreads(cfg.torch_threads);
+  const std::string run_dir = !a.run_dir.empty() ? a.run_dir
+                              : !a.resume.empty() && fs::is_directory(a.resume)
+                                  ? a.resume
+                                  : (fs::path(cfg.out_dir) / cfg.name).string();
+  auto transport = makeTransport(cfg, *log);
+  // The endpoint file lets scripts and tests find an ephemeral port.
+  fs::create_directories(run_dir);
+  std::ofstream(fs::path(run_dir) / "endpoint") << transport->endpoint() << '\n';
+
+  const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
+  sfn::Evaluator val_eval(data.train, data.split.val, data.split.train, 1000, cfg.device);
+  sfn::SteadyClock clock;
+  sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *transport, clock,
+                         &val_eval, log);
+  sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
+                            cfg.checkpoint_keep, cfg.runInfo(a.config_path));
+  resumeIfAsked(a.resume, recorder, coord, *log);
+  recorder.writeConfig(sfn::readTextFile(a.config_path, "config file"), overrides);
+
+  sfn::FederationOptions fo = sfn::FederationOptions::from(cfg);
+  fo.min_clients = static_cast<std::size_t>(cfg.server.min_clients);
+  fo.log = log;
+  const sfn::FederationResult result = sfn::runFederation(coord, recorder, fo, stop.flag());
+  const bool stopped = result.end == sfn::FederationEnd::kStopped;
+  log->info("{}; checkpoint {}", stopped ? "stopped by signal" : "training finished",
+            result.checkpoint);
+  coord.sayGoodbye(stopped ? "server stopping" : "training finished");
+  if (!stopped)
+    sfn::finishRun(coord, data, cfg.device, val_eval, recorder, result.checkpoint,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  std::cout << "run folder: " << run_dir << std::endl;
+  return !stopped;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sfn-server: SuperFedNAS aggregation server (Coordinator over ZeroMQ + CURVE)"};
-  app.require_subcommand(0, 1);
-  auto* kg = app.add_subcommand("keygen", "write a server CURVE key pair (server.key, server.pub)");
-  std::string kg_out = ".";
-  kg->add_option("--out", kg_out, "folder for server.key and server.pub");
-
-  std::string config_path, run_dir, resume;
-  std::vector<std::string> overrides;
-  std::string bind, key_file, allowlist;
-  bool insecure = false;
-  int min_clients = 0;
-  app.add_option("-c,--config", config_path, "run configuration (TOML; same format as sfn-sim)")
-      ->check(CLI::ExistingFile);
-  app.add_option("-s,--set", overrides, "override a config key: table.key=value (repeatable)");
-  app.add_option("-o,--run-dir", run_dir, "run folder (metrics, checkpoints)");
-  app.add_option("--resume", resume, "resume from this run folder or checkpoint file");
-  app.add_option("--bind", bind, "endpoint to bind, e.g. tcp://0.0.0.0:5555 (server.bind)");
-  app.add_option("--key", key_file, "server key pair file from keygen (server.key_file)");
-  app.add_option("--allow", allowlist,
-                 "file of allowed client public keys (server.allowlist_file)");
-  app.add_flag("--insecure", insecure, "no encryption or authentication (local development only)");
-  app.add_option("--min-clients", min_clients, "clients to wait for before round 0");
-  CLI11_PARSE(app, argc, argv);
-  if (kg->parsed()) return keygen(kg_out);
-  if (config_path.empty()) {
-    std::cerr << "sfn-server: --config is required (or use the keygen subcommand)\n";
-    return 2;
-  }
-
-  try {
-    sfn::RunConfig cfg = sfn::RunConfig::load(config_path, overrides);
-    if (!bind.empty()) cfg.server.bind = bind;
-    if (!key_file.empty()) cfg.server.key_file = key_file;
-    if (!allowlist.empty()) cfg.server.allowlist_file = allowlist;
-    if (insecure) cfg.server.insecure = true;
-    if (min_clients > 0) cfg.server.min_clients = min_clients;
-    auto log = spdlog::stderr_color_mt("sfn-server");
-    log->set_level(spdlog::level::from_str(cfg.log_level));
-    log->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-    sfn::setTorchThreads(cfg.torch_threads);
-    if (run_dir.empty())
-      run_dir = !resume.empty() && std::filesystem::is_directory(resume)
-                    ? resume
-                    : (std::filesystem::path(cfg.out_dir) / cfg.name).string();
-
-    sfn::ZmqServerOptions zo;
-    zo.bind_endpoint = cfg.server.bind;
-    zo.insecure = cfg.server.insecure;
-    if (zo.insecure) {
-      log->warn("*** --insecure: traffic is NOT encrypted and clients are NOT authenticated ***");
-    } else {
-      if (cfg.server.key_file.empty() || cfg.server.allowlist_file.empty())
-        SFN_THROW(sfn::ConfigError,
-                  "server.key_file and server.allowlist_file are required unless --insecure");
-      zo.server_keys = sfn::readKeyFile(cfg.server.key_file);
-      zo.allowed_client_keys = sfn::readPublicKeys(cfg.server.allowlist_file);
-      log->info("CURVE on; {} allowed client keys", zo.allowed_client_keys.size());
-    }
-    auto transport = sfn::makeZmqServer(zo);
-    log->info("listening on {}", transport->endpoint());
-    // The endpoint file lets scripts and tests find an ephemeral port.
-    std::filesystem::create_directories(run_dir);
-    std::ofstream(std::filesystem::path(run_dir) / "endpoint") << transport->endpoint() << '\n';
-
-    sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
-    sfn::Evaluator val_eval(data.train, data.split.val, data.split.train, 1000, cfg.device);
-    sfn::SteadyClock clock;
-    sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *transport, clock,
-                           &val_eval, log);
-    sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
-                              cfg.checkpoint_keep, cfg.runInfo(config_path));
-    if (!resume.empty()) {
-      const std::string file = recorder.resumeFrom(resume, coord);
-      // The digest lets operators (and tests/integration) confirm which bytes were loaded.
-      log->info("resumed at round {} from {} (sha256 {})", coord.round(), file,
-                sfn::toHex(sfn::sha256File(file)));
-    } else if (cfg.checkpoint_every > 0) {
-      // The starting SuperNet, so that every round's change can be audited against the
-      // SubNets it trained (tests/integration/check_run.cpp) and round 0 can be rerun.
-      log->info("checkpoint {}", recorder.checkpoint(coord));
-    }
-    std::signal(SIGINT, onSignal);
-    std::signal(SIGTERM, onSignal);
-
-    while (!g_stop && coord.round() < cfg.rounds) {
-      if (!coord.waitForClients(static_cast<std::size_t>(cfg.server.min_clients), 1.0)) {
-        continue;  // keep serving registrations; the loop re-checks the stop flag every second
-      }
-      sfn::RoundMetrics m = coord.runRound();
-      recorder.appendMetrics(m);
-      if (cfg.checkpoint_every > 0 && coord.round() % cfg.checkpoint_every == 0) {
-        const std::string path = recorder.checkpoint(coord);
-        log->info("checkpoint {}", path);
-      }
-    }
-    const std::string path = recorder.checkpoint(coord);
-    log->info("{}; checkpoint {}", g_stop ? "stopped by signal" : "training finished", path);
-    coord.sayGoodbye(g_stop ? "server stopping" : "training finished");
-    std::cout << "run folder: " << run_dir << std::endl;
-    return g_stop ? 130 : 0;
-  } catch (const sfn::ConfigError& e) {
-    std::cerr << "sfn-server: configuration error: " << e.what() << std::endl;
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "sfn-server: " << e.what() << std::endl;
-    return 1;
-  }
+  sfn::AppMain app("sfn-server",
+                   "sfn-server: SuperFedNAS aggregation server (Coordinator over ZeroMQ + CURVE)");
+  ServerArgs args;
+  addOptions(app, args);
+  CLI::App& cli = app.cli();
+  cli.require_subcommand(0, 1);
+  auto* keygen =
+      cli.add_subcommand("keygen", "write a server CURVE key pair (server.key, server.pub)");
+  keygen->add_option("--out", args.keygen_out, "folder for server.key and server.pub")
+      ->capture_default_str();
+  const int rc = app.run(argc, argv, [&] {
+    if (keygen->parsed())
+      return sfn::runKeygen(args.keygen_out, "server", sfn::KeyType::kCurve,
+                            "give it to every client");
+    if (args.config_path.empty())
+      SFN_THROW(sfn::ConfigError, "--config is required (or use the keygen subcommand)");
+    const sfn::StopSignal stop;
+    return serve(app, args, stop) ? sfn::ExitCode::kOk : sfn::ExitCode::kInterrupted;
+  });
+  return rc;
 }

@@ -2,14 +2,11 @@
 
 #include "sfn/core/error.h"
 #include "sfn/core/rng.h"
-#include "sfn/io/toml_util.h"
-
-#include <toml++/toml.h>
+#include "sfn/io/text_file.h"
+#include "sfn/io/toml_reader.h"
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -76,49 +73,51 @@ std::vector<std::pair<double, double>> loadAvailabilityTrace(const std::string& 
   return out;
 }
 
-std::vector<DeviceProfile> parseDeviceProfiles(const std::string& toml_text,
-                                               const std::string& origin,
-                                               const std::string& base_dir) {
-  toml::table root = parseToml(toml_text, origin);
-  const toml::array* devices = root["device"].as_array();
-  if (devices == nullptr || devices->empty())
-    SFN_THROW(ConfigError, origin, ": needs at least one [[device]] table");
-  static const std::set<std::string> kKeys = {
-      "name",           "share",        "speed_factor", "gmacs",
-      "bandwidth_mbps", "availability", "macs_budget",  "availability_trace"};
+namespace {
+
+// One [[device]] table. Every key but name is optional; a wrongly typed value is an error
+// naming it, never its default.
+DeviceProfile readDevice(TomlReader& t) {
+  DeviceProfile p;
+  p.name = t.require<std::string>("name");
+  t.get("share", p.share);
+  t.get("speed_factor", p.speed_factor);
+  t.get("gmacs", p.gmacs);
+  t.get("bandwidth_mbps", p.bandwidth_mbps);
+  t.get("availability", p.availability);
+  t.get("macs_budget", p.macs_budget);
+  if (std::string trace; t.getPath("availability_trace", trace))
+    p.online = loadAvailabilityTrace(trace);
+  t.rejectUnknown();
+  p.validate();
+  return p;
+}
+
+std::vector<DeviceProfile> readDevices(TomlReader root) {
+  std::vector<TomlReader> tables = root.tables("device");
+  root.rejectUnknown();
+  if (tables.empty())
+    SFN_THROW(ConfigError, root.origin(), ": needs at least one [[device]] table");
   std::vector<DeviceProfile> out;
   std::set<std::string> names;
-  for (const auto& node : *devices) {
-    const toml::table* t = node.as_table();
-    if (t == nullptr) SFN_THROW(ConfigError, origin, ": [[device]] entries must be tables");
-    for (const auto& [k, v] : *t)
-      if (!kKeys.count(std::string(k.str())))
-        SFN_THROW(ConfigError, origin, ": unknown device key '", k.str(), "'");
-    DeviceProfile p;
-    p.name = (*t)["name"].value_or(std::string());
-    p.share = (*t)["share"].value_or(1.0);
-    p.speed_factor = (*t)["speed_factor"].value_or(1.0);
-    p.gmacs = (*t)["gmacs"].value_or(10.0);
-    p.bandwidth_mbps = (*t)["bandwidth_mbps"].value_or(100.0);
-    p.availability = (*t)["availability"].value_or(1.0);
-    p.macs_budget = static_cast<std::int64_t>((*t)["macs_budget"].value_or(0.0));
-    if (auto trace = (*t)["availability_trace"].value<std::string>()) {
-      const std::filesystem::path tp(*trace);
-      p.online = loadAvailabilityTrace(
-          tp.is_absolute() ? tp.string() : (std::filesystem::path(base_dir) / tp).string());
-    }
-    p.validate();
-    if (!names.insert(p.name).second)
-      SFN_THROW(ConfigError, origin, ": device '", p.name, "' is defined twice");
-    out.push_back(p);
+  for (TomlReader& t : tables) {
+    out.push_back(readDevice(t));
+    if (!names.insert(out.back().name).second)
+      SFN_THROW(ConfigError, root.origin(), ": device '", out.back().name, "' is defined twice");
   }
   return out;
 }
 
+}  // namespace
+
+std::vector<DeviceProfile> parseDeviceProfiles(const std::string& toml_text,
+                                               const std::string& origin,
+                                               const std::string& base_dir) {
+  return readDevices(TomlReader::parse(toml_text, origin, base_dir));
+}
+
 std::vector<DeviceProfile> loadDeviceProfiles(const std::string& path) {
-  const std::string base = std::filesystem::path(path).parent_path().string();
-  return parseDeviceProfiles(readTextFile(path, "device profiles"), path,
-                             base.empty() ? "." : base);
+  return readDevices(TomlReader::load(path, "device profiles"));
 }
 
 }  // namespace sfn

@@ -1,9 +1,10 @@
 #include "sfn/simulator/fleet_keys.h"
 
+#include "sfn/core/bytes.h"
 #include "sfn/core/error.h"
+#include "sfn/io/atomic_file_writer.h"
 
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 namespace sfn {
@@ -15,18 +16,19 @@ std::filesystem::path fleetKeyPath(const std::filesystem::path& dir, std::size_t
 }
 
 FleetKeys loadOrCreateFleetKeys(const std::filesystem::path& dir, std::size_t clients) {
-  SFN_ENFORCE(clients > 0, ConfigError, "a fleet needs at least one client");
+  if (clients == 0) SFN_THROW(ConfigError, "a fleet needs at least one client");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  SFN_ENFORCE(!ec, IoError, "cannot create key folder ", dir.string(), ": ", ec.message());
+  if (ec) SFN_THROW(IoError, "cannot create key folder '", dir.string(), "': ", ec.message());
   FleetKeys out;
   out.keys.reserve(clients);
   for (std::size_t i = 0; i < clients; ++i) {
     const auto path = fleetKeyPath(dir, i);
     if (std::filesystem::exists(path)) {
       CurveKeyPair keys = readKeyFile(path);
-      SFN_ENFORCE(!keys.secret_key.empty(), IoError, path.string(),
-                  " holds no secret key (expected a key pair written by sfn-sim keys)");
+      if (keys.secret_key.empty())
+        SFN_THROW(IoError, "'", path.string(),
+                  "' holds no secret key (expected a key pair written by sfn-sim keys)");
       out.keys.push_back(std::move(keys));
     } else {
       CurveKeyPair keys = generateCurveKeyPair();
@@ -40,21 +42,13 @@ FleetKeys loadOrCreateFleetKeys(const std::filesystem::path& dir, std::size_t cl
   std::vector<std::string> extra;
   for (std::size_t i = clients; std::filesystem::exists(fleetKeyPath(dir, i)); ++i)
     extra.push_back(readKeyFile(fleetKeyPath(dir, i)).public_key);
-  // Written whole to a temporary name and renamed, so a server never reads half a list.
+  // Written atomically, so a server never reads half a list.
   out.allowlist = dir / "allow";
-  const auto tmp = dir / "allow.tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    SFN_ENFORCE(f.good(), IoError, "cannot write ", tmp.string());
-    f << "# " << clients + extra.size() << " sfn-sim fleet clients (" << dir.string()
-      << "); pass to sfn-server --allow\n";
-    for (const auto& k : out.keys) f << k.public_key << '\n';
-    for (const auto& k : extra) f << k << '\n';
-    f.flush();
-    SFN_ENFORCE(f.good(), IoError, "cannot write ", tmp.string());
-  }
-  std::filesystem::rename(tmp, out.allowlist, ec);
-  SFN_ENFORCE(!ec, IoError, "cannot rename ", tmp.string(), ": ", ec.message());
+  std::string text = "# " + std::to_string(clients + extra.size()) + " sfn-sim fleet clients (" +
+                     dir.string() + "); pass to sfn-server --allow\n";
+  for (const auto& k : out.keys) text += k.public_key + '\n';
+  for (const auto& k : extra) text += k + '\n';
+  writeFileAtomically(out.allowlist, asBytes(text));
   return out;
 }
 

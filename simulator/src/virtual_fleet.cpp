@@ -1,9 +1,7 @@
 #include "sfn/simulator/virtual_fleet.h"
 
 #include "sfn/client/train_task.h"
-
 #include "sfn/core/error.h"
-#include "sfn/train/local_trainer.h"
 #include "sfn/core/rng.h"
 #include "sfn/model/subnet_shapes.h"
 #include "sfn/wire/wire.h"
@@ -79,29 +77,38 @@ const DeviceProfile& VirtualFleet::profileOf(std::size_t client) const {
 
 void VirtualFleet::registerAll() { next_register_ = 0; }
 
+bool VirtualFleet::answers(std::size_t client, std::uint64_t round) const {
+  // Dropout: an unavailable device never answers this round.
+  const DeviceProfile& prof = profiles_[clients_[client].profile];
+  Rng rng(options_.seed ^ 0xa5a11ab1e, round, client);
+  return prof.onlineAt(clock_.now()) && rng.uniform() < prof.availability;
+}
+
 SendResult VirtualFleet::send(const PeerId& peer, BytesPtr message) {
   auto client = clientIndex(peer);
   if (!client) return {SendStatus::kUnknownPeer, "no virtual client " + peer};
-  DecodeResult decoded = decode(message);
+  const std::size_t down_bytes = message->size();
+  DecodeResult decoded = decode(std::move(message));
   if (!decoded) return {SendStatus::kError, decoded.error().reason};
-  auto* task = std::get_if<TrainTaskMsg>(&decoded.message());
-  if (task == nullptr) return {};  // Welcome, Reject, Bye: nothing to do for a virtual client
-  // Dropout: an unavailable device never answers this round.
-  const DeviceProfile& prof = profiles_[clients_[*client].profile];
-  Rng rng(options_.seed ^ 0xa5a11ab1e, task->round, *client);
+  auto* msg = std::get_if<TrainTaskMsg>(&decoded.message());
+  if (msg == nullptr) return {};  // Welcome, Reject, Bye: nothing to do for a virtual client
+  if (!answers(*client, msg->round)) return {};
   const double sent_at = clock_.now();
-  if (!prof.onlineAt(sent_at) || rng.uniform() >= prof.availability) return {};
-  // Scheduling cost only; a SubNet that does not parse fails in trainTask, on the pool.
-  double cost = 0;
+  // The client's own check, as sfn-client makes it on receipt: a task it refuses is never
+  // answered, and the Coordinator hears why.
+  Queued q{0, 0, *client, {}, down_bytes, sent_at};
   try {
-    cost =
-        static_cast<double>(computeCost(space_, SubNetConfig::parse(task->subnet, space_)).macs) *
-        static_cast<double>(clients_[*client].count) * std::max(1, task->hyper.epochs);
-  } catch (const ConfigError&) {
+    q.task = TrainTask::accept(std::move(*msg), space_, options_.device);
+  } catch (const ConfigError& e) {
+    return {SendStatus::kError, "virtual client " + peer + " refused the task: " + e.what()};
   }
+  // Scheduling cost: MACs x samples x epochs.
+  q.cost = static_cast<double>(computeCost(space_, q.task.config).macs) *
+           static_cast<double>(clients_[*client].count) * std::max(1, q.task.options.epochs);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(Queued{cost, queue_seq_++, *client, std::move(message), sent_at});
+    q.seq = queue_seq_++;
+    queue_.push_back(std::move(q));
     std::push_heap(queue_.begin(), queue_.end(), runsAfter);
     ++in_flight_;
   }
@@ -123,7 +130,7 @@ void VirtualFleet::runNextTask() {
     queue_.pop_back();
   }
   try {
-    trainTask(q.client, std::move(q.message), q.sent_at);
+    trainTask(std::move(q));
   } catch (...) {
     std::lock_guard<std::mutex> lock(mu_);
     if (!error_) error_ = std::current_exception();
@@ -132,41 +139,30 @@ void VirtualFleet::runNextTask() {
   }
 }
 
-void VirtualFleet::trainTask(std::size_t client, BytesPtr task_bytes, double sent_at) {
+void VirtualFleet::trainTask(Queued q) {
   at::set_num_threads(options_.torch_threads);
-  const std::size_t down_bytes = task_bytes->size();
-  DecodeResult decoded = decode(std::move(task_bytes));
-  SFN_ENFORCE(decoded.ok(), ProtocolError, "virtual client ", client, ": bad task");
-  auto& task = std::get<TrainTaskMsg>(decoded.message());
-  const SubNetConfig config = SubNetConfig::parse(task.subnet, space_);
-  const TrainOptions opts = trainOptionsFrom(task.hyper, options_.device);
-  const Client& cl = clients_[client];
+  const Client& cl = clients_[q.client];
   IndexList idx(indices_.begin() + cl.offset, indices_.begin() + cl.offset + cl.count);
-  TrainResult r = trainLocal(space_, config, task.tensors, data_, idx, opts);
-
-  UpdateMsg upd;
-  upd.round = task.round;
-  upd.task_id = task.task_id;
-  upd.samples = static_cast<std::uint64_t>(r.samples);
-  upd.tensors = std::move(r.slice);
-  upd.mean_loss = r.mean_loss;
-  upd.compute_seconds = r.compute_seconds;
+  const ClientContext context{space_, data_, idx, options_.device, options_.task_clock};
+  UpdateMsg upd = runTrainTask(q.task, context);
+  const std::uint64_t task_id = upd.task_id;
+  const double compute_seconds = upd.compute_seconds;
   BytesPtr out = encode(upd);
 
   const DeviceProfile& prof = profiles_[cl.profile];
   double compute = 0;
   if (options_.compute_time == ComputeTimeMode::kMacs)
-    compute = 3.0 * static_cast<double>(computeCost(space_, config).macs) *
-              static_cast<double>(r.samples) * opts.epochs / (prof.gmacs * 1e9);
+    compute = 3.0 * static_cast<double>(computeCost(space_, q.task.config).macs) *
+              static_cast<double>(upd.samples) * q.task.options.epochs / (prof.gmacs * 1e9);
   else
-    compute = r.compute_seconds * prof.speed_factor;
+    compute = compute_seconds * prof.speed_factor;
   const double bytes_per_s = prof.bandwidth_mbps * 1e6 / 8.0;
   const double arrival =
-      sent_at + static_cast<double>(down_bytes + out->size()) / bytes_per_s + compute;
+      q.sent_at + static_cast<double>(q.down_bytes + out->size()) / bytes_per_s + compute;
 
   std::lock_guard<std::mutex> lock(mu_);
-  arrivals_.push_back(Arrival{arrival, task.task_id, peerName(client), std::move(out)});
-  compute_seconds_ += r.compute_seconds;
+  arrivals_.push_back(Arrival{arrival, task_id, peerName(q.client), std::move(out)});
+  compute_seconds_ += compute_seconds;
   ++done_;
   --in_flight_;
   cv_.notify_all();

@@ -1,5 +1,6 @@
 #include "sfn/simulator/zmq_fleet.h"
 
+#include "sfn/client/zmq_client_factory.h"
 #include "sfn/core/error.h"
 
 #include <ATen/Parallel.h>
@@ -38,25 +39,39 @@ ZmqFleet::ZmqFleet(ZmqFleetOptions options, const DesignSpace& space, const Data
   runners_.reserve(shards.size());
   device_class_.reserve(shards.size());
   for (std::size_t i = 0; i < shards.size(); ++i) {
-    ClientOptions co = options_.client;
-    co.name = options_.name_prefix + "-" + std::to_string(i);
-    co.device_class = classes[profileIndexFor(classes, options_.seed, i)].name;
-    co.cores = static_cast<std::uint32_t>(options_.torch_threads);
-    co.device = options_.device;
-    co.jitter_seed = options_.seed * 0x9E3779B97F4A7C15ULL + i + 1;  // never 0 (= random)
-    co.stop_on_server_bye = true;
-    co.train_executor = [this](std::function<TrainResult()> job) { return submit(std::move(job)); };
-    co.transport.server_endpoint = options_.server_endpoint;
-    co.transport.insecure = options_.insecure;
-    if (!options_.insecure) {
-      co.transport.server_public_key = options_.server_public_key;
-      co.transport.client_keys = options_.keys[i];
-    }
+    ClientOptions co = clientOptions(i, classes);
+    ClientTransportFactory connect = transportFactory(i, co.name, client_log);
     device_class_.push_back(co.device_class);
     runners_.push_back(std::make_unique<ClientRunner>(std::move(co), space, data, shards[i],
-                                                      client_log, context_));
+                                                      std::move(connect), client_log));
   }
-  exit_codes_.assign(runners_.size(), -1);
+  outcomes_.assign(runners_.size(), std::nullopt);
+}
+
+ClientOptions ZmqFleet::clientOptions(std::size_t i, const std::vector<DeviceProfile>& classes) {
+  ClientOptions co = options_.client;
+  co.name = options_.name_prefix + "-" + std::to_string(i);
+  co.device_class = classes[profileIndexFor(classes, options_.seed, i)].name;
+  co.cores = static_cast<std::uint32_t>(options_.torch_threads);
+  co.device = options_.device;
+  co.server = options_.server_endpoint;
+  co.jitter_seed = options_.seed * 0x9E3779B97F4A7C15ULL + i + 1;  // never 0 (= random)
+  co.stop_on_server_bye = true;
+  co.train_executor = [this](std::function<UpdateMsg()> job) { return submit(std::move(job)); };
+  return co;
+}
+
+ClientTransportFactory ZmqFleet::transportFactory(
+    std::size_t i, const std::string& name, const std::shared_ptr<spdlog::logger>& client_log) {
+  ZmqClientOptions zo;
+  zo.server_endpoint = options_.server_endpoint;
+  zo.insecure = options_.insecure;
+  if (!options_.insecure) {
+    zo.server_public_key = options_.server_public_key;
+    zo.client_keys = options_.keys[i];
+  }
+  // All sockets on the fleet's one context (one I/O thread).
+  return zmqClientFactory(std::move(zo), context_, client_log, name);
 }
 
 ZmqFleet::~ZmqFleet() {
@@ -65,16 +80,16 @@ ZmqFleet::~ZmqFleet() {
   pool_->join();
 }
 
-std::future<TrainResult> ZmqFleet::submit(std::function<TrainResult()> job) {
-  auto task = std::make_shared<std::packaged_task<TrainResult()>>(
-      [this, job = std::move(job)]() -> TrainResult {
+std::future<UpdateMsg> ZmqFleet::submit(std::function<UpdateMsg()> job) {
+  auto task = std::make_shared<std::packaged_task<UpdateMsg()>>(
+      [this, job = std::move(job)]() -> UpdateMsg {
         // A job still queued at shutdown would only delay the Bye of its runner.
         if (cancel_jobs_.load()) SFN_THROW(Error, "training cancelled: the fleet is stopping");
         // Per pool thread (OpenMP's thread count is per calling thread).
         at::set_num_threads(options_.torch_threads);
         return job();
       });
-  std::future<TrainResult> result = task->get_future();
+  std::future<UpdateMsg> result = task->get_future();
   boost::asio::post(*pool_, [task]() { (*task)(); });
   return result;
 }
@@ -118,7 +133,7 @@ ZmqFleetReport ZmqFleet::run(const std::atomic<bool>& stop,
   for (std::size_t i = 0; i < runners_.size(); ++i) {
     threads.emplace_back([this, i] {
       try {
-        exit_codes_[i] = runners_[i]->run(stop_all_);
+        outcomes_[i] = runners_[i]->run(stop_all_);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu_);
         if (!error_) error_ = std::current_exception();
@@ -150,20 +165,30 @@ ZmqFleetReport ZmqFleet::run(const std::atomic<bool>& stop,
   report.final_status = status();
   if (on_status) on_status(report.final_status);
   report.device_class = device_class_;
-  for (std::size_t i = 0; i < runners_.size(); ++i) {
-    report.updates_per_client.push_back(runners_[i]->updatesSent());
-    if (exit_codes_[i] == kExitServerBye)
-      ++report.ended_by_server_bye;
-    else if (exit_codes_[i] == kExitRejected)
-      ++report.rejected;
-    else if (exit_codes_[i] == kExitOk)
-      ++report.stopped;
-  }
+  countOutcomes(report);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (error_) std::rethrow_exception(error_);
   }
   return report;
+}
+
+void ZmqFleet::countOutcomes(ZmqFleetReport& report) const {
+  for (std::size_t i = 0; i < runners_.size(); ++i) {
+    report.updates_per_client.push_back(runners_[i]->updatesSent());
+    if (!outcomes_[i]) continue;  // the runner failed locally; run() rethrows it
+    switch (*outcomes_[i]) {
+      case RunOutcome::kServerBye:
+        ++report.ended_by_server_bye;
+        break;
+      case RunOutcome::kRejected:
+        ++report.rejected;
+        break;
+      case RunOutcome::kStopped:
+        ++report.stopped;
+        break;
+    }
+  }
 }
 
 }  // namespace sfn

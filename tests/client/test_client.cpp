@@ -1,13 +1,20 @@
-// ClientRunner against a server played by the test: a real ZmqServerTransport with CURVE on
-// tcp loopback (ephemeral port), the runner on its own thread.
+// The client: its task handler (TrainTask::accept, runTrainTask) and ClientRunner against a
+// server played by the test. The runner's protocol tests run on the in-process transport;
+// one test also runs over real ZeroMQ with CURVE on tcp loopback, for what only that backend
+// has: the CURVE identity the server sees, the socket factory, and the Bye that the socket's
+// linger must flush when the session ends.
 #include "sfn/client/client_runner.h"
+#include "sfn/client/train_task.h"
+#include "sfn/client/zmq_client_factory.h"
+#include "sfn/core/error.h"
 #include "sfn/data/dataset.h"
 #include "sfn/model/design_space.h"
 #include "sfn/model/subnet_config.h"
 #include "sfn/model/subnet_shapes.h"
 #include "sfn/model/supernet.h"
-#include "sfn/wire/wire.h"
+#include "sfn/net/inproc_transport.h"
 #include "sfn/net/zmq_transport.h"
+#include "sfn/wire/wire.h"
 
 #include <ATen/ATen.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -17,9 +24,11 @@
 #define DOCTEST_CONFIG_DOUBLE_STRINGIFY
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -32,6 +41,7 @@ namespace {
 // Generous: loopback CURVE handshakes take milliseconds, but CI machines are shared.
 constexpr auto kWait = 10s;
 constexpr auto kTrainWait = 60s;
+constexpr const char* kClientName = "test-client";
 
 std::shared_ptr<spdlog::logger> testLogger() {
   // Not registered with spdlog's global registry: every test case gets its own.
@@ -41,35 +51,62 @@ std::shared_ptr<spdlog::logger> testLogger() {
   return log;
 }
 
+enum class Backend { kInproc, kZmq };
+
+// The server side of a backend and the factory the runner connects with.
+struct TestNetwork {
+  std::unique_ptr<sfn::ServerTransport> server;
+  sfn::ClientTransportFactory connect;
+  sfn::PeerId client_peer;  // who the server sees the client as
+};
+
+TestNetwork inprocNetwork() {
+  auto net = std::make_shared<sfn::InprocNetwork>();
+  TestNetwork t;
+  t.server = net->server();
+  t.connect = [net] { return net->connect(kClientName); };
+  t.client_peer = kClientName;
+  return t;
+}
+
+TestNetwork zmqNetwork() {
+  const sfn::CurveKeyPair server_keys = sfn::generateCurveKeyPair();
+  const sfn::CurveKeyPair client_keys = sfn::generateCurveKeyPair();
+  sfn::ZmqServerOptions so;
+  so.server_keys = server_keys;
+  so.allowed_client_keys = {client_keys.public_key};
+  so.socket.linger = 100ms;
+  auto server = sfn::makeZmqServer(so);
+  sfn::ZmqClientOptions co;
+  co.server_endpoint = server->endpoint();
+  co.client_keys = client_keys;
+  co.server_public_key = server_keys.public_key;
+  co.socket.linger = 200ms;
+  TestNetwork t;
+  t.server = std::move(server);
+  t.connect = sfn::zmqClientFactory(co, nullptr, testLogger(), kClientName);
+  t.client_peer = client_keys.public_key;  // the CURVE identity, not a self-declared name
+  return t;
+}
+
 // The server side of the test, plus a runner on its own thread.
 struct Harness {
   sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
   sfn::Dataset data =
       sfn::makeSyntheticDataset(48, space.in_channels, space.image_size, space.num_classes, 7);
-  sfn::CurveKeyPair server_keys = sfn::generateCurveKeyPair();
-  sfn::CurveKeyPair client_keys = sfn::generateCurveKeyPair();
-  std::unique_ptr<sfn::ZmqServerTransport> server;
+  TestNetwork net;
   std::atomic<bool> stop{false};
-  std::atomic<int> exit_code{-1};
+  std::optional<sfn::RunOutcome> outcome;
   std::unique_ptr<sfn::ClientRunner> runner;
   std::thread thread;
 
-  Harness() {
-    sfn::ZmqServerOptions so;
-    so.server_keys = server_keys;
-    so.allowed_client_keys = {client_keys.public_key};
-    so.socket.linger = 100ms;
-    server = sfn::makeZmqServer(so);
-
+  explicit Harness(Backend backend = Backend::kInproc)
+      : net(backend == Backend::kZmq ? zmqNetwork() : inprocNetwork()) {
     sfn::ClientOptions co;
-    co.name = "test-client";
+    co.name = kClientName;
     co.device_class = "phone";
     co.cores = 2;
     co.memory_bytes = 1 << 30;
-    co.transport.server_endpoint = server->endpoint();
-    co.transport.client_keys = client_keys;
-    co.transport.server_public_key = server_keys.public_key;
-    co.transport.socket.linger = 200ms;
     co.poll_interval = 50ms;
     co.heartbeat_interval = 200ms;
     co.register_timeout = 5s;
@@ -78,8 +115,9 @@ struct Harness {
     co.jitter_seed = 1;
     sfn::IndexList indices(static_cast<std::size_t>(data.size()));
     std::iota(indices.begin(), indices.end(), 0);
-    runner = std::make_unique<sfn::ClientRunner>(co, space, data, indices, testLogger());
-    thread = std::thread([this] { exit_code = runner->run(stop); });
+    runner =
+        std::make_unique<sfn::ClientRunner>(co, space, data, indices, net.connect, testLogger());
+    thread = std::thread([this] { outcome = runner->run(stop); });
   }
   ~Harness() {
     stop = true;
@@ -92,9 +130,9 @@ struct Harness {
   T expect(std::chrono::milliseconds timeout = kWait) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      std::optional<sfn::Received> r = server->recv(50ms);
+      std::optional<sfn::Received> r = net.server->recv(50ms);
       if (!r) continue;
-      CHECK(r->peer == client_keys.public_key);  // CURVE identity, not a self-declared name
+      CHECK(r->peer == net.client_peer);
       sfn::DecodeResult d = sfn::decode(r->message);
       REQUIRE_MESSAGE(d.ok(), (d.ok() ? std::string() : d.error().reason));
       if (std::holds_alternative<sfn::HeartbeatMsg>(d.message())) continue;
@@ -106,14 +144,23 @@ struct Harness {
     return T{};
   }
 
+  // Sends until the client's transport is there (a reconnecting client is briefly gone).
   void send(const sfn::Message& m) {
-    const sfn::SendResult r = server->send(client_keys.public_key, sfn::encode(m));
+    const sfn::BytesPtr bytes = sfn::encode(m);
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    sfn::SendResult r = net.server->send(net.client_peer, bytes);
+    while (r.status == sfn::SendStatus::kUnknownPeer &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+      r = net.server->send(net.client_peer, bytes);
+    }
     REQUIRE_MESSAGE(r.ok(), r.reason);
   }
 
-  int join() {
+  sfn::RunOutcome join() {
     thread.join();
-    return exit_code.load();
+    REQUIRE(outcome.has_value());
+    return *outcome;
   }
 };
 
@@ -125,13 +172,17 @@ sfn::TrainTaskMsg minNetTask(const sfn::DesignSpace& space, std::uint64_t round,
   task.round = round;
   task.task_id = task_id;
   task.subnet = min.toString(space);
-  task.tensors = supernet.sliceViews(min);  // encode() copies them into the message
+  task.tensors = supernet.extract(min);
   task.hyper.epochs = 1;
   task.hyper.batch_size = 16;
   task.hyper.lr = 0.05;
   task.hyper.seed = 3;
   task.deadline_ms = 60'000;
   return task;
+}
+
+bool sameBytes(const sfn::Bytes& a, const sfn::Bytes& b) {
+  return a.size() == b.size() && std::equal(a.data(), a.data() + a.size(), b.data());
 }
 
 void checkUpdate(const sfn::UpdateMsg& update, const sfn::DesignSpace& space, std::uint64_t round,
@@ -146,12 +197,10 @@ void checkUpdate(const sfn::UpdateMsg& update, const sfn::DesignSpace& space, st
   CHECK_MESSAGE(!error.has_value(), (error ? error->reason : std::string()));
 }
 
-}  // namespace
-
-TEST_CASE("client: register, train a MinNet task, report the update, say Bye on stop") {
-  Harness h;
+void registerAndTrainOnce(Backend backend) {
+  Harness h(backend);
   const sfn::RegisterMsg reg = h.expect<sfn::RegisterMsg>();
-  CHECK(reg.client_name == "test-client");
+  CHECK(reg.client_name == kClientName);
   CHECK(reg.device_class == "phone");
   CHECK(reg.cores == 2);
   CHECK(reg.samples == 48);
@@ -167,15 +216,90 @@ TEST_CASE("client: register, train a MinNet task, report the update, say Bye on 
   h.stop = true;
   const sfn::ByeMsg bye = h.expect<sfn::ByeMsg>();
   CHECK_FALSE(bye.reason.empty());
-  CHECK(h.join() == sfn::kExitOk);
+  CHECK(h.join() == sfn::RunOutcome::kStopped);
   CHECK(h.runner->updatesSent() == 1);
 }
 
-TEST_CASE("client: a rejected registration ends run() with a non-zero code") {
+}  // namespace
+
+// --- the task handler ------------------------------------------------------------------
+
+TEST_CASE("task handler: the same task gives the same Update bytes under a fixed clock") {
+  const sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
+  const sfn::Dataset data = sfn::makeSyntheticDataset(40, 1, 8, 4, 5);
+  sfn::IndexList indices(40);
+  std::iota(indices.begin(), indices.end(), 0);
+  const sfn::VirtualClock clock;  // never advanced: compute_seconds is 0
+  const sfn::ClientContext context{space, data, indices, "cpu", &clock};
+  const sfn::BytesPtr task_bytes = sfn::encode(minNetTask(space, 2, 9));
+  auto answer = [&] {
+    sfn::DecodeResult d = sfn::decode(task_bytes);
+    REQUIRE(d.ok());
+    return sfn::encode(
+        sfn::runTrainTask(std::get<sfn::TrainTaskMsg>(std::move(d.message())), context));
+  };
+  const sfn::BytesPtr a = answer();
+  const sfn::BytesPtr b = answer();
+  CHECK(sameBytes(*a, *b));
+  sfn::DecodeResult d = sfn::decode(a);
+  REQUIRE(d.ok());
+  const auto& update = std::get<sfn::UpdateMsg>(d.message());
+  checkUpdate(update, space, 2, 9, 40);
+  CHECK(update.compute_seconds == 0.0);
+
+  // Without a clock, compute_seconds is the trainer's wall time.
+  const sfn::ClientContext wall{space, data, indices, "cpu", nullptr};
+  CHECK(sfn::runTrainTask(minNetTask(space, 2, 9), wall).compute_seconds > 0.0);
+}
+
+TEST_CASE("task handler: a task that does not fit its SubNet is refused with a ConfigError") {
+  const sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
+  auto accept = [&](const sfn::TrainTaskMsg& msg) {
+    return sfn::TrainTask::accept(msg, space, "cpu");
+  };
+  const sfn::TrainTask ok = accept(minNetTask(space, 1, 2));
+  CHECK(ok.round == 1);
+  CHECK(ok.task_id == 2);
+  CHECK(ok.options.epochs == 1);
+  CHECK(ok.options.seed == 3);
+  CHECK(ok.deadline_ms == 60'000);
+
+  sfn::TrainTaskMsg bad_subnet = minNetTask(space, 1, 2);
+  bad_subnet.subnet = "d=9-9-9-9;e=nonsense";
+  CHECK_THROWS_AS(accept(bad_subnet), sfn::ConfigError);
+  sfn::TrainTaskMsg bad_hyper = minNetTask(space, 1, 2);
+  bad_hyper.hyper.epochs = 0;
+  CHECK_THROWS_AS(accept(bad_hyper), sfn::ConfigError);
+  // The MaxNet's slice sent for the MinNet: wrong shapes.
+  sfn::TrainTaskMsg wrong_slice = minNetTask(space, 1, 2);
+  wrong_slice.tensors = sfn::SuperNet(space, 1).extract(sfn::SubNetConfig::maxNet(space));
+  CHECK_THROWS_WITH_AS(accept(wrong_slice), doctest::Contains("round 1 task 2"), sfn::ConfigError);
+  sfn::TrainTaskMsg nan = minNetTask(space, 1, 2);
+  nan.tensors[0].tensor.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_WITH_AS(accept(nan), doctest::Contains("not finite"), sfn::ConfigError);
+}
+
+TEST_CASE("client: run outcomes have names") {
+  CHECK(sfn::toString(sfn::RunOutcome::kStopped) == "stopped");
+  CHECK(sfn::toString(sfn::RunOutcome::kRejected) == "rejected");
+  CHECK(sfn::toString(sfn::RunOutcome::kServerBye) == "server_bye");
+}
+
+// --- the runner --------------------------------------------------------------------------
+
+TEST_CASE("client: register, train a MinNet task, report the update, say Bye on stop") {
+  registerAndTrainOnce(Backend::kInproc);
+}
+
+TEST_CASE("client over ZeroMQ: the server sees the CURVE key, gets the update and the Bye") {
+  registerAndTrainOnce(Backend::kZmq);
+}
+
+TEST_CASE("client: a rejected registration ends run() with kRejected") {
   Harness h;
   (void)h.expect<sfn::RegisterMsg>();
   h.send(sfn::RejectMsg{sfn::RejectCode::kClientIdCollision, "no room for you"});
-  CHECK(h.join() == sfn::kExitRejected);
+  CHECK(h.join() == sfn::RunOutcome::kRejected);
 }
 
 TEST_CASE("client: re-registers after the server forgets it and reconnects after a Bye") {
@@ -183,16 +307,21 @@ TEST_CASE("client: re-registers after the server forgets it and reconnects after
   (void)h.expect<sfn::RegisterMsg>();
   h.send(sfn::WelcomeMsg{1, "test-server", sfn::kProtocolVersion});
 
-  // A restarted server answers anything from an unknown peer with Reject "not registered".
-  // Several of them (one per heartbeat queued while it was down): only the first triggers a
-  // registration, the stale ones are not mistaken for a refusal.
-  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "not registered"});
-  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "not registered"});
-  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "not registered"});
+  // A Reject the client does not expect while registered (not kNotRegistered) is ignored:
+  // it answers the next task instead of registering again (expect() fails on a Register).
+  h.send(sfn::RejectMsg{sfn::RejectCode::kDataMismatch, "reason text that says nothing"});
+  h.send(minNetTask(h.space, 4, 1));
+  checkUpdate(h.expect<sfn::UpdateMsg>(kTrainWait), h.space, 4, 1, 48);
+  // A restarted server answers anything from an unknown peer with kNotRegistered. Several of
+  // them (one per heartbeat queued while it was down): only the first triggers a
+  // registration, the stale ones are not mistaken for a refusal (whatever their text).
+  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "who are you"});
+  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "who are you"});
+  h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "who are you"});
   (void)h.expect<sfn::RegisterMsg>();
   h.send(sfn::WelcomeMsg{2, "test-server", sfn::kProtocolVersion});
 
-  // Bye from the server: the client backs off, reconnects on a new socket and registers.
+  // Bye from the server: the client backs off, reconnects on a new transport and registers.
   h.send(sfn::ByeMsg{"server restarting"});
   (void)h.expect<sfn::RegisterMsg>();
   h.send(sfn::WelcomeMsg{3, "test-server", sfn::kProtocolVersion});
@@ -202,10 +331,36 @@ TEST_CASE("client: re-registers after the server forgets it and reconnects after
   checkUpdate(h.expect<sfn::UpdateMsg>(kTrainWait), h.space, 5, 1, 48);
   h.stop = true;
   (void)h.expect<sfn::ByeMsg>();
-  CHECK(h.join() == sfn::kExitOk);
+  CHECK(h.join() == sfn::RunOutcome::kStopped);
 }
 
-TEST_CASE("client: a task it cannot parse is skipped and the next task is still trained") {
+TEST_CASE("client: with stop_on_server_bye, a Bye from the server ends run() with kServerBye") {
+  // Built by hand: the Harness's runner keeps reconnecting after a Bye.
+  const sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
+  const sfn::Dataset data = sfn::makeSyntheticDataset(8, 1, 8, 4, 1);
+  TestNetwork net = inprocNetwork();
+  sfn::ClientOptions co;
+  co.name = kClientName;
+  co.poll_interval = 20ms;
+  co.stop_on_server_bye = true;
+  sfn::ClientRunner runner(co, space, data, {0, 1, 2}, net.connect, testLogger());
+  std::atomic<bool> stop{false};
+  std::optional<sfn::RunOutcome> outcome;
+  std::thread t([&] { outcome = runner.run(stop); });
+  std::optional<sfn::Received> r;
+  for (auto deadline = std::chrono::steady_clock::now() + kWait;
+       !r && std::chrono::steady_clock::now() < deadline;)
+    r = net.server->recv(50ms);
+  REQUIRE(r.has_value());  // the Register
+  REQUIRE(
+      net.server->send(kClientName, sfn::encode(sfn::WelcomeMsg{1, "s", sfn::kProtocolVersion})));
+  REQUIRE(net.server->send(kClientName, sfn::encode(sfn::ByeMsg{"training finished"})));
+  t.join();
+  REQUIRE(outcome.has_value());
+  CHECK(*outcome == sfn::RunOutcome::kServerBye);
+}
+
+TEST_CASE("client: a task it cannot accept is skipped and the next task is still trained") {
   Harness h;
   (void)h.expect<sfn::RegisterMsg>();
   h.send(sfn::WelcomeMsg{7, "test-server", sfn::kProtocolVersion});
@@ -216,12 +371,17 @@ TEST_CASE("client: a task it cannot parse is skipped and the next task is still 
   sfn::TrainTaskMsg zero_epochs = minNetTask(h.space, 1, 2);
   zero_epochs.hyper.epochs = 0;  // rejected by TrainOptions::validate
   h.send(zero_epochs);
-  h.send(minNetTask(h.space, 1, 3));
+  sfn::TrainTaskMsg wrong_slice = minNetTask(h.space, 1, 3);
+  wrong_slice.tensors = sfn::SuperNet(h.space, 1).extract(sfn::SubNetConfig::maxNet(h.space));
+  h.send(wrong_slice);
+  h.send(minNetTask(h.space, 1, 4));
   // Only the good task is answered (expect() fails on any other message but heartbeats).
-  checkUpdate(h.expect<sfn::UpdateMsg>(kTrainWait), h.space, 1, 3, 48);
-  CHECK(h.runner->updatesSent() == 1);
+  checkUpdate(h.expect<sfn::UpdateMsg>(kTrainWait), h.space, 1, 4, 48);
   CHECK(h.runner->state() != sfn::ClientState::kBackoff);
   h.stop = true;
   (void)h.expect<sfn::ByeMsg>();
-  CHECK(h.join() == sfn::kExitOk);
+  CHECK(h.join() == sfn::RunOutcome::kStopped);
+  // Read after run() returned: the counter moves just after the send, so the server may see
+  // the Update first.
+  CHECK(h.runner->updatesSent() == 1);
 }

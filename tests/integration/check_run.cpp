@@ -1,6 +1,7 @@
 // sfn_check_run: audits a run folder written by sfn-server (tests/integration, item 1).
 //
 //   sfn_check_run coverage RUN_DIR [--min-changed F] [--require-uncovered]
+//   sfn_check_run digest CHECKPOINT     SHA-256 of the data section (tests/simulator/digest.sh)
 //
 // For every round t in metrics.jsonl whose checkpoints before (ckpt-t) and after
 // (ckpt-(t+1)) are both in RUN_DIR/checkpoints, the SuperNet may change only inside the
@@ -13,9 +14,10 @@
 //
 // Prints one line per audited round; exit code 0 if every round passes, 1 otherwise (each
 // violation printed with its tensor), 2 on a usage or I/O error.
+#include "sfn/core/error.h"
+#include "sfn/io/crypto.h"
 #include "sfn/model/checkpoint.h"
 #include "sfn/model/design_space.h"
-#include "sfn/core/error.h"
 #include "sfn/model/subnet_config.h"
 #include "sfn/model/subnet_shapes.h"
 #include "sfn/model/supernet.h"
@@ -28,6 +30,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -95,53 +98,62 @@ RoundAudit audit(const sfn::NamedTensors& before, const sfn::NamedTensors& after
   return a;
 }
 
+enum class RoundVerdict { kMissing, kFull, kPartial };  // checkpoints missing / audited
+
+// Audits round `row` against the checkpoints before and after it; sets ok = false on a
+// violation. kPartial: a completed round whose SubNets left some float element uncovered.
+RoundVerdict auditRound(const sfn::CheckpointDir& ckdir, const Json& row, double min_changed,
+                        bool& ok) {
+  const auto t = row.at("round").get<std::uint64_t>();
+  const fs::path before_file = ckdir.dir() / sfn::CheckpointDir::fileName(t);
+  const fs::path after_file = ckdir.dir() / sfn::CheckpointDir::fileName(t + 1);
+  if (!fs::exists(before_file) || !fs::exists(after_file)) {
+    std::cout << "round " << t << ": checkpoints missing, not audited\n";
+    return RoundVerdict::kMissing;
+  }
+  const sfn::Checkpoint before = sfn::readCheckpoint(before_file);
+  const sfn::Checkpoint after = sfn::readCheckpoint(after_file);
+  const sfn::DesignSpace space =
+      sfn::DesignSpace::fromToml(after.metadata.at("design_space").get<std::string>());
+  const bool completed = row.at("outcome") == "completed";
+  int accepted = 0;
+  for (const auto& task : row.at("tasks")) accepted += task.at("status") == "accepted";
+  if (accepted != row.at("accepted").get<int>()) {
+    ok = false;
+    std::cout << "round " << t << ": " << accepted << " tasks marked accepted but metrics say "
+              << row.at("accepted") << "\n";
+  }
+  // An abandoned round keeps the SuperNet: an empty mask.
+  const Json empty = Json{{"tasks", Json::array()}};
+  const auto mask = coverageMask(space, before.tensors, completed ? row : empty);
+  const RoundAudit a = audit(before.tensors, after.tensors, mask, ok);
+  const double frac = a.covered > 0 ? static_cast<double>(a.changed_inside) / a.covered : 0.0;
+  std::printf(
+      "round %llu: %s, %d accepted SubNets cover %lld of %lld elements; %.1f%% of them "
+      "changed; %lld changed outside\n",
+      static_cast<unsigned long long>(t), row.at("outcome").get<std::string>().c_str(), accepted,
+      static_cast<long long>(a.covered), static_cast<long long>(a.total), 100.0 * frac,
+      static_cast<long long>(a.changed_outside));
+  if (completed && frac < min_changed) {
+    ok = false;
+    std::printf("  VIOLATION: under %.0f%% of the covered elements changed\n", 100.0 * min_changed);
+  }
+  std::int64_t float_total = 0;
+  for (const auto& bt : before.tensors)
+    if (bt.tensor.is_floating_point()) float_total += bt.tensor.numel();
+  return completed && a.covered < float_total ? RoundVerdict::kPartial : RoundVerdict::kFull;
+}
+
 int coverage(const fs::path& run_dir, double min_changed, bool require_uncovered) {
   const std::vector<Json> rows = readMetrics(run_dir / "metrics.jsonl");
-  sfn::CheckpointDir ckdir(run_dir / "checkpoints");
+  const sfn::CheckpointDir ckdir(run_dir / "checkpoints");
   bool ok = true;
   int audited = 0;
   int partial = 0;  // completed rounds whose SubNets left some float element uncovered
   for (const Json& row : rows) {
-    const auto t = row.at("round").get<std::uint64_t>();
-    const fs::path before_file = ckdir.dir() / sfn::CheckpointDir::fileName(t);
-    const fs::path after_file = ckdir.dir() / sfn::CheckpointDir::fileName(t + 1);
-    if (!fs::exists(before_file) || !fs::exists(after_file)) {
-      std::cout << "round " << t << ": checkpoints missing, not audited\n";
-      continue;
-    }
-    const sfn::Checkpoint before = sfn::readCheckpoint(before_file);
-    const sfn::Checkpoint after = sfn::readCheckpoint(after_file);
-    const sfn::DesignSpace space =
-        sfn::DesignSpace::fromToml(after.metadata.at("design_space").get<std::string>());
-    const bool completed = row.at("outcome") == "completed";
-    int accepted = 0;
-    for (const auto& task : row.at("tasks")) accepted += task.at("status") == "accepted";
-    if (accepted != row.at("accepted").get<int>()) {
-      ok = false;
-      std::cout << "round " << t << ": " << accepted << " tasks marked accepted but metrics say "
-                << row.at("accepted") << "\n";
-    }
-    // An abandoned round keeps the SuperNet: an empty mask.
-    const Json empty = Json{{"tasks", Json::array()}};
-    const auto mask = coverageMask(space, before.tensors, completed ? row : empty);
-    const RoundAudit a = audit(before.tensors, after.tensors, mask, ok);
-    const double frac = a.covered > 0 ? static_cast<double>(a.changed_inside) / a.covered : 0.0;
-    std::printf(
-        "round %llu: %s, %d accepted SubNets cover %lld of %lld elements; %.1f%% of them "
-        "changed; %lld changed outside\n",
-        static_cast<unsigned long long>(t), row.at("outcome").get<std::string>().c_str(), accepted,
-        static_cast<long long>(a.covered), static_cast<long long>(a.total), 100.0 * frac,
-        static_cast<long long>(a.changed_outside));
-    std::int64_t float_total = 0;
-    for (const auto& t : before.tensors)
-      if (t.tensor.is_floating_point()) float_total += t.tensor.numel();
-    if (completed && a.covered < float_total) ++partial;
-    if (completed && frac < min_changed) {
-      ok = false;
-      std::printf("  VIOLATION: under %.0f%% of the covered elements changed\n",
-                  100.0 * min_changed);
-    }
-    ++audited;
+    const RoundVerdict v = auditRound(ckdir, row, min_changed, ok);
+    audited += v != RoundVerdict::kMissing;
+    partial += v == RoundVerdict::kPartial;
   }
   if (audited == 0) {
     std::cout << "no round could be audited\n";
@@ -155,6 +167,25 @@ int coverage(const fs::path& run_dir, double min_changed, bool require_uncovered
   std::cout << (ok ? "coverage ok" : "coverage FAILED") << " (" << audited << " rounds, " << partial
             << " with uncovered elements)\n";
   return ok ? 0 : 1;
+}
+
+// SHA-256 of a checkpoint's data section (every tensor's bytes at their offsets; see
+// sfn/model/checkpoint.h): the SuperNet's state alone, without the metadata (metrics, wall
+// times) that differs from run to run. Pinned by tests/simulator/digest.sh.
+int digest(const fs::path& file) {
+  (void)sfn::readCheckpoint(file);  // verifies magic, header and trailer first
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  SFN_ENFORCE(bytes.size() >= 12, sfn::DataError, file.string(), ": truncated");
+  std::uint32_t header = 0;
+  for (int i = 3; i >= 0; --i) header = header << 8 | static_cast<std::uint8_t>(bytes[8 + i]);
+  const Json h = Json::parse(bytes.substr(12, header));
+  const std::size_t start = (12 + std::size_t{header} + 63) / 64 * 64;
+  const auto length = h.at("data_bytes").get<std::size_t>();
+  SFN_ENFORCE(start + length <= bytes.size(), sfn::DataError, file.string(), ": truncated");
+  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data()) + start;
+  std::cout << sfn::sha256Hex(sfn::ByteView(data, length)) << '\n';
+  return 0;
 }
 
 }  // namespace
@@ -174,8 +205,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   cov->add_flag("--require-uncovered", require_uncovered,
                 "fail unless some completed round left part of the SuperNet uncovered");
+  auto* dig = app.add_subcommand(
+      "digest", "print the SHA-256 of a checkpoint's data section (its tensors' bytes)");
+  std::string ckpt_file;
+  dig->add_option("checkpoint", ckpt_file, "checkpoint file (ckpt-NNNNNN.sfn)")->required();
   CLI11_PARSE(app, argc, argv);
   try {
+    if (dig->parsed()) return digest(ckpt_file);
     return coverage(run_dir, min_changed, require_uncovered);
   } catch (const std::exception& e) {
     std::cerr << "sfn_check_run: " << e.what() << std::endl;

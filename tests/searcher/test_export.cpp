@@ -204,35 +204,59 @@ TEST_CASE("toTorchScript copies the weights: later changes to the module do not 
   CHECK_FALSE(torch::allclose(m->forward(x), before, 0.0, 1e-5));
 }
 
-TEST_CASE("manifest describes the model and the signature covers it") {
-  const Images images = loadImages();
+// One model exported with a fresh key pair, for the manifest and verification cases.
+struct ExportedModel {
+  ExportedModel(const DesignSpace& s, SubNetModule module, const SubNetConfig& c)
+      : space(s), config(c), m(std::move(module)), info(infoFor(space, config)) {
+    manifest = exportModel(*m, info, dir, keys.privateKey);
+  }
+
+  const DesignSpace space;
+  const SubNetConfig config;
+  SubNetModule m;
+  const ModelInfo info;
+  const Ed25519KeyPair keys = generateKeyPair();
+  TempDir tmp;
+  const fs::path dir = tmp.path() / "model";
+  nlohmann::json manifest;
+};
+
+// A random SubNet of the frozen-BN fmnist space, with real images for its statistics.
+ExportedModel exportRandomFrozen() {
   const DesignSpace space = fmnist(BnMode::kFrozen);
   Rng rng(5);
   const SubNetConfig config = SubNetConfig::random(space, rng);
-  SubNetModule m = makeModule(space, config, 11, images);
-  const auto keys = generateKeyPair();
-  TempDir tmp;
-  const fs::path dir = tmp.path() / "out";
-  const ModelInfo info = infoFor(space, config);
-  const nlohmann::json manifest = exportModel(*m, info, dir, keys.privateKey);
+  return ExportedModel(space, makeModule(space, config, 11, loadImages()), config);
+}
 
-  const std::string text = readText(dir / "manifest.json");
-  CHECK(nlohmann::json::parse(text) == manifest);
+// The trainable-BN MinNet (no images needed).
+ExportedModel exportMinNet() {
+  const DesignSpace space = fmnist(BnMode::kTrainable);
+  SubNetModule m(space, SubNetConfig::minNet(space));
+  m->initialize(1);
+  m->eval();
+  return ExportedModel(space, std::move(m), SubNetConfig::minNet(space));
+}
+
+TEST_CASE("manifest describes the model") {
+  const ExportedModel e = exportRandomFrozen();
+  const nlohmann::json& manifest = e.manifest;
+  CHECK(nlohmann::json::parse(readText(e.dir / "manifest.json")) == manifest);
   std::set<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+  for (const auto& f : fs::directory_iterator(e.dir)) names.insert(f.path().filename().string());
   CHECK(names == std::set<std::string>{"model.pt", "manifest.json", "manifest.sig"});
 
-  const Cost cost = computeCost(space, config);
+  const Cost cost = computeCost(e.space, e.config);
   CHECK(manifest.at("macs") == cost.macs);
   CHECK(manifest.at("params") == cost.params);
-  CHECK(manifest.at("architecture").at("subnet") == config.toString(space));
+  CHECK(manifest.at("architecture").at("subnet") == e.config.toString(e.space));
   CHECK(manifest.at("architecture").at("preset") == "fmnist");
   CHECK(
       DesignSpace::fromToml(manifest.at("architecture").at("design_space_toml").get<std::string>())
-          .toToml() == space.toToml());
+          .toToml() == e.space.toToml());
   CHECK(manifest.at("input").at("shape") == nlohmann::json({1, 1, 28, 28}));
-  CHECK(manifest.at("input").at("normalization").at("mean") == nlohmann::json(space.norm_mean));
-  CHECK(manifest.at("input").at("normalization").at("std") == nlohmann::json(space.norm_std));
+  CHECK(manifest.at("input").at("normalization").at("mean") == nlohmann::json(e.space.norm_mean));
+  CHECK(manifest.at("input").at("normalization").at("std") == nlohmann::json(e.space.norm_std));
   CHECK(manifest.at("accuracy").at("val") == 0.71);
   CHECK(manifest.at("accuracy").at("test") == 0.70);
   CHECK(manifest.at("latency").at("predicted_ms") == 3.5);
@@ -243,80 +267,83 @@ TEST_CASE("manifest describes the model and the signature covers it") {
   CHECK_FALSE(manifest.at("sfn_version").get<std::string>().empty());
   CHECK(manifest.at("created_at").get<std::string>().ends_with("Z"));
   const auto& entry = manifest.at("files").at("model.pt");
-  CHECK(entry.at("sha256") == toHex(sha256File(dir / "model.pt")));
-  CHECK(entry.at("bytes") == fs::file_size(dir / "model.pt"));
+  CHECK(entry.at("sha256") == toHex(sha256File(e.dir / "model.pt")));
+  CHECK(entry.at("bytes") == fs::file_size(e.dir / "model.pt"));
   CHECK(manifest.at("files").size() == 1);
+}
 
+TEST_CASE("the signature covers the manifest; re-export; what export refuses") {
+  ExportedModel e = exportRandomFrozen();
   // manifest.sig: one line of hex, an Ed25519 signature of the exact manifest bytes.
-  std::string sig = readText(dir / "manifest.sig");
+  std::string sig = readText(e.dir / "manifest.sig");
   REQUIRE(sig.ends_with("\n"));
   sig.pop_back();
   const auto sig_bytes = fromHex(sig);
   REQUIRE(sig_bytes.has_value());
-  CHECK(verify(text, *sig_bytes, keys.publicKey));
+  CHECK(verify(readText(e.dir / "manifest.json"), *sig_bytes, e.keys.publicKey));
 
-  const VerifyReport report = verifyModelDir(dir, keys.publicKey);
+  const VerifyReport report = verifyModelDir(e.dir, e.keys.publicKey);
   CAPTURE(describe(report));
   CHECK(report.ok());
 
   // Exporting again into the same folder replaces the model and still verifies.
-  exportModel(*m, info, dir, keys.privateKey);
-  CHECK(verifyModelDir(dir, keys.publicKey).ok());
+  exportModel(*e.m, e.info, e.dir, e.keys.privateKey);
+  CHECK(verifyModelDir(e.dir, e.keys.publicKey).ok());
 
   // Cost figures that disagree with the SubNet are a caller bug and are not signed.
-  ModelInfo wrong = info;
+  ModelInfo wrong = e.info;
   wrong.macs += 1;
-  CHECK_THROWS_AS(exportModel(*m, wrong, tmp.path() / "wrong", keys.privateKey), ConfigError);
+  CHECK_THROWS_AS(exportModel(*e.m, wrong, e.tmp.path() / "wrong", e.keys.privateKey), ConfigError);
   // A folder with unrelated files is refused, and left as it was.
-  fs::create_directories(tmp.path() / "busy");
-  writeText(tmp.path() / "busy" / "readme.txt", "x");
-  CHECK_THROWS_AS(exportModel(*m, info, tmp.path() / "busy", keys.privateKey), IoError);
-  CHECK_FALSE(fs::exists(tmp.path() / "busy" / "model.pt"));
+  fs::create_directories(e.tmp.path() / "busy");
+  writeText(e.tmp.path() / "busy" / "readme.txt", "x");
+  CHECK_THROWS_AS(exportModel(*e.m, e.info, e.tmp.path() / "busy", e.keys.privateKey), IoError);
+  CHECK_FALSE(fs::exists(e.tmp.path() / "busy" / "model.pt"));
 }
 
-TEST_CASE("verifyModelDir detects tampering and names the file") {
-  const DesignSpace space = fmnist(BnMode::kTrainable);
-  SubNetModule m(space, SubNetConfig::minNet(space));
-  m->initialize(1);
-  m->eval();
-  const auto keys = generateKeyPair();
-  TempDir tmp;
-  const fs::path dir = tmp.path() / "model";
-  exportModel(*m, infoFor(space, SubNetConfig::minNet(space)), dir, keys.privateKey);
-  REQUIRE(verifyModelDir(dir, keys.publicKey).ok());
-  const fs::path model = dir / "model.pt";
-  const fs::path manifest = dir / "manifest.json";
-  const fs::path sig = dir / "manifest.sig";
-
+TEST_CASE("verifyModelDir detects a changed, missing or replaced model.pt") {
+  const ExportedModel e = exportMinNet();
+  REQUIRE(verifyModelDir(e.dir, e.keys.publicKey).ok());
+  const fs::path model = e.dir / "model.pt";
   VerifyReport r;
   SUBCASE("one byte of model.pt changed") {
     std::string bytes = readText(model);
     bytes[bytes.size() / 2] ^= 0x01;
     writeText(model, bytes);
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "model.pt does not match its SHA-256"));
   }
   SUBCASE("model.pt truncated") {
     fs::resize_file(model, fs::file_size(model) - 10);
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "model.pt has"));
   }
   SUBCASE("model.pt missing") {
     fs::remove(model);
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "model.pt is missing"));
   }
   SUBCASE("model.pt replaced by a directory") {
     fs::remove(model);
     fs::create_directory(model);
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "model.pt is not a regular file"));
   }
+  CAPTURE(describe(r));
+  CHECK_FALSE(r.ok());
+}
+
+TEST_CASE("verifyModelDir detects a changed manifest or signature and names the file") {
+  const ExportedModel e = exportMinNet();
+  REQUIRE(verifyModelDir(e.dir, e.keys.publicKey).ok());
+  const fs::path manifest = e.dir / "manifest.json";
+  const fs::path sig = e.dir / "manifest.sig";
+  VerifyReport r;
   SUBCASE("accuracy in manifest.json changed") {
     auto j = nlohmann::json::parse(readText(manifest));
     j["accuracy"]["test"] = 0.99;
     writeText(manifest, j.dump(2) + "\n");
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "manifest.sig is not a valid signature of manifest.json"));
   }
   SUBCASE("manifest.json changed and re-signed with another key") {
@@ -325,53 +352,61 @@ TEST_CASE("verifyModelDir detects tampering and names the file") {
     const std::string text = j.dump(2) + "\n";
     writeText(manifest, text);
     writeText(sig, toHex(sign(text, generateKeyPair().privateKey)) + "\n");
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "manifest.sig is not a valid signature of manifest.json"));
     CHECK(mentions(r, "model.pt does not match its SHA-256"));
   }
   SUBCASE("manifest.json not JSON") {
     writeText(manifest, "{ not json");
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "manifest.json is not a valid JSON object"));
   }
   SUBCASE("manifest.json missing") {
     fs::remove(manifest);
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "manifest.json is missing"));
   }
   SUBCASE("one hex digit of manifest.sig changed") {
     std::string s = readText(sig);
     s[10] = s[10] == '0' ? '1' : '0';
     writeText(sig, s);
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "manifest.sig is not a valid signature"));
   }
   SUBCASE("manifest.sig truncated") {
     writeText(sig, readText(sig).substr(0, 100));
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "manifest.sig is not an Ed25519 signature"));
   }
   SUBCASE("manifest.sig missing") {
     fs::remove(sig);
-    r = verifyModelDir(dir, keys.publicKey);
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "manifest.sig is missing"));
   }
+  CAPTURE(describe(r));
+  CHECK_FALSE(r.ok());
+}
+
+TEST_CASE("verifyModelDir rejects extra files, a foreign key and a missing folder") {
+  const ExportedModel e = exportMinNet();
+  REQUIRE(verifyModelDir(e.dir, e.keys.publicKey).ok());
+  VerifyReport r;
   SUBCASE("an extra file") {
-    writeText(dir / "notes.txt", "hello");
-    r = verifyModelDir(dir, keys.publicKey);
+    writeText(e.dir / "notes.txt", "hello");
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "unexpected file notes.txt"));
   }
   SUBCASE("an extra directory") {
-    fs::create_directory(dir / "lib");
-    r = verifyModelDir(dir, keys.publicKey);
+    fs::create_directory(e.dir / "lib");
+    r = verifyModelDir(e.dir, e.keys.publicKey);
     CHECK(mentions(r, "unexpected file lib"));
   }
   SUBCASE("wrong public key") {
-    r = verifyModelDir(dir, generateKeyPair().publicKey);
+    r = verifyModelDir(e.dir, generateKeyPair().publicKey);
     CHECK(mentions(r, "manifest.sig is not a valid signature"));
   }
   SUBCASE("folder missing") {
-    r = verifyModelDir(tmp.path() / "nope", keys.publicKey);
+    r = verifyModelDir(e.tmp.path() / "nope", e.keys.publicKey);
     CHECK(mentions(r, "nope"));
   }
   CAPTURE(describe(r));

@@ -10,15 +10,17 @@
 #include "sfn/model/latency_table.h"
 #include "sfn/train/local_trainer.h"
 #include "sfn/searcher/pareto_front.h"
+#include "sfn/searcher/search_pipeline.h"
 #include "sfn/searcher/search_target.h"
 #include "sfn/model/subnet_shapes.h"
 #include "sfn/model/supernet.h"
 
 #include <nlohmann/json.hpp>
-
-#include <sys/wait.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -585,80 +587,157 @@ TEST_CASE("Pareto front: non-dominated points, CSV and plot") {
   for (const auto& e : fs::directory_iterator(dir.path())) CHECK(e.path().extension() != ".gp");
 }
 
-// ---- sfn-search end to end -------------------------------------------------------------
+// ---- the sfn-search pipeline (runSearchPipeline) end to end ------------------------------
 
-#ifdef SFN_SEARCH_BIN
-TEST_CASE("sfn-search: search, export, verify, exit codes (tiny checkpoint)") {
+namespace {
+
+// A run folder with a checkpoint of the tiny SuperNet, a latency table and three targets:
+// a MACs budget, a latency budget, and one no SubNet meets.
+struct TinyRun {
+  TinyRun() {
+    const SuperNet net(space, 7);
+    const nlohmann::json meta = {{"format", "sfn-coordinator-1"},
+                                 {"design_space", space.toToml()},
+                                 {"next_round", 3},
+                                 {"run",
+                                  {{"dataset", "synthetic"},
+                                   {"data_dir", ""},
+                                   {"val_fraction", 0.1},
+                                   {"split_seed", 5},
+                                   {"seed", 5},
+                                   {"config", "test"},
+                                   {"synthetic_train", 2000},
+                                   {"synthetic_test", 300}}}};
+    fs::create_directories(dir.path() / "run" / "checkpoints");
+    CheckpointDir(dir.path() / "run" / "checkpoints").save(3, net.tensors(), meta);
+    syntheticTable(space, "dev").save(dir.file("lut.json"));
+    writeText(
+        dir.file("targets.toml"),
+        "[[target]]\nname = \"small\"\nmax_macs = " + std::to_string(maxMacs()) +
+            "\n[[target]]\nname = \"fast\"\nmax_latency_ms = " + std::to_string(maxLatency()) +
+            "\nlatency_table = \"lut.json\"\n[[target]]\nname = \"impossible\"\nmax_macs = " +
+            std::to_string(lo.macs - 1) + "\n");
+  }
+
+  std::int64_t maxMacs() const { return (lo.macs + hi.macs) / 2; }
+  double maxLatency() const {
+    return syntheticTable(space).predictMs(space, SubNetConfig::maxNet(space)) * 0.6;
+  }
+
+  SearchPipelineOptions options(const std::string& out) const {
+    SearchPipelineOptions o;
+    o.checkpoint = dir.file("run").string();
+    o.targets = dir.file("targets.toml").string();
+    o.out = dir.file(out).string();
+    o.evo.population = 8;
+    o.evo.generations = 2;
+    o.threads = 1;
+    o.latency_repeats = 3;
+    return o;
+  }
+
   const DesignSpace space = DesignSpace::preset("tiny");
-  TempDir dir;
-  const SuperNet net(space, 7);
-  const nlohmann::json meta = {{"format", "sfn-coordinator-1"},
-                               {"design_space", space.toToml()},
-                               {"next_round", 3},
-                               {"run",
-                                {{"dataset", "synthetic"},
-                                 {"data_dir", ""},
-                                 {"val_fraction", 0.1},
-                                 {"split_seed", 5},
-                                 {"seed", 5},
-                                 {"config", "test"},
-                                 {"synthetic_train", 2000},
-                                 {"synthetic_test", 300}}}};
-  fs::create_directories(dir.path() / "run" / "checkpoints");
-  CheckpointDir(dir.path() / "run" / "checkpoints").save(3, net.tensors(), meta);
-  syntheticTable(space, "dev").save(dir.file("lut.json"));
   const Cost hi = computeCost(space, SubNetConfig::maxNet(space));
   const Cost lo = computeCost(space, SubNetConfig::minNet(space));
-  const double lat_hi = syntheticTable(space).predictMs(space, SubNetConfig::maxNet(space));
-  writeText(dir.file("targets.toml"),
-            "[[target]]\nname = \"small\"\nmax_macs = " + std::to_string((lo.macs + hi.macs) / 2) +
-                "\n[[target]]\nname = \"fast\"\nmax_latency_ms = " + std::to_string(lat_hi * 0.6) +
-                "\nlatency_table = \"lut.json\"\n[[target]]\nname = \"impossible\"\nmax_macs = " +
-                std::to_string(lo.macs - 1) + "\n");
-  const std::string bin = SFN_SEARCH_BIN;
-  const std::string out = dir.file("out");
-  auto sh = [](const std::string& cmd) {
-    const int rc = std::system((cmd + " >/dev/null 2>&1").c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  };
-  const std::string common = " --population 8 --generations 2 --threads 1 --latency-repeats 3";
-  REQUIRE(sh(bin + " --checkpoint " + dir.file("run").string() + " --targets " +
-             dir.file("targets.toml").string() + " --out " + out + common) == 0);
+  TempDir dir;
+};
+
+// Discards the pipeline's progress log.
+std::shared_ptr<spdlog::logger> quietLogger() {
+  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+// verifyModelFolders' exit code, as sfn-search verify returns it.
+int verifyExit(const fs::path& dir, const fs::path& pubkey) {
+  return toInt(verifyModelFolders(dir, pubkey, stdout));
+}
+
+}  // namespace
+
+TEST_CASE("search pipeline: results, Pareto front and signed models per target") {
+  const TinyRun run;
+  const std::atomic<bool> stop{false};
+  const SearchPipelineOptions opts = run.options("out");
+  const SearchReport report = runSearchPipeline(opts, quietLogger(), stop);
+  const fs::path out = opts.out;
   for (const char* f :
        {"results.csv", "results.json", "pareto.csv", "evaluated.csv", "keys/signing.key",
         "keys/signing.pub", "small/model.pt", "fast/manifest.json", "fast/manifest.sig"})
-    CHECK_MESSAGE(fs::exists(fs::path(out) / f), f);
-  CHECK_FALSE(fs::exists(fs::path(out) / "impossible"));
-  const auto results = nlohmann::json::parse(readText(out + "/results.json"));
+    CHECK_MESSAGE(fs::exists(out / f), f);
+  CHECK_FALSE(fs::exists(out / "impossible"));
+  REQUIRE(report.outcomes.size() == 3);
+  CHECK(report.outcomes[0].cost.macs <= run.maxMacs());
+  CHECK(*report.outcomes[1].predicted_latency_ms <= run.maxLatency());
+  CHECK_FALSE(report.outcomes[2].feasible);
+  CHECK(report.round == 3);
+  CHECK(report.stats.misses > 0);
+
+  // The files say what the report says.
+  const auto results = nlohmann::json::parse(readText(report.results_json.string()));
   REQUIRE(results["results"].size() == 3);
-  CHECK(results["results"][0]["macs"].get<std::int64_t>() <= (lo.macs + hi.macs) / 2);
-  CHECK(results["results"][1]["predicted_latency_ms"].get<double>() <= lat_hi * 0.6);
+  CHECK(results["results"][0]["macs"].get<std::int64_t>() == report.outcomes[0].cost.macs);
+  CHECK(results["results"][0]["subnet"] == report.outcomes[0].subnet);
+  CHECK(results["results"][1]["predicted_latency_ms"].get<double>() <= run.maxLatency());
   CHECK(results["results"][1]["measured_latency_ms"].get<double>() > 0);
   CHECK_FALSE(results["results"][2]["feasible"].get<bool>());
-  const std::string csv = readText(out + "/results.csv");
+  CHECK(results["evaluations"].get<std::int64_t>() == report.stats.misses);
+  const std::string csv = readText(report.results_csv.string());
   CHECK(csv.rfind("target,device,feasible,subnet,macs,params,", 0) == 0);
+  CHECK(csv.find("\nimpossible,impossible,false,") != std::string::npos);
 
-  // Verification with the generated key (one model folder or the whole output folder);
-  // tampering is detected; another key fails. Each run of the binary costs about a second of
-  // LibTorch start-up, so the cases share runs.
-  const std::string pub = out + "/keys/signing.pub";
-  CHECK(sh(bin + " verify " + out + " --pubkey " + pub) == 0);
+  // A second search into the same folder signs with the key the first one generated.
+  const std::string pub = readText((out / "keys" / "signing.pub").string());
+  (void)runSearchPipeline(opts, quietLogger(), stop);
+  CHECK(readText((out / "keys" / "signing.pub").string()) == pub);
+}
+
+// What `sfn-search verify` runs; the CLI only returns its exit code.
+TEST_CASE("search pipeline: verify passes, then finds tampering and a foreign key (exit 4)") {
+  const TinyRun run;
+  const std::atomic<bool> stop{false};
+  const SearchPipelineOptions opts = run.options("out");
+  (void)runSearchPipeline(opts, quietLogger(), stop);
+  const fs::path out = opts.out;
+  const fs::path pub = out / "keys" / "signing.pub";
+  // A model folder, or the whole output folder.
+  CHECK(verifyExit(out, pub) == 0);
+  CHECK(verifyExit(out / "fast", pub) == 0);
   {
-    std::ofstream f(out + "/small/manifest.json", std::ios::app);
+    std::ofstream f(out / "small" / "manifest.json", std::ios::app);
     f << " ";
   }
-  CHECK(sh(bin + " verify " + out + "/small --pubkey " + pub) == 1);
-  savePublicKey(dir.file("other.pub").string(), generateKeyPair().publicKey);
-  CHECK(sh(bin + " verify " + out + "/fast --pubkey " + dir.file("other.pub").string()) == 1);
-  CHECK(sh(bin + " keygen --out " + dir.file("k2").string()) == 0);
-  CHECK(fs::exists(dir.file("k2/signing.pub").string()));
-  CHECK((fs::status(dir.file("k2/signing.key").string()).permissions() &
-         (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
-
-  // A configuration error (unknown key in the targets) exits 2 before any work.
-  writeText(dir.file("bad.toml").string(), "[[target]]\nname = \"x\"\nmax_mac = 1\n");
-  CHECK(sh(bin + " --checkpoint " + dir.file("run").string() + " --targets " +
-           dir.file("bad.toml").string() + " --out " + dir.file("out2").string() + common) == 2);
-  CHECK_FALSE(fs::exists(dir.file("out2").string()));
+  CHECK(verifyExit(out / "small", pub) == 4);
+  CHECK(verifyExit(out, pub) == 4);
+  savePublicKey(run.dir.file("other.pub"), generateKeyPair().publicKey);
+  CHECK(verifyExit(out / "fast", run.dir.file("other.pub")) == 4);
 }
-#endif
+
+TEST_CASE("search pipeline: configuration errors throw before OUT is created") {
+  const TinyRun run;
+  const std::atomic<bool> stop{false};
+  // An unknown key in the targets (sfn-search exits 2 for a ConfigError).
+  writeText(run.dir.file("bad.toml").string(), "[[target]]\nname = \"x\"\nmax_mac = 1\n");
+  SearchPipelineOptions bad_targets = run.options("out1");
+  bad_targets.targets = run.dir.file("bad.toml").string();
+  CHECK_THROWS_AS(runSearchPipeline(bad_targets, quietLogger(), stop), ConfigError);
+  CHECK_FALSE(fs::exists(bad_targets.out));
+
+  SearchPipelineOptions no_ckpt = run.options("out2");
+  no_ckpt.checkpoint = run.dir.file("nope").string();
+  CHECK_THROWS_WITH_AS(runSearchPipeline(no_ckpt, quietLogger(), stop),
+                       doctest::Contains("--checkpoint"), ConfigError);
+  SearchPipelineOptions bad_batch = run.options("out3");
+  bad_batch.batch = 0;
+  CHECK_THROWS_WITH_AS(runSearchPipeline(bad_batch, quietLogger(), stop),
+                       doctest::Contains("--batch"), ConfigError);
+  for (const char* d : {"out2", "out3"}) CHECK_FALSE(fs::exists(run.dir.file(d)));
+}
+
+TEST_CASE("search pipeline: a stop request ends the search before any result is written") {
+  const TinyRun run;
+  const std::atomic<bool> stop{true};  // as if SIGTERM came before the first evaluation
+  const SearchPipelineOptions opts = run.options("out");
+  CHECK_THROWS_AS(runSearchPipeline(opts, quietLogger(), stop), SearchStopped);
+  CHECK_FALSE(fs::exists(fs::path(opts.out) / "results.csv"));
+  CHECK_FALSE(fs::exists(fs::path(opts.out) / "small"));
+}

@@ -1,13 +1,21 @@
 // Coordinator round logic against a scripted transport: the test plays the clients.
-#include "sfn/server/coordinator.h"
 #include "sfn/core/error.h"
 #include "sfn/model/subnet_shapes.h"
+#include "sfn/server/coordinator.h"
+#include "sfn/server/federation.h"
+#include "sfn/server/round_metrics.h"
+#include "sfn/server/run_recorder.h"
+#include "temp_dir.h"
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <limits>
 
@@ -86,14 +94,25 @@ struct Harness {
       }
     };
   }
-  void registerClients(int n) {
+  // Queues a Register from each of n clients (handled by the next wait, pump or round).
+  void queueRegisters(int n) {
     for (int i = 0; i < n; ++i) {
       RegisterMsg r;
-      r.client_name = "c" + std::to_string(i);
+      // fmt: GCC 12 -O3 warns (falsely, -Wstringop-overflow) on std::to_string inlined here.
+      r.client_name = fmt::format("c{}", i);
       r.samples = 100;
-      transport.push("peer-" + std::to_string(i), r);
+      transport.push(fmt::format("peer-{}", i), r);
     }
+  }
+  void registerClients(int n) {
+    queueRegisters(n);
     REQUIRE(coord.waitForClients(static_cast<std::size_t>(n), 1.0));
+  }
+  // Clients answer every task at once with their slice + 1.
+  void answerTasks() {
+    transport.on_send = [this](const PeerId& peer, Message& m) {
+      if (auto* t = std::get_if<TrainTaskMsg>(&m)) transport.push(peer, fakeUpdate(*t, 1.0f, 100));
+    };
   }
 };
 
@@ -111,7 +130,7 @@ TEST_CASE("a round merges the updates of all selected clients into covered eleme
     }
   };
   RoundMetrics m = h.coord.runRound();
-  CHECK(m.outcome == "completed");
+  CHECK(toString(m.outcome) == "completed");
   CHECK(m.accepted == 3);
   CHECK(m.selected == 3);
   // Tracking sandwich: one MaxNet, one MinNet.
@@ -139,7 +158,7 @@ TEST_CASE(
   h.registerClients(4);
   const NamedTensors before = h.coord.supernet().tensors().clone();
   RoundMetrics m0 = h.coord.runRound();  // nobody answers
-  CHECK(m0.outcome == "abandoned");
+  CHECK(toString(m0.outcome) == "abandoned");
   CHECK(m0.dropped == 4);
   CHECK(h.coord.supernet().tensors().bitEqual(before));
   REQUIRE(h.tasks.size() == 4);
@@ -235,4 +254,107 @@ TEST_CASE("invalid coordinator options name the key") {
   o = CoordinatorOptions{};
   o.quorum = 99;
   CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("round.quorum"), ConfigError);
+}
+
+TEST_CASE("task status and round outcome are enums; metrics JSON keeps their text") {
+  RoundMetrics m;
+  m.outcome = RoundOutcome::kCompleted;
+  m.tasks.push_back({7, "c0", "max", TaskStatus::kRejected});
+  const nlohmann::json j = m.toJson();
+  CHECK(j.at("outcome") == "completed");
+  CHECK(j.at("tasks").at(0).at("status") == "rejected");
+  const RoundMetrics back = RoundMetrics::fromJson(j);
+  CHECK(toString(back.outcome) == "completed");
+  CHECK(toString(back.tasks.at(0).status) == "rejected");
+  CHECK(toString(parseTaskStatus("dropped")) == "dropped");
+  CHECK(toString(RoundOutcome::kAbandoned) == "abandoned");
+  nlohmann::json bad = j;
+  bad["outcome"] = "done";
+  CHECK_THROWS_WITH_AS(RoundMetrics::fromJson(bad), doctest::Contains("'done'"), DataError);
+}
+
+TEST_CASE("runFederation: checkpoints from round 0, metrics per round, kCheckpointing") {
+  test::TempDir dir;
+  Harness h(options(2));
+  h.registerClients(3);
+  h.answerTasks();
+  RunRecorder recorder(dir.path().string(), {}, 10, nlohmann::json::object());
+  FederationOptions fo;
+  fo.rounds = 3;
+  fo.checkpoint_every = 2;
+  int rounds_seen = 0;
+  fo.before_round = [&] { CHECK(toString(h.coord.state()) == "idle"); };
+  fo.after_round = [&](const RoundMetrics& m) { CHECK(m.round == rounds_seen++); };
+  const std::atomic<bool> stop{false};
+  const FederationResult r = runFederation(h.coord, recorder, fo, stop);
+  CHECK(toString(r.end) == "finished");
+  CHECK(rounds_seen == 3);
+  CHECK(h.coord.round() == 3);
+  for (const char* f : {"ckpt-000000.sfn", "ckpt-000002.sfn", "ckpt-000003.sfn"})
+    CHECK(std::filesystem::exists(dir.path() / "checkpoints" / f));
+  CHECK(r.checkpoint == (dir.path() / "checkpoints" / "ckpt-000003.sfn").string());
+  std::ifstream jsonl(dir.path() / "metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(jsonl, line);) lines += !line.empty();
+  CHECK(lines == 3);
+  // A checkpoint is written in state kCheckpointing, and the state is kIdle afterwards.
+  RoundState during = RoundState::kIdle;
+  CHECK(h.coord.checkpoint([&](const Coordinator& c) {
+    during = c.state();
+    return std::string("x");
+  }) == "x");
+  CHECK(toString(during) == "checkpointing");
+  CHECK(toString(h.coord.state()) == "idle");
+  CHECK_THROWS(h.coord.checkpoint([](const Coordinator&) -> std::string { throw IoError("x"); }));
+  CHECK(toString(h.coord.state()) == "idle");
+}
+
+TEST_CASE("runFederation: waits for min_clients, and a stop ends it with a checkpoint") {
+  test::TempDir dir;
+  Harness h(options(3));
+  h.queueRegisters(3);  // served by the wait before round 0
+  h.answerTasks();
+  RunRecorder recorder(dir.path().string(), {}, 10, nlohmann::json::object());
+  FederationOptions fo;
+  fo.rounds = 1;
+  fo.min_clients = 3;
+  std::atomic<bool> stop{false};
+  FederationResult r = runFederation(h.coord, recorder, fo, stop);
+  CHECK(toString(r.end) == "finished");
+  CHECK(h.coord.history().at(0).accepted == 3);
+  // Stopped before the next round: no round runs, the final checkpoint is still written.
+  stop.store(true);
+  fo.rounds = 5;
+  r = runFederation(h.coord, recorder, fo, stop);
+  CHECK(toString(r.end) == "stopped");
+  CHECK(h.coord.round() == 1);
+  CHECK(std::filesystem::exists(r.checkpoint));
+}
+
+TEST_CASE("runFederation trains exactly what plain runRound calls do (checkpoints draw nothing)") {
+  auto federated = [](bool loop) {
+    test::TempDir dir;
+    Harness h(options(2));
+    h.registerClients(4);
+    // Deterministic answers that depend on the task (its seed and slice), so a changed
+    // selection, assignment or seed would change the SuperNet.
+    h.transport.on_send = [&h](const PeerId& peer, Message& m) {
+      if (auto* t = std::get_if<TrainTaskMsg>(&m))
+        h.transport.push(
+            peer, fakeUpdate(*t, static_cast<float>(t->hyper.seed % 97) / 97.0f, 50 + t->task_id));
+    };
+    if (loop) {
+      RunRecorder recorder(dir.path().string(), {}, 10, nlohmann::json::object());
+      FederationOptions fo;
+      fo.rounds = 4;
+      fo.checkpoint_every = 1;
+      const std::atomic<bool> stop{false};
+      (void)runFederation(h.coord, recorder, fo, stop);
+    } else {
+      for (int r = 0; r < 4; ++r) h.coord.runRound();
+    }
+    for (const RoundMetrics& m : h.coord.history()) CHECK(m.accepted == 2);
+    return h.coord.supernet().tensors().clone();
+  };
+  CHECK(federated(true).bitEqual(federated(false)));
 }

@@ -12,30 +12,8 @@ SRC=$2
 SERVER=$BUILD/server/sfn-server
 SIM=$BUILD/simulator/sfn-sim
 CFG=$SRC/experiments/configs/integration.toml
-WORK=$(mktemp -d /tmp/sfn-sim-connect.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; for f in "$WORK"/*.log; do echo "== $f"; tail -25 "$f"; done; exit 1; }
-wait_for() {
-  local what=$1 secs=$2; shift 2
-  for _ in $(seq 1 $((secs * 5))); do "$@" && return 0; sleep 0.2; done
-  fail "timed out after ${secs}s waiting for $what"
-}
-# Waits (bounded) for a background process; sets RC to its exit code ("timeout" if it
-# is still running). Not in a $(...) subshell: only this shell can reap its children.
-wait_pid() {
-  local pid=$1 secs=$2
-  RC=timeout
-  for _ in $(seq 1 $((secs * 5))); do
-    if ! kill -0 "$pid" 2>/dev/null; then RC=0; wait "$pid" || RC=$?; return 0; fi
-    sleep 0.2
-  done
-}
+source "$SRC/tests/process_lib.sh"
+make_work sim-connect
 # Both sides must agree on data, partition and seed: same config, same overrides.
 SETS=(--set 'data.dataset="synthetic"' --set data.synthetic_train=2000 --set data.synthetic_test=200
       --set run.rounds=2 --set round.clients_per_round=4 --set round.quorum=3
@@ -66,9 +44,9 @@ ENDPOINT=$(cat "$WORK/run/endpoint")
   > "$WORK/sim.out" 2> "$WORK/sim.log" &
 SIM_PID=$!
 PIDS+=("$SIM_PID")
-wait_pid "$SIM_PID" 150
+wait_exit "$SIM_PID" 150
 [ "$RC" = 0 ] || fail "sfn-sim --connect exited with $RC (expected 0 after the server's Bye)"
-wait_pid "$SERVER_PID" 30
+wait_exit "$SERVER_PID" 30
 [ "$RC" = 0 ] || fail "sfn-server exited with $RC"
 [ "$(grep -c '"outcome":"completed"' "$WORK/run/metrics.jsonl")" = 2 ] || fail "not 2 completed rounds"
 grep -q '"available":5' "$WORK/run/metrics.jsonl" || fail "not all 5 fleet clients registered"
@@ -91,7 +69,7 @@ SIM3=$!
 PIDS+=("$SIM3")
 sleep 6
 kill -INT "$SIM3"
-wait_pid "$SIM3" 30
+wait_exit "$SIM3" 30
 [ "$RC" = 130 ] || fail "Ctrl-C of sfn-sim --connect: exit $RC, expected 130"
 grep -q "registering 2 idle 0" "$WORK/sim3.log" || fail "fleet status did not show 2 clients stuck registering"
 grep -q "new client keys generated" "$WORK/sim3.log" || fail "no warning about new keys"

@@ -221,7 +221,7 @@ TEST_CASE("availability traces: devices answer only inside their online windows"
   off.online = {{1000, 2000}};
   SimResult r = simulate(2, 20, 5, 1, 1, {off});
   CHECK(r.history[0].accepted == 0);
-  CHECK(r.history[0].outcome == "abandoned");
+  CHECK(toString(r.history[0].outcome) == "abandoned");
   std::filesystem::remove_all(dir);
 }
 
@@ -293,4 +293,144 @@ TEST_CASE("a fleet of real clients with no server stops promptly when asked") {
   ZmqFleetOptions bad = fo;
   bad.insecure = false;
   CHECK_THROWS_AS(ZmqFleet(bad, space, data, shards, profiles, log, log), ConfigError);
+}
+
+// --- one client task handler -------------------------------------------------------------
+#include "sfn/client/client_runner.h"
+#include "sfn/core/rng.h"
+#include "sfn/net/inproc_transport.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <future>
+
+namespace {
+
+struct HandlerCase {
+  DesignSpace space = DesignSpace::preset("tiny");
+  Dataset data = makeSyntheticDataset(80, 1, 8, 4, 13);
+  IndexList shard;
+  SuperNet supernet{space, 9};
+  SubNetConfig config;
+  BytesPtr task_bytes;
+  VirtualClock fixed;  // never advanced: compute_seconds is 0 on both paths
+
+  // The task, as the Coordinator would send it: a random SubNet, momentum, weight decay.
+  HandlerCase() {
+    for (std::int64_t i = 3; i < 80; i += 2) shard.push_back(i);
+    Rng rng(21);
+    config = SubNetConfig::random(space, rng);
+    TrainTaskMsg task;
+    task.round = 6;
+    task.task_id = 42;
+    task.subnet = config.toString(space);
+    task.tensors = supernet.extract(config);
+    task.hyper = HyperParams{2, 8, 0.05, 0.9, 1e-4, 5.0, 17};
+    task.deadline_ms = 600'000;
+    task_bytes = encode(task);
+  }
+};
+
+// Path 1: the simulator's virtual client. Returns the Update bytes the fleet delivers.
+BytesPtr virtualClientAnswer(const HandlerCase& c) {
+  VirtualClock clock;
+  FleetOptions fo;
+  fo.task_clock = &c.fixed;
+  VirtualFleet fleet(fo, c.space, c.data, Partition{c.shard}, {DeviceProfile{}}, clock);
+  REQUIRE(fleet.send(VirtualFleet::peerName(0), c.task_bytes).ok());
+  std::optional<Received> update = fleet.recv(std::chrono::hours(1));
+  REQUIRE(update.has_value());
+  return update->message;
+}
+
+// The next message of type T from a client (skipping others), as bytes; null on timeout.
+template <typename T>
+BytesPtr nextFromClient(ServerTransport& server) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::optional<Received> r = server.recv(std::chrono::milliseconds(50));
+    if (!r) continue;
+    DecodeResult d = decode(r->message);
+    if (d.ok() && std::holds_alternative<T>(d.message())) return r->message;
+  }
+  return nullptr;
+}
+
+// Path 2: sfn-client's ClientRunner on its own thread, over the in-process transport.
+// Returns the Update bytes the server side receives.
+BytesPtr runnerAnswer(const HandlerCase& c) {
+  InprocNetwork net;
+  std::unique_ptr<ServerTransport> server = net.server();
+  ClientOptions co;
+  co.name = "real";
+  co.poll_interval = std::chrono::milliseconds(20);
+  co.compute_clock = &c.fixed;
+  co.train_executor = [](std::function<UpdateMsg()> job) {
+    return std::async(std::launch::async, [job = std::move(job)] {
+      at::set_num_threads(1);  // as the fleet's pool threads
+      return job();
+    });
+  };
+  auto log = std::make_shared<spdlog::logger>("handler-test");  // no sinks: silent
+  ClientRunner runner(
+      co, c.space, c.data, c.shard, [&net] { return net.connect("real"); }, log);
+  std::atomic<bool> stop{false};
+  std::thread client([&] { (void)runner.run(stop); });
+  const bool registered = nextFromClient<RegisterMsg>(*server) != nullptr;
+  if (registered) {
+    CHECK(server->send("real", encode(WelcomeMsg{1, "test", kProtocolVersion})).ok());
+    CHECK(server->send("real", c.task_bytes).ok());
+  }
+  BytesPtr update = registered ? nextFromClient<UpdateMsg>(*server) : nullptr;
+  stop = true;
+  client.join();
+  CHECK(registered);
+  return update;
+}
+
+}  // namespace
+
+// The proof that the simulator's virtual clients and sfn-client run the same task handling:
+// one TrainTask, byte for byte the same message, answered by a VirtualFleet with one client
+// and by a ClientRunner (sfn-client's runner) over the in-process transport, on the same
+// shard. Both Updates are encoded by their path's own code and must be equal byte for byte.
+// compute_seconds is the only field that depends on the host; both paths measure it with
+// the same fixed clock, which only the shared handler (runTrainTask) reads.
+TEST_CASE("one task handler: a virtual client and ClientRunner answer a task with the same bytes") {
+  setTorchThreads(1);
+  const HandlerCase c;
+  const BytesPtr virtual_update = virtualClientAnswer(c);
+  const BytesPtr real_update = runnerAnswer(c);
+  REQUIRE(real_update != nullptr);
+
+  const Bytes& a = *virtual_update;
+  const Bytes& b = *real_update;
+  CHECK(a.size() == b.size());
+  CHECK(std::equal(a.data(), a.data() + a.size(), b.data(), b.data() + b.size()));
+  // And they are a real answer: trained weights, not the task's.
+  DecodeResult d = decode(virtual_update);
+  REQUIRE(d.ok());
+  const auto& update = std::get<UpdateMsg>(d.message());
+  CHECK(update.task_id == 42);
+  CHECK(update.samples == c.shard.size());
+  CHECK(update.compute_seconds == 0.0);
+  CHECK_FALSE(update.tensors.bitEqual(c.supernet.extract(c.config)));
+}
+
+TEST_CASE("one task handler: a virtual client refuses a task that does not fit, without failing") {
+  const HandlerCase c;
+  VirtualClock clock;
+  VirtualFleet fleet(FleetOptions{}, c.space, c.data, Partition{c.shard}, {DeviceProfile{}}, clock);
+  DecodeResult d = decode(c.task_bytes);
+  REQUIRE(d.ok());
+  TrainTaskMsg task = std::get<TrainTaskMsg>(d.message());
+  const SubNetConfig max = SubNetConfig::maxNet(c.space);
+  REQUIRE(max.toString(c.space) != task.subnet);
+  task.tensors = c.supernet.extract(max);  // not the SubNet's slice
+  const SendResult r = fleet.send(VirtualFleet::peerName(0), encode(task));
+  CHECK(toString(r.status) == "error");
+  CHECK(r.reason.find("refused the task") != std::string::npos);
+  CHECK(fleet.tasksInFlight() == 0);
+  CHECK_FALSE(fleet.recv(std::chrono::milliseconds(10)).has_value());
 }

@@ -1,6 +1,7 @@
 #include "sfn/fl/overlap_accumulator.h"
 
 #include "sfn/core/error.h"
+#include "sfn/model/shape_text.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -78,12 +79,6 @@ void divideRows(const RowLayout& l, const float* sum, const float* wsum, float* 
     if (!(w > 0.0f)) continue;  // uncovered: keep the SuperNet's value
     for (std::int64_t q = e * l.inner; q < (e + 1) * l.inner; ++q) dst[q] = sum[q] / w;
   }
-}
-
-std::string shapeText(at::IntArrayRef shape) {
-  std::ostringstream os;
-  os << shape;
-  return os.str();
 }
 
 // Index of `name` in `specs`, searching from `cursor` onwards and wrapping around. Slices

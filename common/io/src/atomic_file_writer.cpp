@@ -22,8 +22,8 @@ namespace fs = std::filesystem;
 constexpr std::size_t kMaxIo = std::size_t{1} << 30;
 
 [[noreturn]] void failIo(const fs::path& path, const std::string& step, int err) {
-  SFN_THROW(IoError, "'", path.string(), "': ", step, " failed: ",
-            std::generic_category().message(err));
+  SFN_THROW(IoError, "'", path.string(), "': ", step,
+            " failed: ", std::generic_category().message(err));
 }
 
 }  // namespace

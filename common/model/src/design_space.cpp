@@ -2,7 +2,7 @@
 
 #include "sfn/core/error.h"
 #include "sfn/model/presets_generated.h"
-#include "sfn/io/toml_util.h"
+#include "sfn/io/toml_reader.h"
 
 #include <toml++/toml.h>
 
@@ -75,71 +75,34 @@ void DesignSpace::validate() const {
     if (!(s > 0)) fail("norm_std", "every value must be > 0");
 }
 
-namespace {
-
-template <typename T>
-std::vector<T> readArray(const toml::table& t, const char* key, const std::vector<T>& fallback) {
-  const toml::node* node = t.get(key);
-  if (node == nullptr) return fallback;
-  const toml::array* arr = node->as_array();
-  if (arr == nullptr) SFN_THROW(ConfigError, key, ": expected an array");
-  std::vector<T> out;
-  for (const auto& el : *arr) {
-    if constexpr (std::is_same_v<T, int>) {
-      auto v = el.value<int64_t>();
-      if (!v) SFN_THROW(ConfigError, key, ": expected integers");
-      out.push_back(static_cast<int>(*v));
-    } else {
-      auto v = el.value<double>();  // accepts integers too
-      if (!v) SFN_THROW(ConfigError, key, ": expected numbers");
-      out.push_back(*v);
-    }
-  }
-  return out;
-}
-
-int readInt(const toml::table& t, const char* key, int fallback) {
-  const toml::node* node = t.get(key);
-  if (node == nullptr) return fallback;
-  auto v = node->value<int64_t>();
-  if (!v || !node->is_integer()) SFN_THROW(ConfigError, key, ": expected an integer");
-  return static_cast<int>(*v);
-}
-
-}  // namespace
-
-DesignSpace DesignSpace::fromToml(std::string_view toml_text, const DesignSpace& base) {
-  const toml::table t = parseToml(toml_text, "design space");
-  static constexpr const char* kKnown[] = {
-      "name",    "in_channels", "image_size",       "num_classes",   "stem_width",
-      "widths",  "strides",     "blocks_per_stage", "depth_choices", "expand_choices",
-      "divisor", "bn",          "norm_mean",        "norm_std"};
-  for (const auto& [k, v] : t) {
-    if (std::find_if(std::begin(kKnown), std::end(kKnown),
-                     [&](const char* n) { return k.str() == n; }) == std::end(kKnown))
-      SFN_THROW(ConfigError, "design space: unknown key '", k.str(), "'");
-  }
+DesignSpace DesignSpace::read(TomlReader& t, const DesignSpace& base) {
   DesignSpace s = base;
-  if (auto n = t["name"].value<std::string>()) s.name = *n;
-  s.in_channels = readInt(t, "in_channels", s.in_channels);
-  s.image_size = readInt(t, "image_size", s.image_size);
-  s.num_classes = readInt(t, "num_classes", s.num_classes);
-  s.stem_width = readInt(t, "stem_width", s.stem_width);
-  s.widths = readArray<int>(t, "widths", s.widths);
-  s.strides = readArray<int>(t, "strides", s.strides);
-  s.blocks_per_stage = readInt(t, "blocks_per_stage", s.blocks_per_stage);
-  s.depth_choices = readArray<int>(t, "depth_choices", s.depth_choices);
-  s.expand_choices = readArray<double>(t, "expand_choices", s.expand_choices);
-  s.divisor = readInt(t, "divisor", s.divisor);
-  if (const toml::node* bn = t.get("bn")) {
-    auto v = bn->value<std::string>();
-    if (!v) SFN_THROW(ConfigError, "bn: expected a string");
-    s.bn_mode = parseBnMode(*v);
+  t.get("name", s.name);
+  t.get("in_channels", s.in_channels);
+  t.get("image_size", s.image_size);
+  t.get("num_classes", s.num_classes);
+  t.get("stem_width", s.stem_width);
+  t.get("widths", s.widths);
+  t.get("strides", s.strides);
+  t.get("blocks_per_stage", s.blocks_per_stage);
+  t.get("depth_choices", s.depth_choices);
+  t.get("expand_choices", s.expand_choices);
+  t.get("divisor", s.divisor);
+  if (std::string bn; t.get("bn", bn)) {
+    if (bn != "frozen" && bn != "trainable")
+      t.fail("bn", "must be \"frozen\" or \"trainable\", not \"" + bn + "\"");
+    s.bn_mode = parseBnMode(bn);
   }
-  s.norm_mean = readArray<double>(t, "norm_mean", s.norm_mean);
-  s.norm_std = readArray<double>(t, "norm_std", s.norm_std);
+  t.get("norm_mean", s.norm_mean);
+  t.get("norm_std", s.norm_std);
+  t.rejectUnknown();
   s.validate();
   return s;
+}
+
+DesignSpace DesignSpace::fromToml(std::string_view toml_text, const DesignSpace& base) {
+  TomlReader t = TomlReader::parse(toml_text, "design space");
+  return read(t, base);
 }
 
 DesignSpace DesignSpace::fromToml(std::string_view toml_text) {

@@ -1,10 +1,12 @@
 #include "sfn/model/latency_table.h"
 
-#include "sfn/model/checkpoint.h"
+#include "sfn/core/bytes.h"
 #include "sfn/core/error.h"
 #include "sfn/core/rng.h"
+#include "sfn/core/time_text.h"
+#include "sfn/io/atomic_file_writer.h"
+#include "sfn/io/text_file.h"
 #include "sfn/model/subnet_module.h"
-#include "sfn/io/toml_util.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/cuda.h>
@@ -25,15 +27,6 @@ constexpr const char* kFormat = "sfn-latency-table";
 constexpr int kVersion = 1;
 
 int ceilDiv(int a, int b) { return (a + b - 1) / b; }
-
-std::string utcNow() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::string hostName() {
   char buf[256] = {};
@@ -295,7 +288,7 @@ LatencyTable LatencyTable::fromJson(const nlohmann::json& j, const std::string& 
 
 void LatencyTable::save(const std::string& path) const {
   const std::string text = toJson().dump(2) + "\n";
-  writeFileAtomically(path, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
+  writeFileAtomically(path, asBytes(text));
 }
 
 LatencyTable LatencyTable::load(const std::string& path) {
@@ -350,10 +343,9 @@ void LatencyProfileOptions::validate() const {
   }
 }
 
-LatencyTable profileLatency(const DesignSpace& space, const LatencyProfileOptions& opts,
-                            const LatencyProgress& progress, const LatencyPassHook& after_pass) {
-  opts.validate();
-  const torch::Device device(opts.device);
+namespace {
+
+LatencyTableInfo profileInfo(const DesignSpace& space, const LatencyProfileOptions& opts) {
   LatencyTableInfo info;
   info.device = opts.device_name.empty() ? hostName() : opts.device_name;
   info.torch_device = opts.device;
@@ -365,93 +357,131 @@ LatencyTable profileLatency(const DesignSpace& space, const LatencyProfileOption
   info.quantile = opts.quantile;
   info.clock = std::string(toString(opts.resolvedClock()));
   info.measured_at = utcNow();
-  LatencyTable table(std::move(info));
+  return info;
+}
 
-  // Every variant is a small module of the class SubNetModule uses (same kernels); stem and
-  // head include the ReLU / pooling the full forward applies to them.
-  const bool bn = space.bn_mode == BnMode::kTrainable;
-  const std::vector<LatencyTableEntry> all = LatencyTable::variants(space);
-  std::unordered_map<std::string, std::size_t> index;
-  std::vector<std::function<torch::Tensor(const torch::Tensor&)>> pieces;
-  for (const auto& e : all) {
-    index.emplace(e.name, pieces.size());
-    if (e.name == LatencyTable::stemName()) {
-      ConvBn m(e.in, e.out, 3, 1, bn);
-      m->to(device);
-      m->eval();
-      pieces.emplace_back(
-          [m](const torch::Tensor& x) mutable { return torch::relu(m->forward(x)); });
-    } else if (e.name == LatencyTable::headName()) {
-      torch::nn::Linear m(e.in, e.out);
-      m->to(device);
-      m->eval();
-      pieces.emplace_back([m](const torch::Tensor& x) mutable {
-        return m->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
-      });
-    } else {
-      ResBlock m(e.in, e.mid, e.out, e.stride, bn);
-      m->to(device);
-      m->eval();
-      pieces.emplace_back([m](const torch::Tensor& x) mutable { return m->forward(x); });
+// Every variant as a small module of the class SubNetModule uses (same kernels), on the
+// profiling device; stem and head include the ReLU / pooling the full forward applies.
+struct VariantPieces {
+  using Piece = std::function<torch::Tensor(const torch::Tensor&)>;
+
+  VariantPieces(const std::vector<LatencyTableEntry>& all, bool bn, const torch::Device& device) {
+    for (const auto& e : all) {
+      index.emplace(e.name, pieces.size());
+      if (e.name == LatencyTable::stemName()) {
+        ConvBn m(e.in, e.out, 3, 1, bn);
+        m->to(device);
+        m->eval();
+        pieces.emplace_back(
+            [m](const torch::Tensor& x) mutable { return torch::relu(m->forward(x)); });
+      } else if (e.name == LatencyTable::headName()) {
+        torch::nn::Linear m(e.in, e.out);
+        m->to(device);
+        m->eval();
+        pieces.emplace_back([m](const torch::Tensor& x) mutable {
+          return m->forward(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+        });
+      } else {
+        ResBlock m(e.in, e.mid, e.out, e.stride, bn);
+        m->to(device);
+        m->eval();
+        pieces.emplace_back([m](const torch::Tensor& x) mutable { return m->forward(x); });
+      }
     }
   }
 
-  // The variants are timed where they run in practice: inside forward passes of real
-  // SubNets, each block fed the previous block's output. Timed one by one in a loop instead,
-  // a block finds its weights, code and allocator state hot from its own previous call; in
-  // a whole forward the blocks before it have displaced them, which on a small CPU made
-  // every block a few percent and the head several times slower than in isolation, and the
-  // sum of isolated timings fell 10-25 % short of the whole SubNet.
-  c10::InferenceMode inference;
-  const SampleClock clock(opts.resolvedClock());
-  const torch::Tensor input =
-      makeInput(opts.batch_size, space.in_channels, space.image_size, device, 1);
-  std::vector<std::vector<double>> samples(all.size());
-  auto runPass = [&](const SubNetConfig& config, bool timed) {
-    torch::Tensor x = input;
-    for (const auto& e : LatencyTable::entriesOf(space, config)) {
-      const std::size_t i = index.at(e.name);
-      const double t0 = clock.nowMs();
-      x = pieces[i](x);
-      syncDevice(device);
-      const double t1 = clock.nowMs();
-      if (timed) samples[i].push_back(t1 - t0);
+  std::unordered_map<std::string, std::size_t> index;  // entry name -> piece
+  std::vector<Piece> pieces;
+};
+
+// Times the variants where they run in practice: inside forward passes of real SubNets,
+// each block fed the previous block's output. Timed one by one in a loop instead, a block
+// finds its weights, code and allocator state hot from its own previous call; in a whole
+// forward the blocks before it have displaced them, which on a small CPU made every block a
+// few percent and the head several times slower than in isolation, and the sum of isolated
+// timings fell 10-25 % short of the whole SubNet. Construct and use in inference mode.
+class PassProfiler {
+ public:
+  PassProfiler(const DesignSpace& space, const LatencyProfileOptions& opts, VariantPieces& variants)
+      : space_(space),
+        device_(opts.device),
+        clock_(opts.resolvedClock()),
+        input_(makeInput(opts.batch_size, space.in_channels, space.image_size, device_, 1)),
+        variants_(variants),
+        samples_(variants.pieces.size()) {}
+
+  void runPass(const SubNetConfig& config, bool timed) {
+    torch::Tensor x = input_;
+    for (const auto& e : LatencyTable::entriesOf(space_, config)) {
+      const std::size_t i = variants_.index.at(e.name);
+      const double t0 = clock_.nowMs();
+      x = variants_.pieces[i](x);
+      syncDevice(device_);
+      const double t1 = clock_.nowMs();
+      if (timed) samples_[i].push_back(t1 - t0);
     }
-  };
+  }
+
   // Mostly random SubNets, but half of the choices go to the variant with the fewest samples
   // so far, so that every variant gets `repeats` samples within a few hundred passes.
-  Rng rng(0x1A7E9C7ULL);
-  auto pickConfig = [&] {
-    SubNetConfig c = SubNetConfig::random(space, rng);
-    for (int s = 0; s < space.numStages(); ++s) {
-      const int width = space.widths[s];
+  SubNetConfig pickConfig() {
+    SubNetConfig c = SubNetConfig::random(space_, rng_);
+    for (int s = 0; s < space_.numStages(); ++s) {
+      const int width = space_.widths[s];
       auto count = [&](int b, std::size_t k) {
-        const int mid = space.midChannels(width, space.expand_choices[k]);
-        return samples[index.at(LatencyTable::blockName(s, b == 0, mid))].size();
+        const int mid = space_.midChannels(width, space_.expand_choices[k]);
+        return samples_[variants_.index.at(LatencyTable::blockName(s, b == 0, mid))].size();
       };
-      if (space.maxDepth() > 0 && rng.below(2)) c.depth[s] = space.maxDepth();
-      for (int b = 0; b < space.blocks_per_stage; ++b) {
-        if (!rng.below(2)) continue;
+      if (space_.maxDepth() > 0 && rng_.below(2)) c.depth[s] = space_.maxDepth();
+      for (int b = 0; b < space_.blocks_per_stage; ++b) {
+        if (!rng_.below(2)) continue;
         std::size_t best = 0;
-        for (std::size_t k = 1; k < space.expand_choices.size(); ++k)
+        for (std::size_t k = 1; k < space_.expand_choices.size(); ++k)
           if (count(b, k) < count(b, best)) best = k;
-        c.expand[static_cast<std::size_t>(s * space.blocks_per_stage + b)] = static_cast<int>(best);
+        c.expand[static_cast<std::size_t>(s * space_.blocks_per_stage + b)] =
+            static_cast<int>(best);
       }
     }
     return c;
-  };
-  for (int w = 0; w < std::max(opts.warmup, 1); ++w) runPass(pickConfig(), false);
-  const auto enough = [&] {
-    return std::all_of(samples.begin(), samples.end(), [&](const auto& v) {
-      return v.size() >= static_cast<std::size_t>(opts.repeats);
+  }
+
+  bool enough(int repeats) const {
+    return std::all_of(samples_.begin(), samples_.end(), [&](const auto& v) {
+      return v.size() >= static_cast<std::size_t>(repeats);
     });
-  };
+  }
+
+  std::vector<std::vector<double>>& samples() { return samples_; }
+
+ private:
+  const DesignSpace& space_;
+  torch::Device device_;
+  SampleClock clock_;
+  torch::Tensor input_;
+  VariantPieces& variants_;
+  std::vector<std::vector<double>> samples_;  // per variant
+  Rng rng_{0x1A7E9C7ULL};
+};
+
+}  // namespace
+
+LatencyTable profileLatency(const DesignSpace& space, const LatencyProfileOptions& opts,
+                            const LatencyProgress& progress, const LatencyPassHook& after_pass) {
+  opts.validate();
+  LatencyTable table(profileInfo(space, opts));
+  const std::vector<LatencyTableEntry> all = LatencyTable::variants(space);
+  VariantPieces variants(all, space.bn_mode == BnMode::kTrainable, torch::Device(opts.device));
+
+  c10::InferenceMode inference;
+  PassProfiler profiler(space, opts, variants);
+  for (int w = 0; w < std::max(opts.warmup, 1); ++w) profiler.runPass(profiler.pickConfig(), false);
   // The bound only guards against a design space the steering cannot cover.
   const long max_passes = 100L * opts.repeats + 10000;
-  for (long p = 0; p < max_passes && !enough(); ++p) {
-    runPass(pickConfig(), true);
+  for (long p = 0; p < max_passes && !profiler.enough(opts.repeats); ++p) {
+    profiler.runPass(profiler.pickConfig(), true);
     if (after_pass) after_pass();
   }
+  auto& samples = profiler.samples();
   for (std::size_t i = 0; i < all.size(); ++i) {
     SFN_ENFORCE(!samples[i].empty(), Error, "latency profile: variant '", all[i].name,
                 "' was never sampled");

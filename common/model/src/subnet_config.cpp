@@ -1,6 +1,7 @@
 #include "sfn/model/subnet_config.h"
 
 #include "sfn/core/error.h"
+#include "sfn/core/text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -26,12 +27,6 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
     start = pos + 1;
   }
   return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace

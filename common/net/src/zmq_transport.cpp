@@ -1,20 +1,15 @@
 #include "sfn/net/zmq_transport.h"
 
 #include "sfn/core/error.h"
-#include "sfn/io/atomic_file_writer.h"
+#include "sfn/core/hex.h"
 
 #include <spdlog/spdlog.h>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -24,14 +19,12 @@ namespace sfn {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using CurveKey = std::array<std::uint8_t, 32>;
 
 // Both are real options of libzmq 4.3 but are only declared by zmq.h under
 // ZMQ_BUILD_DRAFT_API, which Debian's headers do not enable.
 constexpr int kZapEnforceDomain = 93;  // ZMQ_ZAP_ENFORCE_DOMAIN (socket)
 constexpr int kZeroCopyRecv = 10;      // ZMQ_ZERO_COPY_RECV (context)
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
-constexpr std::size_t kZ85KeyChars = 40;
 // ZeroMQ keeps the TTL in deciseconds in a 16-bit field.
 constexpr std::chrono::milliseconds kMaxHeartbeatTtl{6'553'599};
 // The ZAP thread re-checks its stop flag this often; it bounds destructor latency.
@@ -61,55 +54,6 @@ zmq::message_t toFrame(BytesPtr bytes) {
       holder.get());
   holder.release();  // now owned by the frame's free function
   return frame;
-}
-
-std::optional<CurveKey> decodeKey(std::string_view z85) {
-  if (z85.size() != kZ85KeyChars) return std::nullopt;
-  const std::string text(z85);  // zmq_z85_decode wants a terminated string
-  CurveKey key;
-  if (zmq_z85_decode(key.data(), text.c_str()) == nullptr) return std::nullopt;
-  return key;
-}
-
-std::string encodeKey(const CurveKey& key) {
-  std::array<char, kZ85KeyChars + 1> text{};
-  if (zmq_z85_encode(text.data(), key.data(), key.size()) == nullptr) return {};
-  return std::string(text.data(), kZ85KeyChars);
-}
-
-CurveKey requireKey(std::string_view z85, const char* what) {
-  auto key = decodeKey(z85);
-  SFN_ENFORCE(key.has_value(), ConfigError, what, " is not a 40-character Z85 CURVE key");
-  return *key;
-}
-
-std::string toHex(const void* data, std::size_t size) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  const auto* p = static_cast<const std::uint8_t*>(data);
-  std::string out;
-  out.reserve(2 * size);
-  for (std::size_t i = 0; i < size; ++i) {
-    out.push_back(kDigits[p[i] >> 4]);
-    out.push_back(kDigits[p[i] & 15]);
-  }
-  return out;
-}
-
-std::optional<std::string> fromHex(std::string_view hex) {
-  if (hex.empty() || hex.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out;
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = nibble(hex[i]);
-    const int lo = nibble(hex[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
 }
 
 int toInt(std::chrono::milliseconds ms) { return static_cast<int>(ms.count()); }
@@ -163,39 +107,6 @@ std::chrono::milliseconds remainingUntil(Clock::time_point deadline) {
   return left.count() > 0 ? left : std::chrono::milliseconds{0};
 }
 
-// Key files are written atomically (a crash never leaves half a key) and a secret key file
-// is created with its final mode, so it is never readable by others, not even briefly.
-void writeFile(const std::filesystem::path& path, const std::string& text, mode_t mode) {
-  writeFileAtomically(path, asBytes(text), static_cast<std::filesystem::perms>(mode));
-}
-
-std::string_view trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
-
-// Splits "name = value" at the first '=' (names never contain one; Z85 values may), and
-// strips optional quotes around the value. A line without '=' has an empty name.
-std::pair<std::string_view, std::string_view> splitLine(std::string_view line) {
-  const auto eq = line.find('=');
-  if (eq == std::string_view::npos) return {{}, trim(line)};
-  std::string_view value = trim(line.substr(eq + 1));
-  if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
-    value = value.substr(1, value.size() - 2);
-  return {trim(line.substr(0, eq)), value};
-}
-
-std::vector<std::string> readLines(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) SFN_THROW(IoError, "cannot open key file ", path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  if (in.bad()) SFN_THROW(IoError, "cannot read key file ", path);
-  return lines;
-}
-
 }  // namespace
 
 // --- ZAP handler ----------------------------------------------------------------------
@@ -210,7 +121,7 @@ class ZapHandler {
   ZapHandler(zmq::context_t& context, std::string domain,
              const std::vector<std::string>& allowed_keys)
       : socket_(context, zmq::socket_type::rep), domain_(std::move(domain)) {
-    for (const auto& k : allowed_keys) allowed_.insert(requireKey(k, "allowed client key"));
+    for (const auto& k : allowed_keys) allowed_.insert(requireCurveKey(k, "allowed client key"));
     socket_.set(zmq::sockopt::linger, 0);
     socket_.bind(kZapEndpoint);
     thread_ = std::thread([this] { run(); });
@@ -280,7 +191,7 @@ class ZapHandler {
         if (allowed_.count(key) != 0) {
           status = "200";
           text = "OK";
-          user_id = encodeKey(key);
+          user_id = encodeCurveKey(key);
         } else {
           text = "client key not allowlisted";
         }
@@ -309,86 +220,6 @@ class ZapHandler {
   std::thread thread_;  // last: starts once every member above is initialized
 };
 
-// --- keys -----------------------------------------------------------------------------
-
-CurveKeyPair generateCurveKeyPair() {
-  SFN_ENFORCE(zmq_has("curve") != 0, Error, "libzmq was built without CURVE support");
-  std::array<char, kZ85KeyChars + 1> pub{};
-  std::array<char, kZ85KeyChars + 1> sec{};
-  SFN_ENFORCE(zmq_curve_keypair(pub.data(), sec.data()) == 0, Error,
-              "zmq_curve_keypair failed: ", zmq_strerror(zmq_errno()));
-  return {std::string(pub.data(), kZ85KeyChars), std::string(sec.data(), kZ85KeyChars)};
-}
-
-bool isValidCurveKey(std::string_view key) { return decodeKey(key).has_value(); }
-
-void writeKeyPairFile(const std::filesystem::path& path, const CurveKeyPair& keys) {
-  requireKey(keys.public_key, "public key");
-  requireKey(keys.secret_key, "secret key");
-  writeFile(path,
-            "# sfn CURVE key pair (Z85). Keep secret.\npublic-key = \"" + keys.public_key +
-                "\"\nsecret-key = \"" + keys.secret_key + "\"\n",
-            0600);
-}
-
-void writePublicKeyFile(const std::filesystem::path& path, std::string_view public_key) {
-  requireKey(public_key, "public key");
-  writeFile(path,
-            "# sfn CURVE public key (Z85)\npublic-key = \"" + std::string(public_key) + "\"\n",
-            0644);
-}
-
-CurveKeyPair readKeyFile(const std::filesystem::path& path) {
-  CurveKeyPair keys;
-  int line_no = 0;
-  for (const std::string& line : readLines(path)) {
-    ++line_no;
-    const std::string_view t = trim(line);
-    if (t.empty() || t.front() == '#') continue;
-    const auto [key, value] = splitLine(t);
-    std::string* dst = key == "public-key"   ? &keys.public_key
-                       : key == "secret-key" ? &keys.secret_key
-                                             : nullptr;
-    if (dst == nullptr || !isValidCurveKey(value))
-      SFN_THROW(IoError, "key file ", path, " line ", line_no,
-                ": expected public-key/secret-key = <40-character Z85 key>");
-    *dst = std::string(value);
-  }
-  if (keys.public_key.empty()) SFN_THROW(IoError, "key file ", path, " has no public-key");
-  if (!keys.secret_key.empty()) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0)
-      SFN_THROW(IoError, "cannot stat key file ", path, ": ", std::strerror(errno));
-    // Like ssh: a secret others can read is refused rather than used.
-    if ((st.st_mode & 077) != 0)
-      SFN_THROW(IoError, "secret key file ", path, " is accessible by group/others (mode ",
-                std::oct, (st.st_mode & 0777), "); chmod 600 it");
-  }
-  return keys;
-}
-
-std::vector<std::string> readPublicKeys(const std::filesystem::path& path) {
-  std::vector<std::string> keys;
-  int line_no = 0;
-  for (const std::string& line : readLines(path)) {
-    ++line_no;
-    const std::string_view t = trim(line);
-    // Z85 keys may contain '=' and start with '#', so a whole-line key is recognized
-    // before comments and "name = value" lines (a comment with a space is never a key).
-    if (isValidCurveKey(t)) {
-      keys.emplace_back(t);
-      continue;
-    }
-    if (t.empty() || t.front() == '#') continue;
-    const auto [key, value] = splitLine(t);
-    if (key != "public-key" || !isValidCurveKey(value))
-      SFN_THROW(IoError, "allowlist ", path, " line ", line_no,
-                ": expected a 40-character Z85 public key");
-    keys.emplace_back(value);
-  }
-  return keys;
-}
-
 // --- options --------------------------------------------------------------------------
 
 void ZmqSocketOptions::validate() const {
@@ -409,10 +240,10 @@ void ZmqServerOptions::validate() const {
   socket.validate();
   SFN_ENFORCE(!bind_endpoint.empty(), ConfigError, "zmq server bind_endpoint is empty");
   if (insecure) return;
-  requireKey(server_keys.public_key, "server public key");
-  requireKey(server_keys.secret_key, "server secret key");
+  requireCurveKey(server_keys.public_key, "server public key");
+  requireCurveKey(server_keys.secret_key, "server secret key");
   SFN_ENFORCE(!zap_domain.empty(), ConfigError, "zmq zap_domain is empty");
-  for (const auto& k : allowed_client_keys) requireKey(k, "allowed client key");
+  for (const auto& k : allowed_client_keys) requireCurveKey(k, "allowed client key");
 }
 
 void ZmqClientOptions::validate() const {
@@ -421,9 +252,9 @@ void ZmqClientOptions::validate() const {
   SFN_ENFORCE(reconnect_interval.count() > 0 && reconnect_interval_max >= reconnect_interval,
               ConfigError, "zmq reconnect intervals must satisfy 0 < ivl <= ivl_max");
   if (insecure) return;
-  requireKey(client_keys.public_key, "client public key");
-  requireKey(client_keys.secret_key, "client secret key");
-  requireKey(server_public_key, "server public key");
+  requireCurveKey(client_keys.public_key, "client public key");
+  requireCurveKey(client_keys.secret_key, "client secret key");
+  requireCurveKey(server_public_key, "server public key");
 }
 
 std::shared_ptr<zmq::context_t> makeZmqContext(int io_threads) {
@@ -452,7 +283,7 @@ ZmqServerTransport::ZmqServerTransport(const ZmqServerOptions& options)
   if (!options_.insecure) {
     socket_.set(zmq::sockopt::curve_server, 1);
     setBinaryKey(socket_, ZMQ_CURVE_SECRETKEY,
-                 requireKey(options_.server_keys.secret_key, "server secret key"));
+                 requireCurveKey(options_.server_keys.secret_key, "server secret key"));
     socket_.set(zmq::sockopt::zap_domain, options_.zap_domain);
     const int enforce = 1;
     setRawOption(socket_, kZapEnforceDomain, &enforce, sizeof enforce);
@@ -471,9 +302,10 @@ SendResult ZmqServerTransport::send(const PeerId& peer, BytesPtr message) {
     return {SendStatus::kTooLarge, std::to_string(message->size()) + " bytes"};
   std::string routing_id;
   if (options_.insecure) {
-    auto decoded = fromHex(peer);
-    if (!decoded) return {SendStatus::kUnknownPeer, "bad peer id '" + peer + "'"};
-    routing_id = std::move(*decoded);
+    const auto decoded = fromHex(peer);
+    if (!decoded || decoded->empty())
+      return {SendStatus::kUnknownPeer, "bad peer id '" + peer + "'"};
+    routing_id.assign(decoded->begin(), decoded->end());
   } else {
     auto it = routes_.find(peer);
     if (it == routes_.end()) return {SendStatus::kUnknownPeer, "no route to '" + peer + "'"};
@@ -518,7 +350,7 @@ std::optional<Received> ZmqServerTransport::receiveOne() {
   }
   PeerId peer;
   if (options_.insecure) {
-    peer = toHex(routing_id.data(), routing_id.size());
+    peer = toHex({static_cast<const std::uint8_t*>(routing_id.data()), routing_id.size()});
   } else {
     // Set by libzmq from our ZAP reply: the key the peer proved it holds.
     const char* user_id = zmq_msg_gets(payload.handle(), "User-Id");
@@ -560,11 +392,11 @@ ZmqClientTransport::ZmqClientTransport(const ZmqClientOptions& options,
   socket_.set(zmq::sockopt::reconnect_ivl_max, toInt(options_.reconnect_interval_max));
   if (!options_.insecure) {
     setBinaryKey(socket_, ZMQ_CURVE_SERVERKEY,
-                 requireKey(options_.server_public_key, "server public key"));
+                 requireCurveKey(options_.server_public_key, "server public key"));
     setBinaryKey(socket_, ZMQ_CURVE_PUBLICKEY,
-                 requireKey(options_.client_keys.public_key, "client public key"));
+                 requireCurveKey(options_.client_keys.public_key, "client public key"));
     setBinaryKey(socket_, ZMQ_CURVE_SECRETKEY,
-                 requireKey(options_.client_keys.secret_key, "client secret key"));
+                 requireCurveKey(options_.client_keys.secret_key, "client secret key"));
   }
   socket_.connect(options_.server_endpoint);
 }

@@ -1,6 +1,7 @@
 #include "sfn/wire/wire.h"
 
 #include "sfn/core/error.h"
+#include "sfn/model/shape_text.h"
 
 #include "sfn_generated.h"
 
@@ -46,7 +47,7 @@ class DetachedBytes final : public Bytes {
 
 struct PreparedTensor {
   const std::string* name;
-  at::Tensor tensor;  // contiguous CPU
+  at::Tensor tensor;  // CPU; strided when it is a slice view, copied as such (copyInto)
   fbw::DType dtype;
   std::size_t nbytes;
 };
@@ -69,10 +70,44 @@ std::vector<PreparedTensor> prepareTensors(const NamedTensors& tensors) {
       SFN_THROW(ProtocolError, "tensor '", item.name, "' has dtype ", t.scalar_type(),
                 "; the wire carries Float32 and Int64 only");
     }
-    at::Tensor c = t.contiguous();
-    out.push_back({&item.name, c, dtype, c.nbytes()});
+    out.push_back({&item.name, t, dtype, static_cast<std::size_t>(t.numel()) * t.element_size()});
   }
   return out;
+}
+
+// Writes `t` to `dst` in row-major order, each byte once: one memcpy for a contiguous
+// tensor; for a strided view (a SuperNet slice), one memcpy per run of its innermost
+// dimensions that are contiguous in memory, walking the outer dimensions with an odometer.
+// This replaces t.contiguous() followed by a memcpy, which wrote every byte twice.
+void copyInto(const at::Tensor& t, std::uint8_t* dst) {
+  const auto* src = static_cast<const std::uint8_t*>(t.data_ptr());
+  const auto elem = static_cast<std::int64_t>(t.element_size());
+  if (t.is_contiguous()) {
+    std::memcpy(dst, src, static_cast<std::size_t>(t.numel() * elem));
+    return;
+  }
+  const c10::IntArrayRef sizes = t.sizes();
+  const c10::IntArrayRef strides = t.strides();
+  // Dimensions [outer, dim) form one contiguous run of `run` elements.
+  std::size_t outer = sizes.size();
+  std::int64_t run = 1;
+  while (outer > 0 && (sizes[outer - 1] == 1 || strides[outer - 1] == run)) {
+    run *= sizes[outer - 1];
+    --outer;
+  }
+  const auto run_bytes = static_cast<std::size_t>(run * elem);
+  std::vector<std::int64_t> index(outer, 0);
+  std::int64_t offset = 0;  // in elements, of index
+  for (std::int64_t n = t.numel() / run; n > 0; --n) {
+    std::memcpy(dst, src + offset * elem, run_bytes);
+    dst += run_bytes;
+    for (std::size_t k = outer; k-- > 0;) {
+      offset += strides[k];
+      if (++index[k] < sizes[k]) break;
+      offset -= sizes[k] * strides[k];
+      index[k] = 0;
+    }
+  }
 }
 
 // Upper bound of what the builder will need after the strings written before the tensors,
@@ -97,8 +132,8 @@ Offset<flatbuffers::Vector<Offset<fbw::Tensor>>> writeTensors(
     std::uint8_t* dst = nullptr;
     auto data = fbb.CreateUninitializedVector(t.nbytes, 1, &dst);
     // dst is valid only until the builder grows again, so the bytes go in right now: this
-    // memcpy is the one and only copy of the tensor on the sending side.
-    if (t.nbytes > 0) std::memcpy(dst, t.tensor.data_ptr(), t.nbytes);
+    // is the one and only copy of the tensor on the sending side.
+    if (t.nbytes > 0) copyInto(t.tensor, dst);
     offsets.push_back(fbw::CreateTensor(fbb, name, t.dtype, shape, data));
   }
   return fbb.CreateVector(offsets);
@@ -226,6 +261,79 @@ struct CheckedTensor {
   const std::uint8_t* data;  // nullptr when empty
 };
 
+// The element type of a tensor; kBadDtype for anything the wire does not carry.
+std::optional<WireError> checkDtype(const fbw::Tensor& t, const std::string& label,
+                                    at::ScalarType& type, std::uint64_t& elem_size) {
+  switch (t.dtype()) {
+    case fbw::DType::Float32:
+      type = at::kFloat;
+      elem_size = 4;
+      return std::nullopt;
+    case fbw::DType::Int64:
+      type = at::kLong;
+      elem_size = 8;
+      return std::nullopt;
+    default:
+      return makeError(
+          WireErrorCode::kBadDtype,
+          label + " has unknown dtype " + std::to_string(static_cast<unsigned>(t.dtype())));
+  }
+}
+
+// The shape of a tensor and, in `nbytes` (which comes in holding the element size), the
+// bytes it needs. Starting the product at the element size lets one multiplication chain
+// catch overflow of both the element count and the byte count.
+std::optional<WireError> checkShape(const fbw::Tensor& t, const DecodeLimits& limits,
+                                    const std::string& label, std::vector<std::int64_t>& shape,
+                                    std::uint64_t& nbytes) {
+  const auto* dims = t.shape();
+  if (dims == nullptr) return std::nullopt;
+  if (dims->size() > limits.max_dims)
+    return makeError(WireErrorCode::kBadShape, label + " has " + std::to_string(dims->size()) +
+                                                   " dimensions, limit " +
+                                                   std::to_string(limits.max_dims));
+  // The 2.0.8 verifier checks the alignment of a vector's length, not of its 8-byte
+  // elements; reading misaligned int64s would be undefined behaviour. (An empty vector
+  // has no elements to align, and builders do not align it.)
+  if (dims->size() > 0 &&
+      reinterpret_cast<std::uintptr_t>(dims->data()) % alignof(std::int64_t) != 0)
+    return makeError(WireErrorCode::kMisaligned, label + " shape is not 8-byte aligned");
+  shape.reserve(dims->size());
+  for (flatbuffers::uoffset_t d = 0; d < dims->size(); ++d) {
+    const std::int64_t dim = dims->Get(d);
+    if (dim < 0)
+      return makeError(WireErrorCode::kBadShape,
+                       label + " has negative dimension " + std::to_string(dim));
+    if (__builtin_mul_overflow(nbytes, static_cast<std::uint64_t>(dim), &nbytes))
+      return makeError(WireErrorCode::kSizeOverflow, label + " shape overflows");
+    shape.push_back(dim);
+  }
+  return std::nullopt;
+}
+
+// Type, shape, size and alignment of one named tensor.
+std::optional<WireError> checkTensor(const fbw::Tensor& t, std::string_view name,
+                                     const DecodeLimits& limits, std::vector<CheckedTensor>& out) {
+  const std::string label = "tensor '" + std::string(name) + "'";
+  at::ScalarType type = at::kFloat;
+  std::uint64_t elem_size = 0;
+  if (auto e = checkDtype(t, label, type, elem_size)) return e;
+  std::vector<std::int64_t> shape;
+  std::uint64_t nbytes = elem_size;
+  if (auto e = checkShape(t, limits, label, shape, nbytes)) return e;
+  const std::uint64_t have = t.data() != nullptr ? t.data()->size() : 0;
+  if (have != nbytes)
+    return makeError(WireErrorCode::kSizeMismatch, label + " carries " + std::to_string(have) +
+                                                       " bytes, shape needs " +
+                                                       std::to_string(nbytes));
+  const std::uint8_t* data = nbytes > 0 ? t.data()->data() : nullptr;
+  if (data != nullptr && reinterpret_cast<std::uintptr_t>(data) % elem_size != 0)
+    return makeError(WireErrorCode::kMisaligned,
+                     label + " data is not aligned to " + std::to_string(elem_size) + " bytes");
+  out.push_back({std::string(name), type, std::move(shape), data});
+  return std::nullopt;
+}
+
 // All checks of a tensor list happen before the first LibTorch call, so a message that is
 // rejected never allocates tensors.
 std::optional<WireError> checkTensors(const flatbuffers::Vector<Offset<fbw::Tensor>>* list,
@@ -249,61 +357,7 @@ std::optional<WireError> checkTensors(const flatbuffers::Vector<Offset<fbw::Tens
     if (!seen.insert(name).second)
       return makeError(WireErrorCode::kBadTensorName,
                        "tensor '" + std::string(name) + "' appears twice");
-    const std::string label = "tensor '" + std::string(name) + "'";
-
-    at::ScalarType type;
-    std::uint64_t elem_size = 0;
-    switch (t->dtype()) {
-      case fbw::DType::Float32:
-        type = at::kFloat;
-        elem_size = 4;
-        break;
-      case fbw::DType::Int64:
-        type = at::kLong;
-        elem_size = 8;
-        break;
-      default:
-        return makeError(
-            WireErrorCode::kBadDtype,
-            label + " has unknown dtype " + std::to_string(static_cast<unsigned>(t->dtype())));
-    }
-
-    std::vector<std::int64_t> shape;
-    // An empty byte product starts at the element size so one multiplication chain
-    // catches overflow of both the element count and the byte count.
-    std::uint64_t nbytes = elem_size;
-    if (const auto* dims = t->shape()) {
-      if (dims->size() > limits.max_dims)
-        return makeError(WireErrorCode::kBadShape, label + " has " + std::to_string(dims->size()) +
-                                                       " dimensions, limit " +
-                                                       std::to_string(limits.max_dims));
-      // The 2.0.8 verifier checks the alignment of a vector's length, not of its 8-byte
-      // elements; reading misaligned int64s would be undefined behaviour. (An empty vector
-      // has no elements to align, and builders do not align it.)
-      if (dims->size() > 0 &&
-          reinterpret_cast<std::uintptr_t>(dims->data()) % alignof(std::int64_t) != 0)
-        return makeError(WireErrorCode::kMisaligned, label + " shape is not 8-byte aligned");
-      shape.reserve(dims->size());
-      for (flatbuffers::uoffset_t d = 0; d < dims->size(); ++d) {
-        const std::int64_t dim = dims->Get(d);
-        if (dim < 0)
-          return makeError(WireErrorCode::kBadShape,
-                           label + " has negative dimension " + std::to_string(dim));
-        if (__builtin_mul_overflow(nbytes, static_cast<std::uint64_t>(dim), &nbytes))
-          return makeError(WireErrorCode::kSizeOverflow, label + " shape overflows");
-        shape.push_back(dim);
-      }
-    }
-    const std::uint64_t have = t->data() != nullptr ? t->data()->size() : 0;
-    if (have != nbytes)
-      return makeError(WireErrorCode::kSizeMismatch, label + " carries " + std::to_string(have) +
-                                                         " bytes, shape needs " +
-                                                         std::to_string(nbytes));
-    const std::uint8_t* data = nbytes > 0 ? t->data()->data() : nullptr;
-    if (data != nullptr && reinterpret_cast<std::uintptr_t>(data) % elem_size != 0)
-      return makeError(WireErrorCode::kMisaligned,
-                       label + " data is not aligned to " + std::to_string(elem_size) + " bytes");
-    out.push_back({std::string(name), type, std::move(shape), data});
+    if (auto e = checkTensor(*t, name, limits, out)) return e;
   }
   return std::nullopt;
 }
@@ -380,7 +434,7 @@ PayloadResult decodePayload(const fbw::Reject& p, const DecodeLimits& limits, co
   if (auto e = readString(p.reason(), limits.max_string_bytes, "reason", m.reason)) return *e;
   const auto code = static_cast<std::uint8_t>(p.code());
   // A newer peer may send codes we do not know; they still refuse, for a reason we log.
-  m.code = code <= static_cast<std::uint8_t>(RejectCode::kProtocolVersion)
+  m.code = code <= static_cast<std::uint8_t>(RejectCode::kProtocolMismatch)
                ? static_cast<RejectCode>(code)
                : RejectCode::kUnspecified;
   return m;
@@ -540,15 +594,6 @@ std::int64_t firstNonFinite(const at::Tensor& t) {
   return -1;
 }
 
-std::string shapeText(c10::IntArrayRef shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 }  // namespace
 
 std::string_view toString(RejectCode code) {
@@ -563,8 +608,8 @@ std::string_view toString(RejectCode code) {
       return "client_id_collision";
     case RejectCode::kDataMismatch:
       return "data_mismatch";
-    case RejectCode::kProtocolVersion:
-      return "protocol_version";
+    case RejectCode::kProtocolMismatch:
+      return "protocol_mismatch";
   }
   return "unknown";
 }
@@ -594,6 +639,10 @@ BytesPtr encode(const Message& message) {
   // minalign 16 makes the final buffer start 16-aligned, so tensor data (16-aligned relative
   // to the buffer) is 16-aligned in memory too.
   FlatBufferBuilder fbb(bound, nullptr, false, kTensorAlignment);
+  // Every message is a multiple of 8 bytes long, so its start (the end of the builder's
+  // 16-aligned buffer minus its size) is 8-aligned and decode() reads it in place even when
+  // no field needs 8-byte alignment (Reject, Bye).
+  fbb.TrackMinAlign(kBaseAlignment);
   const auto [type, payload] =
       std::visit([&](const auto& m) { return writePayload(fbb, m, tensors); }, message);
   auto envelope = fbw::CreateEnvelope(fbb, kProtocolVersion, type, payload);

@@ -5,6 +5,7 @@
 #include "sfn/io/crypto.h"
 
 #include <doctest/doctest.h>
+#include "file_bytes.h"
 #include "temp_dir.h"
 
 #include <sys/stat.h>
@@ -24,19 +25,9 @@ using ByteVec = std::vector<std::uint8_t>;
 
 namespace {
 
+using sfn::test::readBytes;
 using sfn::test::TempDir;
-
-ByteVec readBytes(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  return ByteVec(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-void writeBytes(const fs::path& path, const ByteVec& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
+using sfn::test::writeBytes;
 
 ByteVec randomBytes(std::size_t n, unsigned seed) {
   std::mt19937 gen(seed);
@@ -49,12 +40,6 @@ ByteVec unhex(std::string_view hex) {
   auto bytes = sfn::fromHex(hex);
   REQUIRE(bytes.has_value());
   return *bytes;
-}
-
-bool hasTempFiles(const TempDir& dir) {
-  for (const auto& name : dir.names())
-    if (name.find(".tmp-") != std::string::npos) return true;
-  return false;
 }
 
 }  // namespace
@@ -183,7 +168,7 @@ TEST_CASE("Ed25519 key files: PEM round trip, 0600 private key, errors") {
   struct stat st {};
   REQUIRE(::stat(priv.c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
-  CHECK_FALSE(hasTempFiles(dir));
+  CHECK_FALSE(dir.hasEntryContaining(".tmp-"));
 
   const ByteVec pem = readBytes(priv);
   CHECK(std::string(pem.begin(), pem.end()).starts_with("-----BEGIN PRIVATE KEY-----"));
@@ -218,7 +203,7 @@ TEST_CASE("AtomicFileWriter: abandoned write leaves the old file and no temp fil
     w.write(ByteVec{9, 9});
   }
   CHECK(readBytes(target) == ByteVec{1, 2, 3});
-  CHECK_FALSE(hasTempFiles(dir));
+  CHECK_FALSE(dir.hasEntryContaining(".tmp-"));
 
   // A stale temp file with our own name (a crashed process with the same pid and tid).
   {
@@ -231,7 +216,7 @@ TEST_CASE("AtomicFileWriter: abandoned write leaves the old file and no temp fil
   }
   sfn::writeFileAtomically(target, ByteVec{5, 6});
   CHECK(readBytes(target) == ByteVec{5, 6});
-  CHECK_FALSE(hasTempFiles(dir));
+  CHECK_FALSE(dir.hasEntryContaining(".tmp-"));
 
   CHECK_THROWS_WITH_AS(sfn::writeFileAtomically(dir.file("no/such/dir/file"), ByteVec{1}),
                        doctest::Contains("create temporary file"), sfn::IoError);

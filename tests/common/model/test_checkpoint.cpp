@@ -9,6 +9,7 @@
 // After torch: Debian's LibTorch pulls in glog, whose CHECK would otherwise replace
 // doctest's whenever the precompiled header is not force-included first.
 #include <doctest/doctest.h>
+#include "file_bytes.h"
 #include "temp_dir.h"
 
 #include <nlohmann/json.hpp>
@@ -33,26 +34,9 @@ using ByteVec = std::vector<std::uint8_t>;
 
 namespace {
 
+using sfn::test::readBytes;
 using sfn::test::TempDir;
-
-
-ByteVec readBytes(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  return ByteVec(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-void writeBytes(const fs::path& path, const ByteVec& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
-
-bool hasTempFiles(const TempDir& dir) {
-  for (const auto& name : dir.names())
-    if (name.find(".tmp-") != std::string::npos) return true;
-  return false;
-}
+using sfn::test::writeBytes;
 
 // float32 with awkward bit patterns (NaN payload, -0, denormal, inf), int64 extremes, a
 // 0-d tensor, an empty tensor and a non-contiguous view.
@@ -114,7 +98,7 @@ TEST_CASE("checkpoint round trip is bit-exact, metadata included") {
                          {"unicode", "\xce\xb2_t"},
                          {"history", json::array({1, 2, 3})}};
   sfn::writeCheckpoint(path, tensors, metadata);
-  CHECK_FALSE(hasTempFiles(dir));
+  CHECK_FALSE(dir.hasEntryContaining(".tmp-"));
   CHECK(dir.names() == std::vector<std::string>{"model.sfn"});
 
   const sfn::Checkpoint back = sfn::readCheckpoint(path);
@@ -168,7 +152,7 @@ TEST_CASE("checkpoint with no tensors and null metadata, then overwritten") {
   back = sfn::readCheckpoint(path);
   CHECK(back.tensors.bitEqual(one));
   CHECK(back.metadata["v"] == 2);
-  CHECK_FALSE(hasTempFiles(dir));
+  CHECK_FALSE(dir.hasEntryContaining(".tmp-"));
 }
 
 TEST_CASE("checkpoint write rejects what it cannot store, leaving nothing behind") {

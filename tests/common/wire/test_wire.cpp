@@ -3,9 +3,10 @@
 
 #include "sfn/model/design_space.h"
 #include "sfn/core/error.h"
-#include "sfn/train/local_trainer.h"
 #include "sfn/model/subnet_config.h"
 #include "sfn/model/subnet_shapes.h"
+#include "sfn/model/supernet.h"
+#include "sfn/core/rng.h"
 
 #include "sfn_generated.h"
 
@@ -54,6 +55,14 @@ void checkAliases(const sfn::NamedTensors& tensors, const sfn::Bytes& bytes) {
     CHECK_MESSAGE(inside(it.tensor, bytes), it.name);
     CHECK(reinterpret_cast<std::uintptr_t>(it.tensor.data_ptr()) % 16 == 0);
   }
+}
+
+// Whether decode() refuses `b`; a refusal must be for misalignment.
+bool refusedAsMisaligned(const BytesPtr& b) {
+  DecodeResult r = sfn::decode(b);
+  if (r.ok()) return false;
+  CHECK(r.error().code == WireErrorCode::kMisaligned);
+  return true;
 }
 
 template <typename T>
@@ -234,6 +243,58 @@ TEST_CASE("wire: decoded tensors keep the message alive") {
   CHECK(at::equal(kept, original));
   kept = at::Tensor();
   CHECK(destroyed);
+}
+
+// encode() writes strided views straight into the message (no contiguous() copy first);
+// the bytes must be exactly those of encoding contiguous copies.
+TEST_CASE("wire: a strided slice encodes to the same bytes as its contiguous copy") {
+  const at::Tensor conv = at::randn({16, 12, 3, 3});
+  const at::Tensor longs = at::arange(60, at::kLong).reshape({6, 10});
+  sfn::NamedTensors views;
+  views.add("prefix_box", conv.slice(0, 0, 10).slice(1, 0, 5));  // a SuperNet slice
+  views.add("inner_prefix", conv.slice(1, 0, 7));
+  views.add("stepped", conv.slice(0, 1, 16, 3));
+  views.add("transposed", at::randn({5, 7}).t());
+  views.add("broadcast", at::randn({3, 1}).expand({3, 4}));
+  views.add("size_one_dims", conv.slice(0, 2, 3).slice(1, 4, 5).slice(3, 0, 2));
+  views.add("int64_columns", longs.slice(1, 2, 8));
+  views.add("scalar_view", conv[1][2][0][1]);
+  views.add("empty_view", conv.slice(0, 0, 0));
+  sfn::NamedTensors copies;
+  for (const auto& it : views) {
+    if (it.name != "empty_view" && it.name != "scalar_view")
+      REQUIRE_FALSE(it.tensor.is_contiguous());
+    copies.add(it.name, it.tensor.contiguous());
+  }
+  sfn::UpdateMsg a;
+  a.tensors = views;
+  sfn::UpdateMsg b;
+  b.tensors = copies;
+  const BytesPtr strided = sfn::encode(a);
+  const BytesPtr contiguous = sfn::encode(b);
+  REQUIRE(strided->size() == contiguous->size());
+  CHECK(std::memcmp(strided->data(), contiguous->data(), strided->size()) == 0);
+  DecodeResult r = sfn::decode(strided);
+  REQUIRE(r.ok());
+  CHECK(std::get<sfn::UpdateMsg>(r.message()).tensors.bitEqual(copies));
+}
+
+TEST_CASE("wire: SuperNet slice views of random SubNets encode like their copies") {
+  const sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
+  const sfn::SuperNet net(space, 3);
+  sfn::Rng rng(7, 0, 0);
+  for (int i = 0; i < 10; ++i) {
+    const sfn::SubNetConfig config = sfn::SubNetConfig::random(space, rng);
+    sfn::TrainTaskMsg views;
+    views.subnet = config.toString(space);
+    views.tensors = net.sliceViews(config);
+    sfn::TrainTaskMsg copies = views;
+    copies.tensors = views.tensors.clone();
+    const BytesPtr a = sfn::encode(views);
+    const BytesPtr b = sfn::encode(copies);
+    REQUIRE(a->size() == b->size());
+    CHECK_MESSAGE(std::memcmp(a->data(), b->data(), a->size()) == 0, views.subnet);
+  }
 }
 
 TEST_CASE("wire: copies are counted when the buffer cannot be viewed in place") {
@@ -435,11 +496,7 @@ TEST_CASE("wire: tensor field rejections") {
         const Offset<flatbuffers::Vector<std::int64_t>> shape(fbb.EndVector(1));
         return fbw::CreateTensor(fbb, fbb.CreateString("s"), fbw::DType::Float32, shape, 0);
       });
-      DecodeResult r = sfn::decode(b);
-      if (!r.ok()) {
-        CHECK(r.error().code == WireErrorCode::kMisaligned);
-        found = true;
-      }
+      found = refusedAsMisaligned(b);
     }
     CHECK(found);
   }
@@ -455,11 +512,7 @@ TEST_CASE("wire: tensor field rejections") {
         const auto shape = fbb.CreateVector(std::vector<std::int64_t>{1});
         return fbw::CreateTensor(fbb, fbb.CreateString("n"), fbw::DType::Int64, shape, data);
       });
-      DecodeResult r = sfn::decode(b);
-      if (!r.ok()) {
-        CHECK(r.error().code == WireErrorCode::kMisaligned);
-        found = true;
-      }
+      found = refusedAsMisaligned(b);
     }
     CHECK(found);
   }

@@ -37,7 +37,8 @@ class AppMain {
 
   // Parses argv and runs `body`. Returns the exit code: body's, 0 for --help/--version,
   // 2 for a bad command line, or the code of the exception body threw (ConfigError 2,
-  // AuthError 3, DataError 4, anything else 1), after printing "name: message" to stderr.
+  // AuthError 3, DataError 4, Interrupted 130, anything else 1), after printing "name: message" to
+  // stderr.
   int run(int argc, char** argv, const std::function<ExitCode()>& body);
 
   // A stderr logger named `name` (default: the binary's name) in the chosen format. Its

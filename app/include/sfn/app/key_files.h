@@ -25,8 +25,7 @@ struct KeyPairFiles {
 // crash leaves no half-written key) and the secret one readable by its owner only from the
 // start. Creates DIR. Keys are never replaced silently: throws ConfigError naming the file
 // if either exists, IoError if they cannot be written.
-KeyPairFiles writeNewKeyPair(const std::filesystem::path& dir, std::string_view stem,
-                             KeyType type);
+KeyPairFiles writeNewKeyPair(const std::filesystem::path& dir, std::string_view stem, KeyType type);
 
 // The `keygen` subcommand: writeNewKeyPair, then prints where the files are and `note`
 // (what to do with the public key).

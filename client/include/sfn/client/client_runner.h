@@ -2,30 +2,40 @@
 //
 // Lifecycle (ClientState), one transition per arrow, each logged:
 //
-//   Connecting --socket made, Register sent--> Registering
+//   Connecting --transport made, Register sent--> Registering
 //   Registering --Welcome--> Idle
-//   Registering --Reject--> (run() returns kExitRejected: the server refused us for good)
+//   Registering --Reject--> (run() returns kRejected: the server refused us for good)
 //   Registering --no answer within register_timeout--> Backoff
 //   Idle --TrainTask--> Training --trained, Update sent--> Idle
 //   Idle/Training --Bye from server, or server silent for liveness_timeout--> Backoff
-//   Idle --Reject "not registered" (server restarted and forgot us)--> Registering
+//   Idle --Reject kNotRegistered (server restarted and forgot us)--> Registering
 //   Backoff --delay (backoff_initial doubling to backoff_max, +-jitter)--> Connecting
-//   any --stop flag--> Stopping (Bye sent, run() returns 0)
+//   any --stop flag--> Stopping (Bye sent, run() returns kStopped)
 //
-// Training runs on a worker thread (std::async) so that the socket thread keeps sending
-// heartbeats and watching the stop flag while LibTorch works; the socket itself is used by
-// the run() thread only. A training exception is carried back through the future, logged,
-// and the task is dropped (the server's round deadline covers it) without ending the client.
+// A task is handled by the client's one task handler (train_task.h), the same code the
+// simulator's virtual clients run: TrainTask::accept on receipt (a bad task is refused at
+// once), runTrainTask on a worker thread (std::async, or ClientOptions::train_executor) so
+// that the socket thread keeps sending heartbeats and watching the stop flag while LibTorch
+// works; the transport itself is used by the run() thread only. A training exception is
+// carried back through the future, logged, and the task is dropped (the server's round
+// deadline covers it) without ending the client.
+//
+// The runner knows no transport backend: it asks a factory for a new ClientTransport per
+// session (ZeroMQ in sfn-client and sfn-sim --connect, see zmq_client_factory.h; in-process
+// in tests).
 //
 // The server sends nothing while it has no work for us, so "silence" is measured from the
-// last message received; after a long silence we rebuild the socket and re-register, which
-// is cheap and idempotent on the server (registration is an upsert keyed by our CURVE key).
+// last message received; after a long silence we rebuild the transport and re-register,
+// which is cheap and idempotent on the server (registration is an upsert keyed by our
+// transport identity, the CURVE key over ZeroMQ).
 #pragma once
 
+#include "sfn/client/train_task.h"
+#include "sfn/core/clock.h"
 #include "sfn/data/dataset.h"
 #include "sfn/model/design_space.h"
-#include "sfn/train/local_trainer.h"
-#include "sfn/net/zmq_transport.h"
+#include "sfn/net/transport.h"
+#include "sfn/wire/wire.h"
 
 #include <spdlog/logger.h>
 
@@ -35,16 +45,21 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace sfn {
 
+// Makes the transport of one session (a new connection to the server). Called once per
+// session on the run() thread; may throw for failures that retrying cannot fix.
+using ClientTransportFactory = std::function<std::unique_ptr<ClientTransport>()>;
+
 // Runs one local-training job and returns its future. The default (empty) starts a thread
 // per job (std::async). A process that runs many runners (sfn-sim --connect) passes one
 // shared bounded pool instead, so that workers x torch threads never exceed the cores; the
 // job may then also fail with an exception without running (e.g. cancelled at shutdown).
-using TrainExecutor = std::function<std::future<TrainResult>(std::function<TrainResult()>)>;
+using TrainExecutor = std::function<std::future<UpdateMsg>(std::function<UpdateMsg()>)>;
 
 struct ClientOptions {
   std::string name = "client";           // shown in server and client logs
@@ -53,9 +68,9 @@ struct ClientOptions {
   std::uint64_t memory_bytes = 0;        // 0 = physical memory of this host
   std::string device = "cpu";            // torch device used for local training
 
-  // Endpoint, CURVE keys (or insecure) and socket settings. `insecure` is for local
-  // development only and is logged as a warning on every connect.
-  ZmqClientOptions transport;
+  std::string server = "server";  // how logs name the server (e.g. its endpoint)
+  // Measures the Updates' compute_seconds (ClientContext::clock); null = wall time.
+  const Clock* compute_clock = nullptr;
 
   std::chrono::milliseconds poll_interval{500};         // one recv wait; bounds stop latency
   std::chrono::milliseconds heartbeat_interval{5'000};  // Heartbeat while registered
@@ -66,7 +81,7 @@ struct ClientOptions {
   double backoff_jitter = 0.2;                          // delay * U[1 - j, 1 + j]
   std::uint64_t jitter_seed = 0;  // 0 = random; fixed values make tests reproducible
   TrainExecutor train_executor;   // empty = std::async per training job
-  // Return from run() (kExitServerBye) when the server says Bye (training finished or
+  // Return from run() (kServerBye) when the server says Bye (training finished or
   // server stopping) instead of reconnecting; a fleet of load-test clients ends with its
   // server this way. Off for sfn-client, which outlives server restarts.
   bool stop_on_server_bye = false;
@@ -78,29 +93,32 @@ struct ClientOptions {
 enum class ClientState { kConnecting, kRegistering, kIdle, kTraining, kBackoff, kStopping };
 std::string_view toString(ClientState state);
 
-// run() exit codes (also sfn-client's process exit codes).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitRejected = 3;   // the server refused the registration
-inline constexpr int kExitServerBye = 4;  // the server said Bye and stop_on_server_bye is set
+// How run() ended.
+enum class RunOutcome {
+  kStopped,    // the stop flag was set (Bye sent if registered)
+  kRejected,   // the server refused the registration
+  kServerBye,  // the server said Bye and stop_on_server_bye is set
+};
+std::string_view toString(RunOutcome outcome);
 
 class ClientRunner {
  public:
   // `data` and `space` must outlive the runner; `local_indices` index into `data` (the
-  // client's shard, never copied). Throws ConfigError for invalid options or an empty
-  // shard. `context` may be shared by several runners in one process; null creates one.
+  // client's shard). `connect` makes each session's transport. Throws ConfigError for
+  // invalid options, an empty shard, or a missing factory or logger.
   ClientRunner(ClientOptions options, const DesignSpace& space, const Dataset& data,
-               IndexList local_indices, std::shared_ptr<spdlog::logger> log,
-               std::shared_ptr<zmq::context_t> context = nullptr);
+               IndexList local_indices, ClientTransportFactory connect,
+               std::shared_ptr<spdlog::logger> log);
   ~ClientRunner();
   ClientRunner(const ClientRunner&) = delete;
   ClientRunner& operator=(const ClientRunner&) = delete;
 
-  // Runs until `stop` becomes true (then sends Bye and returns kExitOk) or the server
-  // rejects the registration (returns kExitRejected) or, with stop_on_server_bye, the
-  // server says Bye (returns kExitServerBye). Checks `stop` at least every
-  // poll_interval, except while waiting for an unfinished training step to end.
-  // Throws only for local failures that retrying cannot fix (bad keys, bad endpoint).
-  [[nodiscard]] int run(const std::atomic<bool>& stop);
+  // Runs until `stop` becomes true (then sends Bye and returns kStopped) or the server
+  // rejects the registration (kRejected) or, with stop_on_server_bye, the server says Bye
+  // (kServerBye). Checks `stop` at least every poll_interval, except while waiting for an
+  // unfinished training step to end. Throws only for local failures that retrying cannot
+  // fix (the factory's: bad keys, bad endpoint).
+  [[nodiscard]] RunOutcome run(const std::atomic<bool>& stop);
 
   // Current state, for tests and status logs (safe to read from any thread).
   ClientState state() const { return state_.load(); }
@@ -109,12 +127,30 @@ class ClientRunner {
 
  private:
   struct SessionEnd;  // how one connection ended (client_runner.cpp)
+  struct Session;     // the state of one connection (client_runner.cpp)
   enum class RegisterOutcome { kWelcome, kRejected, kTimeout, kStopped };
 
-  // One connection: new socket, registration, then the task loop until it is lost.
+  // One connection: new transport, registration, then runRegistered until it is lost.
   SessionEnd runSession(const std::atomic<bool>& stop, std::uint64_t& heartbeat_seq);
+  // The task loop of a registered session.
+  SessionEnd runRegistered(Session& session, const std::atomic<bool>& stop,
+                           std::uint64_t& heartbeat_seq);
   // Sends Register and waits (bounded by register_timeout) for Welcome or Reject.
   RegisterOutcome registerWith(ClientTransport& transport, const std::atomic<bool>& stop);
+  // Decodes one message from the server and acts on it; returns how the session ended if
+  // the message ended it.
+  std::optional<SessionEnd> handleMessage(Session& session, const BytesPtr& bytes,
+                                          const std::atomic<bool>& stop);
+  // Checks a TrainTask and starts training it (or refuses it with a logged reason).
+  void startTask(Session& session, TrainTaskMsg&& msg);
+  // Sends the Update of a training step that has finished, if any.
+  void finishTask(Session& session);
+  // Waits for an unfinished training step and drops its result (the session is over).
+  void abandonTask(Session& session, const char* why);
+  // Heartbeat when due; the session's end if an idle client heard nothing for too long.
+  std::optional<SessionEnd> keepAlive(Session& session, std::uint64_t& heartbeat_seq);
+  // Says Bye and ends the session on the stop flag.
+  SessionEnd stopSession(Session& session);
   // Encodes and sends; failures are logged and returned (the caller decides).
   bool sendMessage(ClientTransport& transport, const Message& message);
   void setState(ClientState next);
@@ -125,8 +161,9 @@ class ClientRunner {
   const DesignSpace& space_;
   const Dataset& data_;
   IndexList indices_;
+  ClientTransportFactory connect_;
   std::shared_ptr<spdlog::logger> log_;
-  std::shared_ptr<zmq::context_t> context_;
+  ClientContext context_;  // refers to space_, data_, indices_: declared after them
   std::atomic<ClientState> state_{ClientState::kConnecting};
   std::atomic<std::uint64_t> updates_sent_{0};
 };

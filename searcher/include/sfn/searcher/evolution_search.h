@@ -131,7 +131,18 @@ class EvolutionSearch {
   const EvolutionOptions& options() const { return opts_; }
 
  private:
+  struct Run;  // one target's search in progress
+  // The phases of one target's search, in order.
   SearchResult run(const SearchTarget& target, std::size_t index, std::size_t count);
+  std::vector<Candidate> warmStart(const SearchTarget& target);
+  // False (with the reason in the result) when not even the MinNet meets the budgets.
+  bool initialPopulation(Run& run);
+  void nextGeneration(Run& run, int generation);
+  // Sorts the population, records its best and calls the progress callback.
+  void rankAndReport(Run& run, int generation);
+  // Regenerates a child until it fits the budgets; falls back to the (feasible) parent.
+  SubNetConfig feasibleChild(Run& run, const std::function<SubNetConfig()>& make,
+                             const SubNetConfig& fallback);
   Candidate makeCandidate(const SubNetConfig& config, const SearchTarget& target);
   // Fills the cost and predicted latency of `config`; false if it violates the budgets.
   bool fits(const SubNetConfig& config, const SearchTarget& target, Cost& cost,

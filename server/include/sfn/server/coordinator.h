@@ -12,8 +12,9 @@
 //                 until the target count arrives or the deadline passes
 //   kAggregating  quorum reached: write averages into the SuperNet; else abandon the round
 //   kEvaluating   every eval.every rounds: MaxNet, MinNet and fixed SubNets on validation
-//   kCheckpointing every checkpoint.every rounds
 //   -> kIdle
+// Between rounds, checkpoint() passes through kCheckpointing (kIdle -> kCheckpointing ->
+// kIdle) while the run loop (sfn/server/federation.h) writes a checkpoint.
 #pragma once
 
 #include "sfn/server/client_registry.h"
@@ -29,6 +30,7 @@
 
 #include <spdlog/logger.h>
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,8 +53,8 @@ struct CoordinatorSnapshot {
 
 class Coordinator {
  public:
-  // `evaluator` may be null (no evaluation). `on_round_end`, if set, is called after each
-  // round with its metrics (metrics files, checkpoints, progress bars hang off it).
+  // `evaluator` may be null (no evaluation). What happens between rounds (metrics files,
+  // checkpoints, waiting for clients) is the run loop's: runFederation (federation.h).
   Coordinator(CoordinatorOptions options, SuperNet supernet, ServerTransport& transport,
               Clock& clock, Evaluator* evaluator, std::shared_ptr<spdlog::logger> logger);
 
@@ -68,6 +70,11 @@ class Coordinator {
   // Evaluates the configured SubNets now (no round).
   std::vector<EvalRecord> evaluateNow();
 
+  // Calls `write(*this)` (which stores snapshot() and the SuperNet) in state kCheckpointing,
+  // between rounds, and returns what it returns (the checkpoint's path). Back in kIdle
+  // afterwards, also when `write` throws.
+  std::string checkpoint(const std::function<std::string(const Coordinator&)>& write);
+
   const SuperNet& supernet() const { return supernet_; }
   SuperNet& supernet() { return supernet_; }
   std::int64_t round() const { return next_round_; }
@@ -75,6 +82,7 @@ class Coordinator {
   const ClientRegistry& registry() const { return registry_; }
   const std::vector<RoundMetrics>& history() const { return history_; }
   const CoordinatorOptions& options() const { return options_; }
+  const Clock& clock() const { return clock_; }
   const DecodeCounters& decodeCounters() const { return decode_counters_; }
 
   CoordinatorSnapshot snapshot() const;
@@ -92,15 +100,33 @@ class Coordinator {
     double weight = 0.0;
     std::vector<TensorSpec> spec;
   };
+  using PendingMap = std::unordered_map<std::uint64_t, PendingTask>;  // task id -> task
+  // A client chosen for this round, its SubNet and its weight in the average.
+  struct Selected {
+    const ClientInfo* client = nullptr;
+    SubNetConfig config;
+    bool is_maxnet = false;
+    double weight = 0.0;
+  };
 
-  void pump(RoundMetrics* metrics);
+  // The phases of runRound(), in order; each records into round_.
+  std::vector<Selected> selectClients();
+  double sendTasks(const std::vector<Selected>& selected);  // returns the deadline
+  void collectUpdates(double deadline);
+  void aggregate();
+  void evaluateIfDue();
+  void logRound() const;
+
   // Decodes and dispatches one received message. Returns true if it was an accepted update.
-  bool handle(const Received& received, RoundMetrics* metrics);
+  bool handle(const Received& received);
   void handleRegister(const PeerId& peer, const RegisterMsg& msg);
-  bool handleUpdate(const PeerId& peer, UpdateMsg& msg, std::size_t message_bytes,
-                    RoundMetrics* metrics);
-  void reject(const PeerId& peer, const std::string& why, RoundMetrics* metrics);
-  void send(const PeerId& peer, const Message& msg, RoundMetrics* metrics);
+  bool handleUpdate(const PeerId& peer, UpdateMsg& msg);
+  // Refuses the update for `it`'s task: logged, counted, the task marked rejected and closed.
+  void rejectTask(const PeerId& peer, const std::string& why, PendingMap::iterator it);
+  void reject(const PeerId& peer, const std::string& why);
+  void markTask(std::uint64_t task_id, TaskStatus status);
+  // Returns the bytes sent (0 if the transport refused the message).
+  std::size_t send(const PeerId& peer, const Message& msg);
   void setState(RoundState s);
 
   CoordinatorOptions options_;
@@ -118,7 +144,10 @@ class Coordinator {
   RoundState state_ = RoundState::kIdle;
   std::int64_t next_round_ = 0;
   std::uint64_t next_task_id_ = 1;
-  std::unordered_map<std::uint64_t, PendingTask> pending_;  // task id -> task, this round
+  PendingMap pending_;  // this round's tasks still waiting for their update
+  // The round in progress: set by runRound() from its start to its end, empty between
+  // rounds (messages handled then are not counted in any round's metrics).
+  std::optional<RoundMetrics> round_;
   std::vector<RoundMetrics> history_;
 };
 

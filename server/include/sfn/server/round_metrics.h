@@ -7,22 +7,42 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sfn {
+
+// What became of a selected client's task. The JSON text is toString's.
+enum class TaskStatus {
+  kDropped,   // no valid update by the deadline (every task starts here)
+  kAccepted,  // merged into the SuperNet
+  kRejected,  // its update failed validation
+};
+std::string_view toString(TaskStatus status);
+// "accepted" | "rejected" | "dropped"; throws DataError naming the text otherwise.
+TaskStatus parseTaskStatus(std::string_view text);
+
+// How a round ended.
+enum class RoundOutcome {
+  kCompleted,  // quorum reached: the averages were written into the SuperNet
+  kAbandoned,  // below quorum: the SuperNet was kept
+};
+std::string_view toString(RoundOutcome outcome);
+// "completed" | "abandoned"; throws DataError naming the text otherwise.
+RoundOutcome parseRoundOutcome(std::string_view text);
 
 // One selected client's task in a round and what became of it.
 struct TaskRecord {
   std::uint64_t task_id = 0;
   std::string client;  // the client's self-declared name (its CURVE key is in the server log)
   std::string subnet;  // canonical SubNetConfig text
-  std::string status;  // "accepted" | "rejected" | "dropped" (no valid update by the deadline)
+  TaskStatus status = TaskStatus::kDropped;
 };
 
 struct RoundMetrics {
   std::int64_t round = 0;
-  std::string outcome;  // "completed" | "abandoned"
-  int available = 0;    // clients available at selection
+  RoundOutcome outcome = RoundOutcome::kAbandoned;
+  int available = 0;  // clients available at selection
   int selected = 0;
   int accepted = 0;   // updates merged into the SuperNet
   int dropped = 0;    // selected clients whose update never arrived in time

@@ -33,7 +33,7 @@ struct SimulationSection {
   std::int64_t clients = 100;
   int workers = 1;
   int torch_threads = 2;
-  std::string devices_file;           // device profiles TOML; empty = one default device
+  std::string devices_file;  // device profiles TOML; empty = one default device
   ComputeTimeMode compute_time = ComputeTimeMode::kMacs;
 };
 
@@ -63,11 +63,15 @@ struct RunConfig {
   SimulationSection simulation;
   ServerSection server;  // [server], sfn-server only
 
-  // Reads `path` (relative paths inside it are resolved against its folder).
+  // Reads `path`. Relative paths inside it (data.dir, simulation.devices_file,
+  // server.key_file, server.allowlist_file) are resolved against its folder; run.out_dir is
+  // where runs are written, relative to the working directory. Throws ConfigError naming
+  // the file and key (unknown keys, wrong types, invalid values), IoError if unreadable.
   static RunConfig load(const std::string& path);
   static RunConfig parse(const std::string& toml_text, const std::string& origin,
                          const std::string& base_dir = ".");
   // Applies "table.key=value" overrides (TOML value syntax), e.g. "round.clients_per_round=5".
+  // Paths given this way are relative to the working directory.
   static RunConfig parse(const std::string& toml_text, const std::string& origin,
                          const std::string& base_dir, const std::vector<std::string>& overrides);
   static RunConfig load(const std::string& path, const std::vector<std::string>& overrides);

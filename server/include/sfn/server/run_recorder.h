@@ -1,6 +1,11 @@
-// Everything a run leaves on disk, in one run folder: config.toml (as resolved),
-// metrics.jsonl and metrics.csv (one row per round), checkpoints/ (durable, with digests).
-// Used by sfn-server and sfn-sim alike, so both write the same files.
+// Everything a run leaves on disk, in one run folder:
+//   config.toml     the configuration file as given, then one "# override:" line per
+//                   setting changed on the command line
+//   metrics.jsonl   one row per round (metrics.csv: the same as CSV)
+//   checkpoints/    from round 0, durable, with digests
+//   summary.json    written last, once all rounds are done (its presence marks a finished run)
+// Used by sfn-server and sfn-sim alike (through runFederation, sfn/server/federation.h), so
+// both write the same files; sfn-server adds `endpoint`.
 #pragma once
 
 #include "sfn/server/coordinator.h"
@@ -29,8 +34,15 @@ class RunRecorder {
   void resetMetrics(const std::vector<RoundMetrics>& history);
   void appendMetrics(const RoundMetrics& m);
 
-  // Writes a checkpoint of the coordinator (SuperNet + snapshot); returns its path.
-  std::string checkpoint(const Coordinator& coordinator);
+  // config.toml: `config_text` followed by "# override: <assignment>" per entry of
+  // `overrides`. Written atomically. Throws IoError.
+  void writeConfig(const std::string& config_text, const std::vector<std::string>& overrides);
+  // summary.json, atomically (a reader never sees half of it). Throws IoError.
+  void writeSummary(const nlohmann::json& summary);
+
+  // Writes a checkpoint of the coordinator (SuperNet + snapshot), with the coordinator in
+  // state kCheckpointing meanwhile; returns its path.
+  std::string checkpoint(Coordinator& coordinator);
   // The checkpoint file resume() would read: `dir_or_file` itself if it is a file, else the
   // newest checkpoint in it (or in its checkpoints/); nullopt if there is none.
   static std::optional<std::string> findCheckpoint(const std::string& dir_or_file);
@@ -42,6 +54,9 @@ class RunRecorder {
   std::string resumeFrom(const std::string& dir_or_file, Coordinator& coordinator);
 
  private:
+  std::string save(const Coordinator& coordinator) const;
+  void writeFile(const std::string& name, const std::string& text) const;
+
   std::string dir_;
   std::vector<std::string> eval_names_;
   int keep_;

@@ -11,6 +11,9 @@
 //   macs_budget = 20e6     # largest SubNet forward MACs it can run (static-capacity); 0 = any
 //   availability_trace = "traces/phone-low.csv"   # optional, relative to the device file
 //
+// `name` is required, every other key optional; unknown keys and wrongly typed values are
+// errors naming the key (sfn/io/toml_reader.h).
+//
 // An availability trace is a CSV file with a header "start_s,end_s" and one row per window
 // of virtual time during which devices of the class are online; it repeats with the period
 // given by the end of its last window (a daily cycle, say). A task sent while the class is

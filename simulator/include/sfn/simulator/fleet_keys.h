@@ -9,7 +9,7 @@
 // be allowlisted (server restarted with the new file) before its clients can register.
 #pragma once
 
-#include "sfn/net/zmq_transport.h"
+#include "sfn/net/curve_keys.h"
 
 #include <cstddef>
 #include <filesystem>

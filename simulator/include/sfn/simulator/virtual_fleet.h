@@ -5,8 +5,12 @@
 // and a device class. It holds no model, no data copy and no random generator: every random
 // decision is drawn from a stream derived from (seed, round, client).
 //
-// Tasks go through the real protocol: the fleet decodes the TrainTask bytes the Coordinator
-// sent, trains on a boost::asio::thread_pool, encodes the Update and hands it back as bytes.
+// Tasks go through the real protocol and the real client: the fleet decodes the TrainTask
+// bytes the Coordinator sent (once, in send()), checks them with the client's task handler
+// (TrainTask::accept, client/train_task.h), trains them with it (runTrainTask) on a
+// boost::asio::thread_pool, encodes the Update and hands it back as bytes. sfn-client's
+// ClientRunner runs the same two calls, so a virtual client answers a task with the very
+// bytes a real client would.
 //
 // Time is virtual. A task sent at clock time t arrives back at
 //   t + bytes_down / bandwidth + compute_time + bytes_up / bandwidth,
@@ -27,13 +31,14 @@
 // the pool. Exceptions from the pool are rethrown on the Coordinator's thread.
 #pragma once
 
+#include "sfn/client/train_task.h"
 #include "sfn/core/clock.h"
 #include "sfn/data/dataset.h"
-#include "sfn/model/design_space.h"
-#include "sfn/simulator/device_profile.h"
 #include "sfn/data/partitioner.h"
+#include "sfn/model/design_space.h"
 #include "sfn/net/transport.h"
 #include "sfn/server/run_config.h"
+#include "sfn/simulator/device_profile.h"
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -53,6 +58,9 @@ struct FleetOptions {
   ComputeTimeMode compute_time = ComputeTimeMode::kMacs;
   std::string device = "cpu";
   double max_wait_s = 3600;  // real-time bound on waiting for tasks in flight
+  // Measures the Updates' compute_seconds (ClientContext::clock). Null: host wall time, which
+  // "measured" compute time needs; tests pass a fixed clock to get reproducible Update bytes.
+  const Clock* task_clock = nullptr;
   void validate() const;
 };
 
@@ -94,7 +102,8 @@ class VirtualFleet final : public ServerTransport {
     double cost = 0;
     std::uint64_t seq = 0;  // send order: ties go to the earlier task
     std::size_t client = 0;
-    BytesPtr message;
+    TrainTask task;              // its tensors keep the received message alive
+    std::size_t down_bytes = 0;  // size of the TrainTask message
     double sent_at = 0;
   };
   struct Arrival {
@@ -103,7 +112,10 @@ class VirtualFleet final : public ServerTransport {
     PeerId peer;
     BytesPtr message;
   };
-  void trainTask(std::size_t client, BytesPtr task_bytes, double sent_at);
+  // Whether `client` answers a task of `round` sent now (device trace and availability).
+  bool answers(std::size_t client, std::uint64_t round) const;
+  // Pool job body: trains the task with the client's handler and files the Update's arrival.
+  void trainTask(Queued queued);
   // Pool job: takes the most expensive queued task and trains it.
   void runNextTask();
   // Heap order of queue_: whether `a` runs after `b`.

@@ -21,10 +21,10 @@
 
 #include "sfn/client/client_runner.h"
 #include "sfn/data/dataset.h"
-#include "sfn/model/design_space.h"
-#include "sfn/simulator/device_profile.h"
 #include "sfn/data/partitioner.h"
+#include "sfn/model/design_space.h"
 #include "sfn/net/zmq_transport.h"
+#include "sfn/simulator/device_profile.h"
 
 #include <boost/asio/thread_pool.hpp>
 #include <spdlog/logger.h>
@@ -37,6 +37,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,7 @@ struct ZmqFleetOptions {
   int workers = 1;                  // training pool threads
   int torch_threads = 1;            // intra-op threads per pool thread
   std::string device = "cpu";       // torch device of local training
-  // Timing of every runner (poll, heartbeat, liveness, backoff); its name, keys, endpoint,
+  // Timing of every runner (poll, heartbeat, liveness, backoff); its name, server label,
   // executor and stop_on_server_bye are set per client by the fleet.
   ClientOptions client;
   std::chrono::milliseconds status_interval{10'000};  // on_status period in run()
@@ -104,14 +105,20 @@ class ZmqFleet {
 
  private:
   // The shared executor handed to every runner (ClientOptions::train_executor).
-  std::future<TrainResult> submit(std::function<TrainResult()> job);
+  std::future<UpdateMsg> submit(std::function<UpdateMsg()> job);
+  // Client i's options and ZeroMQ connection.
+  ClientOptions clientOptions(std::size_t i, const std::vector<DeviceProfile>& classes);
+  ClientTransportFactory transportFactory(std::size_t i, const std::string& name,
+                                          const std::shared_ptr<spdlog::logger>& client_log);
+  // Adds the runners' outcomes to the report.
+  void countOutcomes(ZmqFleetReport& report) const;
 
   ZmqFleetOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<zmq::context_t> context_;
   std::vector<std::string> device_class_;
   std::vector<std::unique_ptr<ClientRunner>> runners_;
-  std::vector<int> exit_codes_;
+  std::vector<std::optional<RunOutcome>> outcomes_;  // empty: run() threw
   std::unique_ptr<boost::asio::thread_pool> pool_;
   std::atomic<bool> stop_all_{false};  // set by the external stop or a local failure
   std::atomic<bool> cancel_jobs_{false};

@@ -42,6 +42,12 @@ class AuthError : public Error {
   using Error::Error;
 };
 
+// Work was abandoned because a stop was requested (SIGINT/SIGTERM); exit code 130.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 // A peer violated the protocol in a way the caller chose to raise rather than reject.
 class ProtocolError : public Error {
  public:

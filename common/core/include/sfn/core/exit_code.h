@@ -11,6 +11,10 @@ enum class ExitCode : int {
   kUsage = 2,           // bad command line or configuration
   kAuthRefused = 3,     // the server refused this client's key or registration
   kDataIntegrity = 4,   // malformed data, or a digest or signature that does not match
+  // Stopped by SIGINT/SIGTERM before the work was finished (state saved where the binary
+  // keeps any: resume with --resume). 128 + SIGINT, as shells report an interrupted job,
+  // so `sfn-sim ... && sfn-search ...` never goes on with an unfinished SuperNet.
+  kInterrupted = 130,
 };
 
 constexpr int toInt(ExitCode code) { return static_cast<int>(code); }
@@ -27,6 +31,8 @@ constexpr std::string_view toString(ExitCode code) {
       return "authentication refused";
     case ExitCode::kDataIntegrity:
       return "data or integrity error";
+    case ExitCode::kInterrupted:
+      return "interrupted";
   }
   return "unknown";
 }

@@ -2,7 +2,7 @@
 //
 // An OFA-style ResNet: a stem, numStages() stages of blocksPerStage blocks each, and a
 // linear head. Elastic: per-stage depth (keep the first 1 + d blocks) and per-block expand
-// ratio (mid channels). Presets live as TOML in common/presets/ and are compiled in.
+// ratio (mid channels). Presets live as TOML in common/model/presets/ and are compiled in.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +11,8 @@
 #include <vector>
 
 namespace sfn {
+
+class TomlReader;
 
 // How BatchNorm is handled. Frozen: BN is the identity (gamma 1, beta 0, mean 0, var 1),
 // as in the paper's released runs; the layers are left out of the module and of the
@@ -55,6 +57,10 @@ struct DesignSpace {
   // Keys missing from the TOML keep the values of `base`.
   static DesignSpace fromToml(std::string_view toml_text, const DesignSpace& base);
   static DesignSpace fromToml(std::string_view toml_text);
+  // The same from one table of a larger file (a run config's [supernet]): reads the keys
+  // above, then rejects any other key the table holds that no earlier read asked for.
+  // Throws ConfigError naming the file and key.
+  static DesignSpace read(TomlReader& table, const DesignSpace& base);
   std::string toToml() const;
 };
 

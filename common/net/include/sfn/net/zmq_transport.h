@@ -18,13 +18,13 @@
 // send_timeout, the ZAP thread polls with a short timeout, close lingers at most linger.
 #pragma once
 
+#include "sfn/net/curve_keys.h"
 #include "sfn/net/transport.h"
 
 #include <zmq.hpp>
 
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,30 +32,6 @@
 #include <vector>
 
 namespace sfn {
-
-// --- CURVE keys -----------------------------------------------------------------------
-
-struct CurveKeyPair {
-  std::string public_key;  // Z85, 40 characters
-  std::string secret_key;  // Z85, 40 characters; empty when only the public half is known
-};
-
-// A fresh key pair (zmq_curve_keypair). Throws Error if libzmq lacks CURVE support.
-CurveKeyPair generateCurveKeyPair();
-// True if `key` is 40 characters of Z85 (i.e. a 32-byte CURVE key).
-bool isValidCurveKey(std::string_view key);
-
-// Writes "public-key = ..." and "secret-key = ..." lines, creating the file with mode 0600
-// (and tightening an existing file to 0600 before anything is written). Throws IoError.
-void writeKeyPairFile(const std::filesystem::path& path, const CurveKeyPair& keys);
-// Writes only "public-key = ..." (mode 0644): the half given to the other side.
-void writePublicKeyFile(const std::filesystem::path& path, std::string_view public_key);
-// Reads a file written by either function above (secret_key empty if absent). Throws IoError
-// if unreadable or malformed, or if it holds a secret key yet is readable by group/others.
-CurveKeyPair readKeyFile(const std::filesystem::path& path);
-// Reads an allowlist: one key per line, bare or as "public-key = ...", '#' comments. Public
-// key files can thus simply be concatenated. Throws IoError naming the bad line.
-std::vector<std::string> readPublicKeys(const std::filesystem::path& path);
 
 // --- options --------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ enum class RejectCode : std::uint8_t {
   kSampleCountOutOfRange = 2,
   kClientIdCollision = 3,
   kDataMismatch = 4,
-  kProtocolVersion = 5,
+  kProtocolMismatch = 5,
 };
 std::string_view toString(RejectCode code);
 

@@ -1,0 +1,57 @@
+#include "sfn/server/federation.h"
+
+#include <spdlog/spdlog.h>
+
+namespace sfn {
+
+FederationOptions FederationOptions::from(const RunConfig& config) {
+  FederationOptions o;
+  o.rounds = config.rounds;
+  o.checkpoint_every = config.checkpoint_every;
+  return o;
+}
+
+std::string_view toString(FederationEnd end) {
+  return end == FederationEnd::kStopped ? "stopped" : "finished";
+}
+
+namespace {
+
+// Serves registrations until enough clients are available; false if `stop` came first.
+bool waitForClients(Coordinator& coordinator, const FederationOptions& options,
+                    const std::atomic<bool>& stop) {
+  if (options.min_clients == 0) return true;
+  while (!stop.load(std::memory_order_relaxed))
+    if (coordinator.waitForClients(options.min_clients, options.wait_slice_s)) return true;
+  return false;
+}
+
+bool checkpointDue(const Coordinator& coordinator, const FederationOptions& options) {
+  return options.checkpoint_every > 0 && coordinator.round() % options.checkpoint_every == 0;
+}
+
+}  // namespace
+
+FederationResult runFederation(Coordinator& coordinator, RunRecorder& recorder,
+                               const FederationOptions& options, const std::atomic<bool>& stop) {
+  const auto log = options.log ? options.log : spdlog::default_logger();
+  // Writing a checkpoint draws no random numbers: with or without it, training is the same.
+  if (options.checkpoint_every > 0 && coordinator.round() == 0 && coordinator.history().empty())
+    log->info("checkpoint {}", recorder.checkpoint(coordinator));
+  while (coordinator.round() < options.rounds && !stop.load(std::memory_order_relaxed)) {
+    if (!waitForClients(coordinator, options, stop)) break;
+    if (options.before_round) options.before_round();
+    const RoundMetrics metrics = coordinator.runRound();
+    recorder.appendMetrics(metrics);
+    if (options.after_round) options.after_round(metrics);
+    if (checkpointDue(coordinator, options))
+      log->info("checkpoint {}", recorder.checkpoint(coordinator));
+  }
+  FederationResult result;
+  result.end =
+      coordinator.round() < options.rounds ? FederationEnd::kStopped : FederationEnd::kFinished;
+  result.checkpoint = recorder.checkpoint(coordinator);
+  return result;
+}
+
+}  // namespace sfn

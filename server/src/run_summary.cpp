@@ -1,0 +1,63 @@
+#include "sfn/server/run_summary.h"
+
+#include <nlohmann/json.hpp>
+
+namespace sfn {
+
+nlohmann::json RunSummary::toJson() const {
+  nlohmann::json j = {{"rounds", rounds},
+                      {"clients", clients},
+                      {"wall_s", wall_s},
+                      {"virtual_s", clock_s},
+                      {"checkpoint", checkpoint}};
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    const EvalRecord& r = test[i];
+    j["final"].push_back({{"name", r.name},
+                          {"subnet", r.subnet},
+                          {"macs", r.macs},
+                          {"params", r.params},
+                          {"val_accuracy", val.at(i).accuracy},
+                          {"test_accuracy", r.accuracy}});
+  }
+  return j;
+}
+
+void RunSummary::printTable(std::FILE* out) const {
+  std::fprintf(out, "\n%-6s %-70s %10s %9s %8s %8s\n", "subnet", "config", "MACs", "params",
+               "val acc", "test acc");
+  for (std::size_t i = 0; i < test.size(); ++i) {
+    const EvalRecord& r = test[i];
+    std::fprintf(out, "%-6s %-70s %10lld %9lld %8.4f %8.4f\n", r.name.c_str(), r.subnet.c_str(),
+                 static_cast<long long>(r.macs), static_cast<long long>(r.params),
+                 val.at(i).accuracy, r.accuracy);
+  }
+}
+
+RunSummary summarizeRun(const Coordinator& coordinator, const Evaluator& test,
+                        const Evaluator& val) {
+  const SuperNet& supernet = coordinator.supernet();
+  const std::vector<EvalTarget> targets =
+      evalTargets(coordinator.options().eval_subnets, supernet.space());
+  RunSummary s;
+  s.rounds = coordinator.round();
+  s.clients = coordinator.registry().size();
+  s.clock_s = coordinator.clock().now();
+  s.test = test.evaluate(supernet, targets);
+  s.val = val.evaluate(supernet, targets);
+  return s;
+}
+
+RunSummary finishRun(const Coordinator& coordinator, const DataBundle& data,
+                     const std::string& device, const Evaluator& val, RunRecorder& recorder,
+                     const std::string& checkpoint, double wall_s) {
+  const Evaluator test(data.test, {}, data.split.train, 1000, device);
+  RunSummary summary = summarizeRun(coordinator, test, val);
+  summary.wall_s = wall_s;
+  summary.checkpoint = checkpoint;
+  recorder.writeSummary(summary.toJson());
+  summary.printTable(stdout);
+  std::fflush(stdout);
+  return summary;
+}
+
+}  // namespace sfn

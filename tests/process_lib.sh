@@ -1,0 +1,56 @@
+# Shared by the process-level test scripts (source it after setting BUILD and SRC):
+# a work folder removed on exit (KEEP=1 keeps it), background processes killed on exit,
+# fail() with the tail of every log, and bounded waits. Never wait on a bare sleep.
+#
+#   make_work NAME       WORK=/tmp/sfn-NAME.XXXXXX; register a PID with PIDS+=($!)
+#   fail MESSAGE...      print, show logs under $WORK (two levels), exit 1
+#   wait_for WHAT SECS CMD...   until CMD succeeds, else fail
+#   wait_exit PID SECS   sets RC to the exit code, or "timeout" if still running
+
+PIDS=()
+make_work() {
+  WORK=$(mktemp -d "/tmp/sfn-$1.XXXXXX")
+  trap cleanup EXIT
+}
+cleanup() {
+  for p in "${PIDS[@]}"; do
+    kill -CONT "$p" 2>/dev/null || true
+    kill -9 "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+fail() {
+  echo "FAIL: $*"
+  local f
+  for f in "$WORK"/*.log "$WORK"/*/*.log; do
+    [ -f "$f" ] || continue
+    echo "== $f"
+    tail -25 "$f"
+  done
+  exit 1
+}
+wait_for() {
+  local what=$1 secs=$2
+  shift 2
+  local end=$((SECONDS + secs))
+  while [ $SECONDS -lt $end ]; do
+    "$@" && return 0
+    sleep 0.1
+  done
+  fail "timed out after ${secs}s waiting for $what"
+}
+# Not meant for $(...): only this shell can wait for its children.
+wait_exit() {
+  local pid=$1 secs=$2
+  local end=$((SECONDS + secs))
+  RC=timeout
+  while [ $SECONDS -lt $end ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      RC=0
+      wait "$pid" || RC=$?
+      return 0
+    fi
+    sleep 0.2
+  done
+}
