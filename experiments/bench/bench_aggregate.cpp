@@ -101,6 +101,69 @@ struct Repetition {
   int updates = 0;
 };
 
+// One repetition: random updates added to `acc` and copied into `dst`, timed separately.
+Repetition runRepetition(const sfn::DesignSpace& space, const sfn::SuperNet& net,
+                         sfn::OverlapAccumulator& acc, std::vector<char>& dst, sfn::Rng& rng,
+                         const BenchOptions& opts) {
+  Repetition r;
+  // Small presets take microseconds per update: keep going until the timings are long
+  // enough that clock resolution and one lost time slice do not decide the result.
+  while (r.updates < opts.bw_updates || r.add_seconds < opts.min_seconds) {
+    const auto config = sfn::SubNetConfig::random(space, rng);
+    const sfn::NamedTensors update = makeUpdate(net, config);
+    r.bytes += update.nbytes();
+    auto timeAdd = [&] {
+      const auto t0 = Clock::now();
+      acc.add(space, config, update, 0.5 + rng.uniform());
+      r.add_seconds += secondsSince(t0);
+    };
+    auto timeMemcpy = [&] {
+      const auto t0 = Clock::now();
+      std::size_t offset = 0;
+      for (const auto& it : update) {
+        const std::size_t n = it.tensor.nbytes();
+        std::memcpy(dst.data() + offset, it.tensor.data_ptr(), n);
+        offset += n;
+      }
+      r.memcpy_seconds += secondsSince(t0);
+    };
+    // Alternate which one reads the freshly generated update first (and finds part of
+    // it in cache), so neither side gets that advantage every time.
+    if (r.updates % 2 == 0) {
+      timeAdd();
+      timeMemcpy();
+    } else {
+      timeMemcpy();
+      timeAdd();
+    }
+    ++r.updates;
+  }
+  return r;
+}
+
+// Best repetition of each side: on a shared machine, noise from other processes only
+// ever slows a repetition down, so the fastest is the closest to the real cost.
+Json bestOfRepetitions(const std::vector<Repetition>& reps) {
+  double update_gbps = 0.0;
+  double memcpy_gbps = 0.0;
+  Json per_rep = Json::array();
+  for (const auto& r : reps) {
+    const double a = static_cast<double>(r.bytes) / r.add_seconds / 1e9;
+    const double m = static_cast<double>(r.bytes) / r.memcpy_seconds / 1e9;
+    update_gbps = std::max(update_gbps, a);
+    memcpy_gbps = std::max(memcpy_gbps, m);
+    per_rep.push_back(Json{{"updates", r.updates},
+                           {"update_bytes", r.bytes},
+                           {"update_gbps", a},
+                           {"memcpy_gbps", m},
+                           {"ratio", a / m}});
+  }
+  return Json{{"update_gbps", update_gbps},
+              {"memcpy_gbps", memcpy_gbps},
+              {"ratio", update_gbps / memcpy_gbps},
+              {"repetitions", std::move(per_rep)}};
+}
+
 Json benchThroughput(const std::string& preset, const BenchOptions& opts) {
   at::set_num_threads(opts.threads);
   const sfn::DesignSpace space = sfn::DesignSpace::preset(preset);
@@ -116,68 +179,19 @@ Json benchThroughput(const std::string& preset, const BenchOptions& opts) {
     acc.add(space, config, makeUpdate(net, config), 1.0);
   }
   std::vector<Repetition> reps;
-  for (int rep = 0; rep < opts.repeats; ++rep) {
-    Repetition r;
-    // Small presets take microseconds per update: keep going until the timings are long
-    // enough that clock resolution and one lost time slice do not decide the result.
-    while (r.updates < opts.bw_updates || r.add_seconds < opts.min_seconds) {
-      const auto config = sfn::SubNetConfig::random(space, rng);
-      const sfn::NamedTensors update = makeUpdate(net, config);
-      r.bytes += update.nbytes();
-      auto timeAdd = [&] {
-        const auto t0 = Clock::now();
-        acc.add(space, config, update, 0.5 + rng.uniform());
-        r.add_seconds += secondsSince(t0);
-      };
-      auto timeMemcpy = [&] {
-        const auto t0 = Clock::now();
-        std::size_t offset = 0;
-        for (const auto& it : update) {
-          const std::size_t n = it.tensor.nbytes();
-          std::memcpy(dst.data() + offset, it.tensor.data_ptr(), n);
-          offset += n;
-        }
-        r.memcpy_seconds += secondsSince(t0);
-      };
-      // Alternate which one reads the freshly generated update first (and finds part of
-      // it in cache), so neither side gets that advantage every time.
-      if (r.updates % 2 == 0) {
-        timeAdd();
-        timeMemcpy();
-      } else {
-        timeMemcpy();
-        timeAdd();
-      }
-      ++r.updates;
-    }
-    reps.push_back(r);
-  }
+  for (int rep = 0; rep < opts.repeats; ++rep)
+    reps.push_back(runRepetition(space, net, acc, dst, rng, opts));
   const auto t0 = Clock::now();
   acc.finishInto(net.tensors());
   const double finish_seconds = secondsSince(t0);
 
-  // Best repetition of each side: on a shared machine, noise from other processes only
-  // ever slows a repetition down, so the fastest is the closest to the real cost.
-  double update_gbps = 0.0;
-  double memcpy_gbps = 0.0;
-  Json per_rep = Json::array();
-  for (const auto& r : reps) {
-    const double a = static_cast<double>(r.bytes) / r.add_seconds / 1e9;
-    const double m = static_cast<double>(r.bytes) / r.memcpy_seconds / 1e9;
-    update_gbps = std::max(update_gbps, a);
-    memcpy_gbps = std::max(memcpy_gbps, m);
-    per_rep.push_back(Json{{"updates", r.updates},
-                           {"update_bytes", r.bytes},
-                           {"update_gbps", a},
-                           {"memcpy_gbps", m},
-                           {"ratio", a / m}});
-  }
+  Json best = bestOfRepetitions(reps);
   return Json{{"preset", preset},
               {"supernet_bytes", net.nbytes()},
-              {"update_gbps", update_gbps},
-              {"memcpy_gbps", memcpy_gbps},
-              {"ratio", update_gbps / memcpy_gbps},
-              {"repetitions", std::move(per_rep)},
+              {"update_gbps", best["update_gbps"]},
+              {"memcpy_gbps", best["memcpy_gbps"]},
+              {"ratio", best["ratio"]},
+              {"repetitions", std::move(best["repetitions"])},
               {"finish_seconds", finish_seconds},
               {"checksum", static_cast<int>(dst[dst.size() / 2])}};
 }
@@ -221,6 +235,64 @@ Json benchRss(const std::string& preset, int updates, const BenchOptions& opts) 
               {"seconds", seconds}};
 }
 
+constexpr double kRatioGoal = 0.5;
+constexpr double kRssGoal = 2.5;
+
+// Throughput of every preset; clears `met` if a ratio misses its goal.
+Json runThroughputs(const BenchOptions& opts, bool& met) {
+  Json throughput = Json::array();
+  for (const std::string preset : {"fmnist", "paper-cifar10"}) {
+    std::cerr << "bench_aggregate: throughput " << preset << "\n";
+    Json r = runInChild([&] { return benchThroughput(preset, opts); });
+    met = met && r.contains("ratio") && r["ratio"].get<double>() >= kRatioGoal;
+    throughput.push_back(std::move(r));
+  }
+  return throughput;
+}
+
+// Peak RSS for every K; clears `met` if growth misses its goal and sets `spread`, the
+// range of growth across K ("flat": a small fraction of one SuperNet).
+Json runRssSeries(const BenchOptions& opts, bool& met, double& spread) {
+  Json rss = Json::array();
+  double lo = 1e300;
+  double hi = 0.0;
+  for (int k : opts.skip_rss ? std::vector<int>{} : opts.rss_updates) {
+    std::cerr << "bench_aggregate: peak RSS paper-cifar10, K = " << k << "\n";
+    Json r = runInChild([&] { return benchRss("paper-cifar10", k, opts); });
+    if (r.contains("rss_growth_over_supernet")) {
+      const double g = r["rss_growth_over_supernet"].get<double>();
+      lo = std::min(lo, g);
+      hi = std::max(hi, g);
+      met = met && g <= kRssGoal;
+    } else {
+      met = false;
+    }
+    rss.push_back(std::move(r));
+  }
+  spread = hi >= lo ? hi - lo : 0.0;
+  return rss;
+}
+
+// The flat figures (--json): headline merge/copy/ratio are paper-cifar10's (the shapes the
+// goal is about); fmnist's follow with a suffix.
+Json flatFigures(const Json& result, const BenchOptions& opts, double spread) {
+  Json flat{{"threads", opts.threads}, {"goals_met", result["goals"]["met"]}};
+  for (const auto& r : result["throughput"]) {
+    if (!r.contains("ratio")) continue;
+    const std::string suffix =
+        r["preset"] == "paper-cifar10" ? "" : "_" + r["preset"].get<std::string>();
+    flat["merge_gbps" + suffix] = r["update_gbps"];
+    flat["copy_gbps" + suffix] = r["memcpy_gbps"];
+    flat["ratio" + suffix] = r["ratio"];
+  }
+  for (const auto& r : result["rss"]["runs"])
+    if (r.contains("rss_growth_over_supernet"))
+      flat["rss_growth_over_supernet_k" + std::to_string(r["updates"].get<int>())] =
+          r["rss_growth_over_supernet"];
+  flat["rss_growth_spread_over_k"] = spread;
+  return flat;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,62 +312,20 @@ int main(int argc, char** argv) {
   app.add_option("--json,--out", opts.out, "also write the JSON (a flat object) to this file");
   CLI11_PARSE(app, argc, argv);
 
-  const double ratio_goal = 0.5;
-  const double rss_goal = 2.5;
   Json result{{"bench", "aggregate"}, {"threads", opts.threads}};
   bool met = true;
-
-  Json throughput = Json::array();
-  for (const std::string preset : {"fmnist", "paper-cifar10"}) {
-    std::cerr << "bench_aggregate: throughput " << preset << "\n";
-    Json r = runInChild([&] { return benchThroughput(preset, opts); });
-    met = met && r.contains("ratio") && r["ratio"].get<double>() >= ratio_goal;
-    throughput.push_back(std::move(r));
-  }
-  result["throughput"] = std::move(throughput);
-
-  Json rss = Json::array();
-  double lo = 1e300;
-  double hi = 0.0;
-  for (int k : opts.skip_rss ? std::vector<int>{} : opts.rss_updates) {
-    std::cerr << "bench_aggregate: peak RSS paper-cifar10, K = " << k << "\n";
-    Json r = runInChild([&] { return benchRss("paper-cifar10", k, opts); });
-    if (r.contains("rss_growth_over_supernet")) {
-      const double g = r["rss_growth_over_supernet"].get<double>();
-      lo = std::min(lo, g);
-      hi = std::max(hi, g);
-      met = met && g <= rss_goal;
-    } else {
-      met = false;
-    }
-    rss.push_back(std::move(r));
-  }
+  result["throughput"] = runThroughputs(opts, met);
+  double spread = 0.0;
+  Json rss = runRssSeries(opts, met, spread);
   result["rss"] = Json{{"preset", "paper-cifar10"}, {"runs", std::move(rss)}};
-  // "Flat": the spread across K is a small fraction of one SuperNet.
-  const double spread = hi >= lo ? hi - lo : 0.0;
-  result["goals"] = Json{{"ratio_min", ratio_goal},
-                         {"rss_growth_max", rss_goal},
+  result["goals"] = Json{{"ratio_min", kRatioGoal},
+                         {"rss_growth_max", kRssGoal},
                          {"rss_growth_spread_over_k", spread},
                          {"met", met && spread <= 0.25}};
 
   std::cout << result.dump(2) << std::endl;
 
-  // The flat figures (--json): headline merge/copy/ratio are paper-cifar10's (the shapes the
-  // goal is about); fmnist's follow with a suffix.
-  Json flat{{"threads", opts.threads}, {"goals_met", result["goals"]["met"]}};
-  for (const auto& r : result["throughput"]) {
-    if (!r.contains("ratio")) continue;
-    const std::string suffix =
-        r["preset"] == "paper-cifar10" ? "" : "_" + r["preset"].get<std::string>();
-    flat["merge_gbps" + suffix] = r["update_gbps"];
-    flat["copy_gbps" + suffix] = r["memcpy_gbps"];
-    flat["ratio" + suffix] = r["ratio"];
-  }
-  for (const auto& r : result["rss"]["runs"])
-    if (r.contains("rss_growth_over_supernet"))
-      flat["rss_growth_over_supernet_k" + std::to_string(r["updates"].get<int>())] =
-          r["rss_growth_over_supernet"];
-  flat["rss_growth_spread_over_k"] = spread;
+  const Json flat = flatFigures(result, opts, spread);
   if (!opts.out.empty()) {
     std::ofstream f(opts.out);
     if (!f) {

@@ -192,7 +192,7 @@ void benchSearch(const BenchOptions& o, const BenchNet& net, Json& out) {
       data.split.train.begin(),
       data.split.train.begin() +
           std::min<std::ptrdiff_t>(2000, static_cast<std::ptrdiff_t>(data.split.train.size())));
-  const sfn::Evaluator eval(data.train, val, bn, 500, "cpu", 4);
+  const sfn::Evaluator eval({data.train, val}, {data.train, bn}, {500, "cpu", 4});
   const std::vector<sfn::SearchTarget> targets = macsTargets(net.space);
   sfn::EvolutionOptions eo;
   eo.population = o.population;

@@ -265,12 +265,16 @@ class ModelDirVerifier {
  private:
   void problem(std::string text) { report_.problems.push_back(std::move(text)); }
 
-  std::optional<std::string> readSmall(const std::string& name, std::uintmax_t max_bytes) {
+  // The size of the regular file `name` in the folder; nullopt, with the problem reported,
+  // if it is missing (`missing_note` says why it should be there), not a regular file or
+  // unreadable.
+  std::optional<std::uintmax_t> regularFileSize(const std::string& name,
+                                                const std::string& missing_note) {
     const fs::path p = dir_ / name;
     std::string what;
     switch (kindOf(p, what)) {
       case FileKind::kMissing:
-        problem(name + " is missing");
+        problem(name + " is missing" + missing_note);
         return std::nullopt;
       case FileKind::kOther:
         problem(name + " is not a regular file (" + what + ")");
@@ -284,6 +288,14 @@ class ModelDirVerifier {
       problem(name + " cannot be read: " + ec.message());
       return std::nullopt;
     }
+    return size;
+  }
+
+  std::optional<std::string> readSmall(const std::string& name, std::uintmax_t max_bytes) {
+    const fs::path p = dir_ / name;
+    const std::optional<std::uintmax_t> found = regularFileSize(name, "");
+    if (!found) return std::nullopt;
+    const std::uintmax_t size = *found;
     if (size > max_bytes) {
       problem(name + " is " + std::to_string(size) + " bytes, more than the " +
               std::to_string(max_bytes) + " such a file can hold");
@@ -351,25 +363,11 @@ class ModelDirVerifier {
 
   void checkFile(const std::string& name, const std::string& sha, std::uintmax_t bytes) {
     const fs::path p = dir_ / name;
-    std::string what;
-    switch (kindOf(p, what)) {
-      case FileKind::kMissing:
-        problem(name + " is missing (" + kManifestFile + " lists it)");
-        return;
-      case FileKind::kOther:
-        problem(name + " is not a regular file (" + what + ")");
-        return;
-      case FileKind::kRegular:
-        break;
-    }
-    std::error_code ec;
-    const auto size = fs::file_size(p, ec);
-    if (ec) {
-      problem(name + " cannot be read: " + ec.message());
-      return;
-    }
-    if (size != bytes) {
-      problem(name + " has " + std::to_string(size) + " bytes, " + kManifestFile + " says " +
+    const std::optional<std::uintmax_t> size =
+        regularFileSize(name, std::string(" (") + kManifestFile + " lists it)");
+    if (!size) return;
+    if (*size != bytes) {
+      problem(name + " has " + std::to_string(*size) + " bytes, " + kManifestFile + " says " +
               std::to_string(bytes) + ": the file was changed");
       return;
     }

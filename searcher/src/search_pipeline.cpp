@@ -196,6 +196,7 @@ class SearchPipeline {
   SearchReport writeResults() const;
   Json summaryJson(const Json& results, double wall) const;
   void throwIfStopped(const char* where) const;
+  Evaluator evaluatorOn(SampleSet scored) const;
   double elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start_).count();
   }
@@ -237,6 +238,13 @@ void SearchPipeline::throwIfStopped(const char* where) const {
               "'");
 }
 
+// Every evaluator scores `scored` with BN (trainable BN only) calibrated on the same
+// training images bn_idx_ of data_.train, never on the scored ones.
+Evaluator SearchPipeline::evaluatorOn(SampleSet scored) const {
+  return Evaluator(std::move(scored), {data_.train, bn_idx_},
+                   {opts_.batch, opts_.device, bn_batches_});
+}
+
 // Everything that can be wrong in the configuration is checked before the slow parts.
 void SearchPipeline::loadInputs() {
   ckpt_path_ = resolveCheckpoint(opts_.checkpoint);
@@ -267,7 +275,7 @@ void SearchPipeline::loadData() {
   val_idx_ = seededSubset(data_.split.val, opts_.val_samples, opts_.evo.seed);
   bn_idx_ = seededSubset(data_.split.train, opts_.bn_samples, opts_.evo.seed + 1);
   bn_batches_ = (opts_.bn_samples + opts_.batch - 1) / opts_.batch;
-  val_eval_.emplace(data_.train, val_idx_, bn_idx_, opts_.batch, opts_.device, bn_batches_);
+  val_eval_.emplace(evaluatorOn({data_.train, val_idx_}));
   log_->info(
       "SuperNet '{}' (round {}), BN {}; fitness = accuracy on {} of {} validation images; "
       "{} targets",
@@ -299,10 +307,10 @@ void SearchPipeline::search() {
 
 // Winners: accuracy on the whole validation split and on the test split, latency, export.
 void SearchPipeline::finalizeWinners() {
-  test_eval_.emplace(data_.test, IndexList{}, bn_idx_, opts_.batch, opts_.device, bn_batches_);
-  full_val_eval_.emplace(data_.train, data_.split.val, bn_idx_, opts_.batch, opts_.device,
-                         bn_batches_);
-  bn_data_ = sampleBatches(data_.train, bn_idx_, opts_.batch, bn_batches_);
+  test_eval_.emplace(evaluatorOn({data_.test}));
+  full_val_eval_.emplace(evaluatorOn({data_.train, data_.split.val}));
+  bn_data_ = test_eval_->bnBatches();  // the export's BN statistics, as the evaluators'
+
   for (std::size_t i = 0; i < results_.size(); ++i) {
     const SearchTarget& t = targets_[i];
     const SearchResult& r = results_[i];

@@ -279,8 +279,7 @@ std::vector<Coordinator::Selected> Coordinator::selectClients() {
     winputs.push_back(
         {configs[i].isMaxNet(supernet_.space()), static_cast<std::int64_t>(available[i]->samples)});
   const std::vector<double> weights = clientWeights(options_.weighting, t, winputs);
-  round_->beta = betaCosine(static_cast<double>(t), options_.weighting.b0, options_.weighting.bT,
-                            options_.weighting.decay_rounds);
+  round_->beta = options_.weighting.beta(t);
   std::vector<Selected> selected;
   selected.reserve(n);
   for (std::size_t i = 0; i < n; ++i)
@@ -316,7 +315,8 @@ double Coordinator::sendTasks(const std::vector<Selected>& selected) {
     log_->debug("round {}: task {} -> client {} ({}) subnet {} weight {:.4f}", t, task.task_id,
                 s.client->name, task.peer, msg.subnet, task.weight);
     round_->bytes_sent += send(task.peer, msg);
-    round_->tasks.push_back({task.task_id, s.client->name, msg.subnet, TaskStatus::kDropped});
+    round_->tasks.push_back(
+        {task.task_id, s.client->name, msg.subnet, TaskStatus::kDropped, task.weight});
     pending_.emplace(task.task_id, std::move(task));
   }
   return deadline;
@@ -341,6 +341,11 @@ void Coordinator::collectUpdates(double deadline) {
 // kAggregating: the averages replace the SuperNet's elements at quorum; else nothing changes.
 void Coordinator::aggregate() {
   setState(RoundState::kAggregating);
+  // Only the accepted updates enter the average; the accumulator renormalises over them.
+  std::vector<double> accepted_weights;
+  for (const TaskRecord& task : round_->tasks)
+    if (task.status == TaskStatus::kAccepted) accepted_weights.push_back(task.weight);
+  round_->effective_clients = effectiveClients(accepted_weights);
   if (round_->accepted >= options_.effectiveQuorum()) {
     accumulator_.finishInto(supernet_.tensors());
     round_->outcome = RoundOutcome::kCompleted;

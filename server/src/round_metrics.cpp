@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <initializer_list>
 #include <sstream>
+#include <utility>
 
 namespace sfn {
 
@@ -51,7 +53,8 @@ nlohmann::json RoundMetrics::toJson() const {
     tks.push_back({{"task_id", t.task_id},
                    {"client", t.client},
                    {"subnet", t.subnet},
-                   {"status", toString(t.status)}});
+                   {"status", toString(t.status)},
+                   {"weight", t.weight}});
   return {{"round", round},
           {"outcome", toString(outcome)},
           {"available", available},
@@ -65,6 +68,7 @@ nlohmann::json RoundMetrics::toJson() const {
           {"bytes_received", bytes_received},
           {"train_loss", train_loss},
           {"beta", beta},
+          {"effective_clients", effective_clients},
           {"train_macs", train_macs},
           {"wall_select_s", wall_select_s},
           {"wall_train_s", wall_train_s},
@@ -76,28 +80,34 @@ nlohmann::json RoundMetrics::toJson() const {
           {"tasks", tks}};
 }
 
+namespace {
+
+// Sets each listed field of `m` to its key's value in `j`, or to zero if the key is absent.
+template <typename T>
+void readOrZero(const nlohmann::json& j, RoundMetrics& m,
+                std::initializer_list<std::pair<const char*, T RoundMetrics::*>> fields) {
+  for (const auto& [key, field] : fields) m.*field = j.value(key, T{});
+}
+
+}  // namespace
+
 RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
   RoundMetrics m;
   m.round = j.at("round").get<std::int64_t>();
   m.outcome = parseRoundOutcome(j.at("outcome").get<std::string>());
-  m.available = j.value("available", 0);
-  m.selected = j.value("selected", 0);
-  m.accepted = j.value("accepted", 0);
-  m.dropped = j.value("dropped", 0);
-  m.rejected = j.value("rejected", 0);
-  m.late = j.value("late", 0);
-  m.duplicate = j.value("duplicate", 0);
-  m.bytes_sent = j.value("bytes_sent", std::uint64_t{0});
-  m.bytes_received = j.value("bytes_received", std::uint64_t{0});
-  m.train_loss = j.value("train_loss", 0.0);
-  m.beta = j.value("beta", 0.0);
+  // Counters and timings default to zero, so metrics written before a field existed load.
+#define SFN_FIELD(name) {#name, &RoundMetrics::name}  // the key is the member's name
+  readOrZero<int>(j, m,
+                  {SFN_FIELD(available), SFN_FIELD(selected), SFN_FIELD(accepted),
+                   SFN_FIELD(dropped), SFN_FIELD(rejected), SFN_FIELD(late), SFN_FIELD(duplicate)});
+  readOrZero<std::uint64_t>(j, m, {SFN_FIELD(bytes_sent), SFN_FIELD(bytes_received)});
+  readOrZero<double>(j, m, {SFN_FIELD(train_loss), SFN_FIELD(beta), SFN_FIELD(effective_clients)});
   m.train_macs = j.value("train_macs", std::int64_t{0});
-  m.wall_select_s = j.value("wall_select_s", 0.0);
-  m.wall_train_s = j.value("wall_train_s", 0.0);
-  m.wall_aggregate_s = j.value("wall_aggregate_s", 0.0);
-  m.wall_eval_s = j.value("wall_eval_s", 0.0);
-  m.clock_start = j.value("clock_start", 0.0);
-  m.clock_end = j.value("clock_end", 0.0);
+  readOrZero<double>(
+      j, m,
+      {SFN_FIELD(wall_select_s), SFN_FIELD(wall_train_s), SFN_FIELD(wall_aggregate_s),
+       SFN_FIELD(wall_eval_s), SFN_FIELD(clock_start), SFN_FIELD(clock_end)});
+#undef SFN_FIELD
   for (const auto& e : j.value("evals", nlohmann::json::array())) {
     EvalRecord r;
     r.name = e.at("name").get<std::string>();
@@ -116,6 +126,7 @@ RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
     r.client = t.value("client", "");
     r.subnet = t.value("subnet", "");
     r.status = parseTaskStatus(t.value("status", ""));
+    r.weight = t.value("weight", 0.0);
     m.tasks.push_back(r);
   }
   return m;
@@ -124,8 +135,8 @@ RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
 std::string RoundMetrics::csvHeader(const std::vector<std::string>& eval_names) {
   std::ostringstream os;
   os << "round,outcome,available,selected,accepted,dropped,rejected,late,duplicate,bytes_sent,"
-        "bytes_received,train_loss,beta,train_macs,wall_select_s,wall_train_s,wall_aggregate_s,"
-        "wall_eval_s,clock_start,clock_end";
+        "bytes_received,train_loss,beta,effective_clients,train_macs,wall_select_s,wall_train_s,"
+        "wall_aggregate_s,wall_eval_s,clock_start,clock_end";
   for (const auto& n : eval_names) os << ",acc_" << n << ",loss_" << n;
   return os.str();
 }
@@ -134,9 +145,9 @@ std::string RoundMetrics::csvRow(const std::vector<std::string>& eval_names) con
   std::ostringstream os;
   os << round << ',' << toString(outcome) << ',' << available << ',' << selected << ',' << accepted
      << ',' << dropped << ',' << rejected << ',' << late << ',' << duplicate << ',' << bytes_sent
-     << ',' << bytes_received << ',' << train_loss << ',' << beta << ',' << train_macs << ','
-     << wall_select_s << ',' << wall_train_s << ',' << wall_aggregate_s << ',' << wall_eval_s << ','
-     << clock_start << ',' << clock_end;
+     << ',' << bytes_received << ',' << train_loss << ',' << beta << ',' << effective_clients << ','
+     << train_macs << ',' << wall_select_s << ',' << wall_train_s << ',' << wall_aggregate_s << ','
+     << wall_eval_s << ',' << clock_start << ',' << clock_end;
   for (const auto& n : eval_names) {
     const EvalRecord* found = nullptr;
     for (const auto& e : evals)

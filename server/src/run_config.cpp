@@ -73,13 +73,16 @@ void readRound(TomlReader t, CoordinatorOptions& co) {
   t.rejectUnknown();
 }
 
-// The MaxNet weight decays over the whole training unless decay_rounds says otherwise.
-void readWeighting(TomlReader t, WeightingOptions& w, std::int64_t rounds) {
+// As the authors do, the MaxNet weight decays to 1/K (plain uniform averaging over K
+// clients) over 80 % of the rounds and then holds there, unless bT or decay_rounds are set.
+// Needs [round] and [run] read first: the defaults follow clients_per_round and rounds.
+void readWeighting(TomlReader t, WeightingOptions& w, int clients_per_round, std::int64_t rounds) {
   t.get("base", w.base);
   t.get("maxnet_beta", w.maxnet_beta);
   t.get("b0", w.b0);
+  w.bT = defaultFinalBeta(clients_per_round);
   t.get("bT", w.bT);
-  w.decay_rounds = static_cast<double>(rounds);
+  w.decay_rounds = defaultDecayRounds(rounds);
   t.get("decay_rounds", w.decay_rounds);
   t.rejectUnknown();
 }
@@ -145,7 +148,7 @@ RunConfig readConfig(TomlReader root, const std::vector<std::string>& overrides)
   readSupernet(root.table("supernet"), c);
   readData(root.table("data"), c.data);
   readRound(root.table("round"), co);
-  readWeighting(root.table("weighting"), co.weighting, c.rounds);
+  readWeighting(root.table("weighting"), co.weighting, co.clients_per_round, c.rounds);
   readTrain(root.table("train"), co.train);
   readEvalAndCheckpoint(root.table("eval"), root.table("checkpoint"), c);
   readDevices(root.table("devices"), co.device_macs_budget);

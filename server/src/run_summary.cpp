@@ -50,7 +50,8 @@ RunSummary summarizeRun(const Coordinator& coordinator, const Evaluator& test,
 RunSummary finishRun(const Coordinator& coordinator, const DataBundle& data,
                      const std::string& device, const Evaluator& val, RunRecorder& recorder,
                      const std::string& checkpoint, double wall_s) {
-  const Evaluator test(data.test, {}, data.split.train, 1000, device);
+  // BN calibration (trainable BN) on the training split, never on the test images.
+  const Evaluator test = Evaluator::test(data, {1000, device});
   RunSummary summary = summarizeRun(coordinator, test, val);
   summary.wall_s = wall_s;
   summary.checkpoint = checkpoint;

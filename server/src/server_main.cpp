@@ -119,7 +119,7 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   std::ofstream(fs::path(run_dir) / "endpoint") << transport->endpoint() << '\n';
 
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
-  sfn::Evaluator val_eval(data.train, data.split.val, data.split.train, 1000, cfg.device);
+  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, {1000, cfg.device});
   sfn::SteadyClock clock;
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *transport, clock,
                          &val_eval, log);

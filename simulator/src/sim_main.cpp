@@ -378,7 +378,7 @@ bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& 
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
   std::vector<sfn::DeviceProfile> profiles = deviceProfiles(cfg);
   applyProfiles(cfg, profiles);
-  sfn::Evaluator val_eval(data.train, data.split.val, data.split.train, 1000, cfg.device);
+  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, {1000, cfg.device});
   sfn::VirtualClock clock;
   const auto fleet = makeFleet(cfg, data, std::move(profiles), clock, *log);
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *fleet, clock,

@@ -522,7 +522,7 @@ TEST_CASE("search with real validation accuracy on the tiny SuperNet") {
   const Dataset data = makeSyntheticDataset(400, 1, 8, 4, 5);
   IndexList val(200);
   for (std::int64_t i = 0; i < 200; ++i) val[static_cast<std::size_t>(i)] = i;
-  const Evaluator eval(data, val, {}, 200, "cpu");
+  const Evaluator eval({data, val}, {200, "cpu"});
   EvolutionOptions o = smallOptions(2);
   o.population = 8;
   o.generations = 2;

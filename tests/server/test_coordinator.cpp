@@ -4,6 +4,7 @@
 #include "sfn/server/coordinator.h"
 #include "sfn/server/federation.h"
 #include "sfn/server/round_metrics.h"
+#include "sfn/server/run_config.h"
 #include "sfn/server/run_recorder.h"
 #include "temp_dir.h"
 
@@ -357,4 +358,104 @@ TEST_CASE("runFederation trains exactly what plain runRound calls do (checkpoint
     return h.coord.supernet().tensors().clone();
   };
   CHECK(federated(true).bitEqual(federated(false)));
+}
+
+namespace {
+
+// Tasks answered at once, except those `skip` picks (they are dropped at the deadline).
+void answerAllBut(Harness& h, const std::function<bool(const TrainTaskMsg&)>& skip) {
+  h.transport.on_send = [&h, skip](const PeerId& peer, Message& m) {
+    if (auto* t = std::get_if<TrainTaskMsg>(&m); t && !skip(*t))
+      h.transport.push(peer, fakeUpdate(*t, 1.0f, 100));
+  };
+}
+
+}  // namespace
+
+TEST_CASE("effective_clients is 1 / sum w^2 over the accepted updates' normalised weights") {
+  auto never = [](const TrainTaskMsg&) { return false; };
+  SUBCASE("uniform weights: K") {
+    CoordinatorOptions o = options(4);
+    o.weighting.maxnet_beta = "none";
+    Harness h(o);
+    h.registerClients(4);
+    answerAllBut(h, never);
+    const RoundMetrics m = h.coord.runRound();
+    CHECK(m.accepted == 4);
+    CHECK(m.beta == 0.0);
+    CHECK(m.effective_clients == doctest::Approx(4.0));
+  }
+  SUBCASE("one MaxNet client at beta: 1 / (beta^2 + (1 - beta)^2 / (K - 1))") {
+    Harness h(options(4));
+    h.registerClients(4);
+    answerAllBut(h, never);
+    const RoundMetrics m = h.coord.runRound();
+    const double beta = 0.9;  // round 0 of the cosine
+    CHECK(m.beta == doctest::Approx(beta));
+    CHECK(m.effective_clients == doctest::Approx(1 / (beta * beta + 0.01 / 3)));
+    double total = 0.0;
+    for (const TaskRecord& t : m.tasks) total += t.weight;
+    CHECK(total == doctest::Approx(1.0));
+  }
+  SUBCASE("a dropped client: renormalised over the updates that were accepted") {
+    Harness h(options(4));
+    h.registerClients(4);
+    const DesignSpace space = h.coord.supernet().space();
+    bool skipped = false;
+    answerAllBut(h, [&](const TrainTaskMsg& t) {
+      if (skipped || SubNetConfig::parse(t.subnet, space).isMaxNet(space)) return false;
+      return skipped = true;
+    });
+    const RoundMetrics m = h.coord.runRound();
+    CHECK(m.accepted == 3);
+    CHECK(m.dropped == 1);
+    const double other = 0.1 / 3;  // 1 - beta shared by three, one of whom never answered
+    const double sum = 0.9 + 2 * other;
+    CHECK(m.effective_clients == doctest::Approx(sum * sum / (0.81 + 2 * other * other)));
+  }
+}
+
+TEST_CASE("metrics.jsonl and metrics.csv report effective_clients and each task's weight") {
+  test::TempDir dir;
+  CoordinatorOptions o = options(3);
+  o.weighting.maxnet_beta = "none";
+  Harness h(o);
+  h.registerClients(3);
+  h.answerTasks();
+  {
+    RunRecorder recorder(dir.path().string(), {}, 10, nlohmann::json::object());
+    FederationOptions fo;
+    fo.rounds = 1;
+    const std::atomic<bool> stop{false};
+    (void)runFederation(h.coord, recorder, fo, stop);
+  }
+  std::ifstream jsonl(dir.path() / "metrics.jsonl");
+  std::string line;
+  REQUIRE(std::getline(jsonl, line));
+  const nlohmann::json j = nlohmann::json::parse(line);
+  CHECK(j.at("effective_clients").get<double>() == doctest::Approx(3.0));
+  CHECK(j.at("tasks").at(0).at("weight").get<double>() == doctest::Approx(1.0 / 3));
+  CHECK(RoundMetrics::fromJson(j).effective_clients == doctest::Approx(3.0));
+  std::ifstream csv(dir.path() / "metrics.csv");
+  REQUIRE(std::getline(csv, line));
+  CHECK(line.find(",beta,effective_clients,") != std::string::npos);
+}
+
+TEST_CASE("[weighting] defaults: bT = 1/K, decay_rounds = round(0.8 x rounds), set values win") {
+  const RunConfig d =
+      RunConfig::parse("[run]\nrounds = 30\n[round]\nclients_per_round = 8\n", "w.toml");
+  CHECK(d.coordinator.weighting.bT == doctest::Approx(0.125));
+  CHECK(d.coordinator.weighting.decay_rounds == 24.0);
+  CHECK(d.coordinator.weighting.beta(24) == doctest::Approx(0.125));
+  // Overrides change K and rounds before the defaults are derived from them.
+  const RunConfig o =
+      RunConfig::parse("", "w.toml", ".", {"run.rounds=10", "round.clients_per_round=5"});
+  CHECK(o.coordinator.weighting.bT == doctest::Approx(0.2));
+  CHECK(o.coordinator.weighting.decay_rounds == 8.0);
+  const RunConfig e =
+      RunConfig::parse("[run]\nrounds = 30\n[weighting]\nbT = 0.3\ndecay_rounds = 30\n", "w.toml");
+  CHECK(e.coordinator.weighting.bT == doctest::Approx(0.3));
+  CHECK(e.coordinator.weighting.decay_rounds == 30.0);
+  const RunConfig z = RunConfig::parse("[weighting]\ndecay_rounds = 0\n", "w.toml");
+  CHECK(z.coordinator.weighting.beta(5) == doctest::Approx(0.9));  // 0: no decay, b0 always
 }

@@ -12,6 +12,7 @@
 #include <limits>
 #include <sstream>
 #include <system_error>
+#include <utility>
 
 namespace sfn {
 namespace {
@@ -145,9 +146,8 @@ bool endsWith(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-}  // namespace
-
-IdxArray readIdx(const std::string& path) {
+// The size of `path`, which must be an existing regular file.
+std::uint64_t regularFileSize(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto status = fs::status(path, ec);
@@ -158,10 +158,11 @@ IdxArray readIdx(const std::string& path) {
   if (!fs::is_regular_file(status)) fail(path, "is not a regular file");
   const std::uint64_t file_size = fs::file_size(path, ec);
   if (ec) fail(path, "cannot determine size: " + ec.message());
+  return file_size;
+}
 
-  const bool gzip = hasGzipMagic(path) || endsWith(path, ".gz");
-  ByteSource src(path, gzip);
-
+// Reads the 4-byte magic and returns the number of dimensions it declares.
+int readMagic(ByteSource& src, const std::string& path) {
   std::array<std::uint8_t, 4> magic{};
   if (src.read(magic.data(), magic.size()) != magic.size()) {
     fail(path, "truncated: shorter than the 4-byte IDX magic");
@@ -177,10 +178,19 @@ IdxArray readIdx(const std::string& path) {
   }
   const int ndim = magic[3];
   if (ndim == 0) fail(path, "bad header: zero dimensions");
+  return ndim;
+}
 
-  IdxArray out;
-  out.dims.reserve(static_cast<std::size_t>(ndim));
+// The dimensions after the magic, their product and their "AxBxC" text for messages.
+struct IdxHeader {
+  std::vector<std::int64_t> dims;
   std::uint64_t count = 1;
+  std::string shape;
+};
+
+IdxHeader readDims(ByteSource& src, const std::string& path, int ndim) {
+  IdxHeader h;
+  h.dims.reserve(static_cast<std::size_t>(ndim));
   std::ostringstream shape;
   for (int i = 0; i < ndim; ++i) {
     std::array<std::uint8_t, 4> b{};
@@ -192,44 +202,70 @@ IdxArray readIdx(const std::string& path) {
                             (std::uint64_t{b[2]} << 8) | std::uint64_t{b[3]};
     // Any product beyond int64 is malformed; check before multiplying so it cannot wrap.
     if (d != 0 &&
-        count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / d) {
+        h.count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / d) {
       fail(path, "bad header: dimensions overflow 64 bits");
     }
-    count *= d;
-    out.dims.push_back(static_cast<std::int64_t>(d));
+    h.count *= d;
+    h.dims.push_back(static_cast<std::int64_t>(d));
     shape << (i ? "x" : "") << d;
   }
+  h.shape = shape.str();
+  return h;
+}
 
-  const std::uint64_t header_bytes = 4 + 4 * static_cast<std::uint64_t>(ndim);
+// Rejects a header whose data cannot fit the file before allocating for it: exactly for a
+// plain file, by the deflate ratio bound for gzip (whose size is only known by reading).
+void checkDataSize(const std::string& path, const IdxHeader& h, bool gzip,
+                   std::uint64_t file_size) {
+  const std::uint64_t header_bytes = 4 + 4 * static_cast<std::uint64_t>(h.dims.size());
+  const std::uint64_t count = h.count;
   if (!gzip) {
     const std::uint64_t data_bytes = file_size > header_bytes ? file_size - header_bytes : 0;
     if (data_bytes < count) {
-      fail(path, "truncated: header dims " + shape.str() + " need " + std::to_string(count) +
+      fail(path, "truncated: header dims " + h.shape + " need " + std::to_string(count) +
                      " data bytes but the file holds " + std::to_string(data_bytes));
     }
     if (data_bytes > count) {
-      fail(path, "size mismatch: header dims " + shape.str() + " need " + std::to_string(count) +
+      fail(path, "size mismatch: header dims " + h.shape + " need " + std::to_string(count) +
                      " data bytes but the file holds " + std::to_string(data_bytes));
     }
   } else if (count / kMaxDeflateRatio > file_size) {
-    fail(path, "size mismatch: header dims " + shape.str() + " need " + std::to_string(count) +
+    fail(path, "size mismatch: header dims " + h.shape + " need " + std::to_string(count) +
                    " bytes, more than a " + std::to_string(file_size) +
                    "-byte gzip file can decompress to");
   }
   if (count > std::numeric_limits<std::size_t>::max()) fail(path, "too large for this platform");
+}
 
-  out.data.resize(static_cast<std::size_t>(count));
-  const std::size_t got = src.read(out.data.data(), out.data.size());
-  if (got != out.data.size()) {
-    fail(path, "truncated: header dims " + shape.str() + " need " + std::to_string(count) +
+// Reads exactly h.count data bytes, then checks that nothing follows them.
+std::vector<std::uint8_t> readData(ByteSource& src, const std::string& path, const IdxHeader& h) {
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(h.count));
+  const std::size_t got = src.read(data.data(), data.size());
+  if (got != data.size()) {
+    fail(path, "truncated: header dims " + h.shape + " need " + std::to_string(h.count) +
                    " data bytes but only " + std::to_string(got) + " are present");
   }
   // Reading past the data also drives gzip to its trailer, which verifies the CRC.
   std::uint8_t extra = 0;
   if (src.read(&extra, 1) != 0) {
-    fail(path, "size mismatch: more data than header dims " + shape.str() + " declare (" +
-                   std::to_string(count) + " bytes)");
+    fail(path, "size mismatch: more data than header dims " + h.shape + " declare (" +
+                   std::to_string(h.count) + " bytes)");
   }
+  return data;
+}
+
+}  // namespace
+
+IdxArray readIdx(const std::string& path) {
+  const std::uint64_t file_size = regularFileSize(path);
+  const bool gzip = hasGzipMagic(path) || endsWith(path, ".gz");
+  ByteSource src(path, gzip);
+  const int ndim = readMagic(src, path);
+  IdxHeader header = readDims(src, path, ndim);
+  checkDataSize(path, header, gzip, file_size);
+  IdxArray out;
+  out.data = readData(src, path, header);
+  out.dims = std::move(header.dims);
   return out;
 }
 

@@ -105,6 +105,74 @@ void sortEach(Partition& p) {
   for (auto& list : p) std::sort(list.begin(), list.end());
 }
 
+void checkDirichletArgs(const IndexList& pool, int num_classes, std::int64_t num_clients,
+                        double alpha, std::int64_t min_samples) {
+  constexpr const char* kWhere = "partitionDirichlet";
+  requireClients(num_clients, kWhere);
+  if (num_classes <= 0)
+    SFN_THROW(ConfigError, kWhere, ": num_classes = ", num_classes, " must be > 0");
+  if (!(alpha > 0.0) || !std::isfinite(alpha)) {
+    SFN_THROW(ConfigError, kWhere, ": alpha = ", alpha, " must be finite and > 0");
+  }
+  if (min_samples < 0)
+    SFN_THROW(ConfigError, kWhere, ": min_samples = ", min_samples, " is negative");
+  checkPoolIndices(pool, kWhere);
+  const auto n = static_cast<std::int64_t>(pool.size());
+  // Division instead of num_clients * min_samples, which could overflow.
+  if (min_samples > 0 && num_clients > n / min_samples) {
+    SFN_THROW(ConfigError, kWhere, ": pool of ", n, " samples is too small for ", num_clients,
+              " clients with at least ", min_samples, " samples each (needs ",
+              static_cast<double>(num_clients) * static_cast<double>(min_samples), ")");
+  }
+}
+
+// The pool's indices per class, in pool order.
+std::vector<IndexList> groupByClass(const IndexList& pool, const std::vector<std::int64_t>& labels,
+                                    int num_classes, const char* where) {
+  std::vector<IndexList> by_class(static_cast<std::size_t>(num_classes));
+  for (const std::int64_t idx : pool) {
+    by_class[static_cast<std::size_t>(labelOf(idx, labels, num_classes, where))].push_back(idx);
+  }
+  return by_class;
+}
+
+// Deals one class's samples to the clients in Dirichlet proportions (scratch `props`),
+// skipping clients that already hold their fair share.
+void dealClass(const IndexList& members, double alpha, double fair_share, Rng& rng,
+               std::vector<double>& props, Partition& parts) {
+  const std::size_t k = parts.size();
+  IndexList idx = members;
+  shuffle(idx, rng);
+  dirichlet(alpha, rng, props);
+  double kept = 0.0;
+  for (std::size_t j = 0; j < k; ++j) {
+    if (static_cast<double>(parts[j].size()) >= fair_share) props[j] = 0.0;
+    kept += props[j];
+  }
+  // Some client is always below its fair share while samples remain, so kept > 0
+  // unless every one of those clients drew an exact zero; then give it all to one.
+  if (kept > 0.0) {
+    for (auto& x : props) x /= kept;
+  } else {
+    std::fill(props.begin(), props.end(), 0.0);
+    props[rng.below(k)] = 1.0;
+  }
+  const std::size_t m = idx.size();
+  double cum = 0.0;
+  std::size_t start = 0;
+  for (std::size_t j = 0; j < k; ++j) {
+    cum += props[j];
+    std::size_t end =
+        j + 1 == k
+            ? m
+            : std::min(m, static_cast<std::size_t>(std::floor(cum * static_cast<double>(m))));
+    end = std::max(end, start);
+    parts[j].insert(parts[j].end(), idx.begin() + static_cast<std::ptrdiff_t>(start),
+                    idx.begin() + static_cast<std::ptrdiff_t>(end));
+    start = end;
+  }
+}
+
 }  // namespace
 
 Partition partitionIid(const IndexList& pool, std::int64_t num_clients, std::uint64_t seed) {
@@ -135,28 +203,9 @@ Partition partitionDirichlet(const IndexList& pool, const std::vector<std::int64
                              int num_classes, std::int64_t num_clients, double alpha,
                              std::uint64_t seed, std::int64_t min_samples) {
   constexpr const char* kWhere = "partitionDirichlet";
-  requireClients(num_clients, kWhere);
-  if (num_classes <= 0)
-    SFN_THROW(ConfigError, kWhere, ": num_classes = ", num_classes, " must be > 0");
-  if (!(alpha > 0.0) || !std::isfinite(alpha)) {
-    SFN_THROW(ConfigError, kWhere, ": alpha = ", alpha, " must be finite and > 0");
-  }
-  if (min_samples < 0)
-    SFN_THROW(ConfigError, kWhere, ": min_samples = ", min_samples, " is negative");
-  checkPoolIndices(pool, kWhere);
+  checkDirichletArgs(pool, num_classes, num_clients, alpha, min_samples);
   const auto n = static_cast<std::int64_t>(pool.size());
-  // Division instead of num_clients * min_samples, which could overflow.
-  if (min_samples > 0 && num_clients > n / min_samples) {
-    SFN_THROW(ConfigError, kWhere, ": pool of ", n, " samples is too small for ", num_clients,
-              " clients with at least ", min_samples, " samples each (needs ",
-              static_cast<double>(num_clients) * static_cast<double>(min_samples), ")");
-  }
-
-  std::vector<IndexList> by_class(static_cast<std::size_t>(num_classes));
-  for (const std::int64_t idx : pool) {
-    by_class[static_cast<std::size_t>(labelOf(idx, labels, num_classes, kWhere))].push_back(idx);
-  }
-
+  const std::vector<IndexList> by_class = groupByClass(pool, labels, num_classes, kWhere);
   const auto k = static_cast<std::size_t>(num_clients);
   // FedML stops feeding a client once it holds its fair share; that keeps client sizes from
   // drifting so far apart that the min_samples retry loop would rarely succeed.
@@ -167,37 +216,7 @@ Partition partitionDirichlet(const IndexList& pool, const std::vector<std::int64
   for (int attempt = 0; attempt < kMaxDirichletAttempts; ++attempt) {
     for (auto& p : parts) p.clear();
     for (const IndexList& members : by_class) {
-      if (members.empty()) continue;
-      IndexList idx = members;
-      shuffle(idx, rng);
-      dirichlet(alpha, rng, props);
-      double kept = 0.0;
-      for (std::size_t j = 0; j < k; ++j) {
-        if (static_cast<double>(parts[j].size()) >= fair_share) props[j] = 0.0;
-        kept += props[j];
-      }
-      // Some client is always below its fair share while samples remain, so kept > 0
-      // unless every one of those clients drew an exact zero; then give it all to one.
-      if (kept > 0.0) {
-        for (auto& x : props) x /= kept;
-      } else {
-        std::fill(props.begin(), props.end(), 0.0);
-        props[rng.below(k)] = 1.0;
-      }
-      const std::size_t m = idx.size();
-      double cum = 0.0;
-      std::size_t start = 0;
-      for (std::size_t j = 0; j < k; ++j) {
-        cum += props[j];
-        std::size_t end =
-            j + 1 == k
-                ? m
-                : std::min(m, static_cast<std::size_t>(std::floor(cum * static_cast<double>(m))));
-        end = std::max(end, start);
-        parts[j].insert(parts[j].end(), idx.begin() + static_cast<std::ptrdiff_t>(start),
-                        idx.begin() + static_cast<std::ptrdiff_t>(end));
-        start = end;
-      }
+      if (!members.empty()) dealClass(members, alpha, fair_share, rng, props, parts);
     }
     const bool ok = std::all_of(parts.begin(), parts.end(), [&](const IndexList& p) {
       return static_cast<std::int64_t>(p.size()) >= min_samples;

@@ -31,6 +31,30 @@ double betaCosine(double t, double b0, double bT, double T) {
   return (b0 - bT) * c + bT;
 }
 
+double defaultFinalBeta(int clients_per_round) {
+  return clients_per_round > 0 ? 1.0 / static_cast<double>(clients_per_round) : 1.0;
+}
+
+double defaultDecayRounds(std::int64_t rounds) {
+  return std::round(0.8 * static_cast<double>(std::max<std::int64_t>(rounds, 0)));
+}
+
+double effectiveClients(const std::vector<double>& weights) {
+  double sum = 0.0;
+  double sum_sq = 0.0;
+  for (double w : weights) {
+    sum += w;
+    sum_sq += w * w;
+  }
+  return sum_sq > 0.0 ? sum * sum / sum_sq : 0.0;
+}
+
+double WeightingOptions::beta(std::int64_t round) const {
+  if (maxnet_beta == "none") return 0.0;
+  if (maxnet_beta == "constant") return b0;
+  return betaCosine(static_cast<double>(round), b0, bT, decay_rounds);
+}
+
 void WeightingOptions::validate() const {
   SFN_ENFORCE(base == "uniform" || base == "samples", ConfigError, "weighting.base = '", base,
               "': expected \"uniform\" or \"samples\"");
@@ -65,10 +89,7 @@ std::vector<double> clientWeights(const WeightingOptions& opts, std::int64_t rou
     return base;
   }
 
-  const double beta =
-      opts.maxnet_beta == "constant"
-          ? opts.b0
-          : betaCosine(static_cast<double>(round), opts.b0, opts.bT, opts.decay_rounds);
+  const double beta = opts.beta(round);
   // Policies other than tracking sandwich may hand the MaxNet to several clients; they
   // share beta the way the others share 1 - beta.
   std::vector<double> max_part;

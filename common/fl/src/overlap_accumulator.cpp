@@ -104,6 +104,93 @@ void fillNegativeZero(at::Tensor& t) {
   if (t.defined()) t.fill_(-0.0);
 }
 
+// Checks that an averaged slice tensor is a float32 CPU prefix box of its SuperNet tensor.
+void checkPrefixBox(const NamedTensor& item, const TensorSpec& full) {
+  const at::Tensor& theta = item.tensor;
+  SFN_ENFORCE(theta.defined() && theta.scalar_type() == at::kFloat && theta.device().is_cpu(),
+              ShapeError, "slice tensor '", item.name, "' must be a float32 CPU tensor");
+  const auto sizes = theta.sizes();
+  bool fits = sizes.size() == full.shape.size();
+  for (std::size_t d = 0; fits && d < sizes.size(); ++d) {
+    // Weights are kept per [d0, d1] element, so trailing (kernel) dims must be whole.
+    fits = d < 2 ? sizes[d] <= full.shape[d] : sizes[d] == full.shape[d];
+  }
+  SFN_ENFORCE(fits, ShapeError, "slice tensor '", item.name, "' of shape ", shapeText(sizes),
+              " is not a prefix box of SuperNet shape ", shapeText(full.shape));
+}
+
+// The validation phase of addPrefixSlice: the SuperNet index of every slice tensor, after
+// checking them all, so that a rejected update is rejected before any sum changes.
+std::vector<std::size_t> indexPrefixSlice(const std::vector<TensorSpec>& spec,
+                                          const NamedTensors& slice) {
+  std::vector<std::size_t> index(slice.size());
+  std::size_t cursor = 0;
+  for (std::size_t k = 0; k < slice.size(); ++k) {
+    const auto& item = slice[k];
+    const std::size_t i = findSpec(spec, item.name, cursor);
+    SFN_ENFORCE(i < spec.size(), ShapeError, "slice tensor '", item.name,
+                "' is not a SuperNet tensor");
+    index[k] = i;
+    if (isAveraged(spec[i])) checkPrefixBox(item, spec[i]);
+  }
+  return index;
+}
+
+// One parallel work item of addPrefixSlice: rows [row_begin, row_end) of one tensor.
+struct Chunk {
+  const float* theta;
+  float* sum;
+  float* wsum;
+  RowLayout layout;
+  std::int64_t row_begin;
+  std::int64_t row_end;
+};
+
+// The planning phase of addPrefixSlice: cuts every averaged tensor into row chunks, so the
+// update runs as one parallel region over all tensors, not one ATen op per tensor: with ~2
+// ops per tensor that is ~60 fork/joins per update, which on a busy 2-core server cost 10x
+// the memory traffic itself (measured by bench_aggregate). Strided inputs are made
+// contiguous into `contiguous`, which holds their storage for as long as the chunks; `total` gets
+// the element count.
+std::vector<Chunk> planChunks(const std::vector<TensorSpec>& spec,
+                              const std::vector<at::Tensor>& sums,
+                              const std::vector<at::Tensor>& weights, const NamedTensors& slice,
+                              const std::vector<std::size_t>& index,
+                              std::vector<at::Tensor>& contiguous, std::int64_t& total) {
+  std::vector<Chunk> chunks;
+  for (std::size_t k = 0; k < slice.size(); ++k) {
+    const std::size_t i = index[k];
+    if (!isAveraged(spec[i])) continue;
+    const at::Tensor* theta = &slice[k].tensor;
+    if (!theta->is_contiguous()) {
+      contiguous.push_back(theta->contiguous());
+      theta = &contiguous.back();
+    }
+    const RowLayout layout = rowLayout(theta->sizes(), spec[i].shape);
+    const std::int64_t step = rowsPerChunk(layout.rowElements());
+    for (std::int64_t r = 0; r < layout.rows; r += step) {
+      chunks.push_back(Chunk{theta->data_ptr<float>(), sums[i].data_ptr<float>(),
+                             weights[i].data_ptr<float>(), layout, r,
+                             std::min(layout.rows, r + step)});
+    }
+    total += theta->numel();
+  }
+  return chunks;
+}
+
+// The hot loop: chunks [begin, end) of an update with weight w into their sums and weights.
+void addChunks(const std::vector<Chunk>& chunks, std::int64_t begin, std::int64_t end, float w) {
+  for (std::int64_t c = begin; c < end; ++c) {
+    const Chunk& ch = chunks[static_cast<std::size_t>(c)];
+    const std::int64_t n = ch.layout.rowElements();
+    for (std::int64_t r = ch.row_begin; r < ch.row_end; ++r) {
+      axpy(ch.sum + r * ch.layout.fullRowElements(), ch.theta + r * n, n, w);
+      float* __restrict__ ws = ch.wsum + r * ch.layout.full_cols;
+      for (std::int64_t j = 0; j < ch.layout.cols; ++j) ws[j] += w;
+    }
+  }
+}
+
 }  // namespace
 
 OverlapAccumulator::OverlapAccumulator(const std::vector<TensorSpec>& supernet_spec)
@@ -146,71 +233,13 @@ void OverlapAccumulator::addPrefixSlice(const NamedTensors& slice, double weight
   SFN_ENFORCE(std::isfinite(weight) && weight >= 0.0, Error, "update weight ", weight,
               " must be finite and >= 0");
   // Validate everything before touching any sum, so a rejected update leaves no trace.
-  std::vector<std::size_t> index(slice.size());
-  std::size_t cursor = 0;
-  for (std::size_t k = 0; k < slice.size(); ++k) {
-    const auto& item = slice[k];
-    const std::size_t i = findSpec(spec_, item.name, cursor);
-    SFN_ENFORCE(i < spec_.size(), ShapeError, "slice tensor '", item.name,
-                "' is not a SuperNet tensor");
-    index[k] = i;
-    const TensorSpec& full = spec_[i];
-    if (!isAveraged(full)) continue;
-    const at::Tensor& theta = item.tensor;
-    SFN_ENFORCE(theta.defined() && theta.scalar_type() == at::kFloat && theta.device().is_cpu(),
-                ShapeError, "slice tensor '", item.name, "' must be a float32 CPU tensor");
-    const auto sizes = theta.sizes();
-    bool fits = sizes.size() == full.shape.size();
-    for (std::size_t d = 0; fits && d < sizes.size(); ++d) {
-      // Weights are kept per [d0, d1] element, so trailing (kernel) dims must be whole.
-      fits = d < 2 ? sizes[d] <= full.shape[d] : sizes[d] == full.shape[d];
-    }
-    SFN_ENFORCE(fits, ShapeError, "slice tensor '", item.name, "' of shape ", shapeText(sizes),
-                " is not a prefix box of SuperNet shape ", shapeText(full.shape));
-  }
-  // The hot path. One parallel region per update over row chunks of every tensor, not one
-  // ATen op per tensor: with ~2 ops per tensor that is ~60 fork/joins per update, which on a
-  // busy 2-core server cost 10x the memory traffic itself (measured by bench_aggregate).
-  struct Chunk {
-    const float* theta;
-    float* sum;
-    float* wsum;
-    RowLayout layout;
-    std::int64_t row_begin;
-    std::int64_t row_end;
-  };
-  std::vector<at::Tensor> contiguous;  // only for (unusual) strided inputs
-  std::vector<Chunk> chunks;
+  const std::vector<std::size_t> index = indexPrefixSlice(spec_, slice);
+  std::vector<at::Tensor> contiguous;  // keeps copies of (unusual) strided inputs alive
   std::int64_t total = 0;
-  for (std::size_t k = 0; k < slice.size(); ++k) {
-    const std::size_t i = index[k];
-    if (!isAveraged(spec_[i])) continue;
-    const at::Tensor* theta = &slice[k].tensor;
-    if (!theta->is_contiguous()) {
-      contiguous.push_back(theta->contiguous());
-      theta = &contiguous.back();
-    }
-    const RowLayout layout = rowLayout(theta->sizes(), spec_[i].shape);
-    const std::int64_t step = rowsPerChunk(layout.rowElements());
-    for (std::int64_t r = 0; r < layout.rows; r += step) {
-      chunks.push_back(Chunk{theta->data_ptr<float>(), sums_[i].data_ptr<float>(),
-                             weights_[i].data_ptr<float>(), layout, r,
-                             std::min(layout.rows, r + step)});
-    }
-    total += theta->numel();
-  }
+  const std::vector<Chunk> chunks =
+      planChunks(spec_, sums_, weights_, slice, index, contiguous, total);
   const auto w = static_cast<float>(weight);
-  auto run = [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t c = begin; c < end; ++c) {
-      const Chunk& ch = chunks[static_cast<std::size_t>(c)];
-      const std::int64_t n = ch.layout.rowElements();
-      for (std::int64_t r = ch.row_begin; r < ch.row_end; ++r) {
-        axpy(ch.sum + r * ch.layout.fullRowElements(), ch.theta + r * n, n, w);
-        float* __restrict__ ws = ch.wsum + r * ch.layout.full_cols;
-        for (std::int64_t j = 0; j < ch.layout.cols; ++j) ws[j] += w;
-      }
-    }
-  };
+  auto run = [&](std::int64_t begin, std::int64_t end) { addChunks(chunks, begin, end, w); };
   const auto count = static_cast<std::int64_t>(chunks.size());
   if (total < 2 * kChunkElements) {
     run(0, count);  // too little work to be worth waking the pool

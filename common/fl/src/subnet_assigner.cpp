@@ -25,6 +25,27 @@ std::vector<std::size_t> shuffledOrder(std::size_t n, Rng& rng) {
   return order;
 }
 
+// Tracking sandwich's MaxNet and MinNet clients: those that trained it least so far, ties
+// broken by a shuffled order so no client id is favoured. The MinNet client is n when there
+// is only one client. Draws the shuffle from `rng` (one draw sequence per round).
+std::pair<std::size_t, std::size_t> trackingSandwichPair(const SubNetAssigner& assigner,
+                                                         const std::vector<AssignInput>& clients,
+                                                         Rng& rng) {
+  const std::size_t n = clients.size();
+  const std::vector<std::size_t> order = shuffledOrder(n, rng);
+  auto maxnetCount = [&](std::size_t i) { return assigner.counters(clients[i].client_id).maxnet; };
+  auto minnetCount = [&](std::size_t i) { return assigner.counters(clients[i].client_id).minnet; };
+  std::size_t max_client = order[0];
+  for (std::size_t i : order)
+    if (maxnetCount(i) < maxnetCount(max_client)) max_client = i;
+  std::size_t min_client = n;
+  for (std::size_t i : order) {
+    if (i == max_client) continue;
+    if (min_client == n || minnetCount(i) < minnetCount(min_client)) min_client = i;
+  }
+  return {max_client, min_client};
+}
+
 }  // namespace
 
 AssignPolicy parseAssignPolicy(const std::string& text) {
@@ -102,20 +123,9 @@ std::vector<SubNetConfig> SubNetAssigner::assign(std::int64_t round,
   switch (policy_) {
     case AssignPolicy::kTrackingSandwich: {
       if (n == 0) break;
-      const std::vector<std::size_t> order = shuffledOrder(n, rng);
-      std::size_t max_client = order[0];
-      for (std::size_t i : order)
-        if (counters(clients[i].client_id).maxnet < counters(clients[max_client].client_id).maxnet)
-          max_client = i;
+      const auto [max_client, min_client] = trackingSandwichPair(*this, clients, rng);
       out[max_client] = SubNetConfig::maxNet(space_);
       fixed[max_client] = true;
-      std::size_t min_client = n;
-      for (std::size_t i : order) {
-        if (i == max_client) continue;
-        if (min_client == n ||
-            counters(clients[i].client_id).minnet < counters(clients[min_client].client_id).minnet)
-          min_client = i;
-      }
       if (min_client < n) {
         out[min_client] = SubNetConfig::minNet(space_);
         fixed[min_client] = true;

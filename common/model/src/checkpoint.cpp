@@ -269,15 +269,16 @@ std::optional<long> tempFileOwner(const std::string& name) {
   return pid;
 }
 
-}  // namespace
-
-// ---- checkpoints -------------------------------------------------------------------------
-
-void writeCheckpoint(const fs::path& path, const NamedTensors& tensors, const json& metadata) {
-  // Lay out the data section first: offsets depend only on sizes, not on the header.
+// Where each tensor goes in the data section, relative to its start, and its total size.
+struct DataLayout {
   std::vector<std::uint64_t> offsets;
-  json directory = json::array();
   std::uint64_t end = 0;
+};
+
+// The header's tensor directory, laid out first: offsets depend only on sizes, not on the
+// header, so the header can name them before it is written.
+json tensorDirectory(const fs::path& path, const NamedTensors& tensors, DataLayout& layout) {
+  json directory = json::array();
   for (const auto& [name, tensor] : tensors) {
     if (!tensor.defined()) failCheckpoint(path, "cannot write undefined tensor '" + name + "'");
     const DtypeInfo* dtype = findDtype(tensor.scalar_type());
@@ -285,20 +286,21 @@ void writeCheckpoint(const fs::path& path, const NamedTensors& tensors, const js
       failCheckpoint(path, "cannot write tensor '" + name + "': dtype " +
                                std::string(c10::toString(tensor.scalar_type())) +
                                " is not supported (float32, int64)");
-    const std::uint64_t offset = alignUp(end);
+    const std::uint64_t offset = alignUp(layout.end);
     const auto length = static_cast<std::uint64_t>(tensor.numel()) * dtype->size;
     directory.push_back({{"name", name},
                          {"dtype", dtype->name},
                          {"shape", tensor.sizes().vec()},
                          {"offset", offset},
                          {"length", length}});
-    offsets.push_back(offset);
-    end = offset + length;
+    layout.offsets.push_back(offset);
+    layout.end = offset + length;
   }
-  const json header = {{"format", kFormatVersion},
-                       {"metadata", metadata},
-                       {"data_bytes", end},
-                       {"tensors", std::move(directory)}};
+  return directory;
+}
+
+// The header as JSON text, refused here if readCheckpoint would refuse it later.
+std::string headerText(const fs::path& path, const json& header) {
   std::string text;
   try {
     text = header.dump();
@@ -311,7 +313,12 @@ void writeCheckpoint(const fs::path& path, const NamedTensors& tensors, const js
                              " levels, which readCheckpoint would refuse");
   if (text.size() > std::numeric_limits<std::uint32_t>::max())
     failCheckpoint(path, "header of " + std::to_string(text.size()) + " bytes exceeds 4 GiB");
+  return text;
+}
 
+// Writes magic, header length, header, aligned tensor data and the SHA-256 of all of it.
+void writeCheckpointFile(const fs::path& path, const std::string& text, const NamedTensors& tensors,
+                         const DataLayout& layout) {
   AtomicFileWriter out(path);
   Sha256 hasher;
   std::uint64_t written = 0;
@@ -334,96 +341,146 @@ void writeCheckpoint(const fs::path& path, const NamedTensors& tensors, const js
   put(asBytes(text));
   const std::uint64_t dataStart = alignUp(written);
   for (std::size_t i = 0; i < tensors.size(); ++i) {
-    padTo(dataStart + offsets[i]);
+    padTo(dataStart + layout.offsets[i]);
     // One tensor at a time, so at most one converted copy exists at any moment.
     const at::Tensor cpu = tensors[i].tensor.detach().to(at::kCPU).contiguous();
     put({static_cast<const std::uint8_t*>(cpu.data_ptr()), cpu.nbytes()});
   }
-  padTo(dataStart + end);
+  padTo(dataStart + layout.end);
   put(hasher.finish());
   out.commit();
 }
 
-Checkpoint readCheckpoint(const fs::path& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) failIo(path, "open checkpoint", errno);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) failIo(path, "stat checkpoint", errno);
-  if (!S_ISREG(st.st_mode)) failCheckpoint(path, "not a regular file");
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  // Writers only ever rename a new file over the path, so the inode behind this open
-  // descriptor never changes: both passes below see the same bytes.
-  const auto readAt = [&](void* dst, std::uint64_t n, std::uint64_t offset) {
-    if (!preadAll(path, fd.get(), dst, n, offset))
-      failCheckpoint(path, "truncated while reading (file shrank)");
-  };
+// A checkpoint open for reading. Writers only ever rename a new file over the path, so the
+// inode behind this open descriptor never changes: both reading passes see the same bytes.
+class CheckpointFile {
+ public:
+  explicit CheckpointFile(const fs::path& path)
+      : path_(path), fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (fd_.get() < 0) failIo(path_, "open checkpoint", errno);
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) != 0) failIo(path_, "stat checkpoint", errno);
+    if (!S_ISREG(st.st_mode)) failCheckpoint(path_, "not a regular file");
+    size_ = static_cast<std::uint64_t>(st.st_size);
+  }
+  const fs::path& path() const { return path_; }
+  std::uint64_t size() const { return size_; }
+  void readAt(void* dst, std::uint64_t n, std::uint64_t offset) const {
+    if (!preadAll(path_, fd_.get(), dst, n, offset))
+      failCheckpoint(path_, "truncated while reading (file shrank)");
+  }
 
+ private:
+  const fs::path& path_;
+  UniqueFd fd_;
+  std::uint64_t size_ = 0;
+};
+
+// The file's sections, from its fixed-size prefix: [prefix | header | pad | data | digest].
+struct Sections {
+  std::array<std::uint8_t, kPrefixSize> prefix{};
+  std::uint64_t headerLength = 0;
+  std::uint64_t dataStart = 0;
+  std::uint64_t bodyEnd = 0;
+  std::uint64_t dataBytes() const { return bodyEnd - dataStart; }
+};
+
+Sections readPrefix(const CheckpointFile& file) {
+  const fs::path& path = file.path();
+  const std::uint64_t size = file.size();
   if (size < kPrefixSize + kTrailerSize)
     failCheckpoint(path, "truncated: " + std::to_string(size) +
                              " bytes, a checkpoint has at least " +
                              std::to_string(kPrefixSize + kTrailerSize));
-  std::array<std::uint8_t, kPrefixSize> prefix{};
-  readAt(prefix.data(), prefix.size(), 0);
-  if (!std::equal(kMagic.begin(), kMagic.end(), prefix.begin(),
+  Sections s;
+  file.readAt(s.prefix.data(), s.prefix.size(), 0);
+  if (!std::equal(kMagic.begin(), kMagic.end(), s.prefix.begin(),
                   [](char a, std::uint8_t b) { return static_cast<std::uint8_t>(a) == b; }))
     failCheckpoint(path, "bad magic: not an sfn checkpoint (expected \"SFNCKPT1\")");
-  const std::uint64_t headerLength = std::uint64_t{prefix[8]} | std::uint64_t{prefix[9]} << 8 |
-                                     std::uint64_t{prefix[10]} << 16 |
-                                     std::uint64_t{prefix[11]} << 24;
+  s.headerLength = std::uint64_t{s.prefix[8]} | std::uint64_t{s.prefix[9]} << 8 |
+                   std::uint64_t{s.prefix[10]} << 16 | std::uint64_t{s.prefix[11]} << 24;
   // Sizes are compared by subtraction from the (larger) file size so nothing can overflow.
-  const std::uint64_t bodyEnd = size - kTrailerSize;
-  if (headerLength > bodyEnd - kPrefixSize || alignUp(kPrefixSize + headerLength) > bodyEnd)
-    failCheckpoint(path, "truncated: header of " + std::to_string(headerLength) +
+  s.bodyEnd = size - kTrailerSize;
+  if (s.headerLength > s.bodyEnd - kPrefixSize || alignUp(kPrefixSize + s.headerLength) > s.bodyEnd)
+    failCheckpoint(path, "truncated: header of " + std::to_string(s.headerLength) +
                              " bytes does not fit in a file of " + std::to_string(size) + " bytes");
-  const std::uint64_t dataStart = alignUp(kPrefixSize + headerLength);
-  const std::uint64_t dataBytes = bodyEnd - dataStart;
+  s.dataStart = alignUp(kPrefixSize + s.headerLength);
+  return s;
+}
 
-  std::string text(static_cast<std::size_t>(headerLength), '\0');
-  readAt(text.data(), headerLength, kPrefixSize);
-  const bool shallow = nestingWithinLimit(text);
-  const json header = shallow ? json::parse(text, nullptr, /*allow_exceptions=*/false)
-                              : json(json::value_t::discarded);
-  // A readable header lets a cut-off file be called what it is rather than only failing
-  // the digest; the digest below still decides whether the file is intact.
-  if (header.is_object()) {
-    const auto declared = header.find("data_bytes");
-    if (declared != header.end() && declared->is_number_unsigned() &&
-        declared->get<std::uint64_t>() > dataBytes)
-      failCheckpoint(
-          path, "truncated: file has " + std::to_string(size) + " bytes, its header describes " +
-                    std::to_string(declared->get<std::uint64_t>()) +
-                    " bytes of tensor data but only " + std::to_string(dataBytes) + " remain");
-  }
+// A readable header lets a cut-off file be called what it is rather than only failing
+// the digest; the digest still decides whether the file is intact.
+void checkDeclaredDataSize(const CheckpointFile& file, const json& header,
+                           std::uint64_t dataBytes) {
+  if (!header.is_object()) return;
+  const auto declared = header.find("data_bytes");
+  if (declared != header.end() && declared->is_number_unsigned() &&
+      declared->get<std::uint64_t>() > dataBytes)
+    failCheckpoint(file.path(), "truncated: file has " + std::to_string(file.size()) +
+                                    " bytes, its header describes " +
+                                    std::to_string(declared->get<std::uint64_t>()) +
+                                    " bytes of tensor data but only " + std::to_string(dataBytes) +
+                                    " remain");
+}
 
+// The first pass: the SHA-256 of everything before the trailer must match the trailer.
+void verifyDigest(const CheckpointFile& file, const Sections& s, const std::string& text) {
   Sha256 hasher;
-  hasher.update(prefix);
+  hasher.update(s.prefix);
   hasher.update(text);
   {
     std::vector<std::uint8_t> buf(kReadChunk);
-    for (std::uint64_t pos = kPrefixSize + headerLength; pos < bodyEnd;) {
-      const std::uint64_t n = std::min<std::uint64_t>(bodyEnd - pos, buf.size());
-      readAt(buf.data(), n, pos);
+    for (std::uint64_t pos = kPrefixSize + s.headerLength; pos < s.bodyEnd;) {
+      const std::uint64_t n = std::min<std::uint64_t>(s.bodyEnd - pos, buf.size());
+      file.readAt(buf.data(), n, pos);
       hasher.update(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)));
       pos += n;
     }
   }
   Sha256Digest stored{};
-  readAt(stored.data(), stored.size(), bodyEnd);
+  file.readAt(stored.data(), stored.size(), s.bodyEnd);
   const Sha256Digest computed = hasher.finish();
   if (computed != stored)
-    failCheckpoint(path, "digest mismatch: the file is corrupt (stored SHA-256 " + toHex(stored) +
-                             ", computed " + toHex(computed) + ")");
+    failCheckpoint(file.path(), "digest mismatch: the file is corrupt (stored SHA-256 " +
+                                    toHex(stored) + ", computed " + toHex(computed) + ")");
+}
 
+}  // namespace
+
+// ---- checkpoints -------------------------------------------------------------------------
+
+void writeCheckpoint(const fs::path& path, const NamedTensors& tensors, const json& metadata) {
+  DataLayout layout;
+  json directory = tensorDirectory(path, tensors, layout);
+  const json header = {{"format", kFormatVersion},
+                       {"metadata", metadata},
+                       {"data_bytes", layout.end},
+                       {"tensors", std::move(directory)}};
+  writeCheckpointFile(path, headerText(path, header), tensors, layout);
+}
+
+Checkpoint readCheckpoint(const fs::path& path) {
+  const CheckpointFile file(path);
+  const Sections sections = readPrefix(file);
+  std::string text(static_cast<std::size_t>(sections.headerLength), '\0');
+  file.readAt(text.data(), sections.headerLength, kPrefixSize);
+  const bool shallow = nestingWithinLimit(text);
+  const json header = shallow ? json::parse(text, nullptr, /*allow_exceptions=*/false)
+                              : json(json::value_t::discarded);
+  checkDeclaredDataSize(file, header, sections.dataBytes());
+  verifyDigest(file, sections, text);
+
+  // The second pass, only over a file whose digest matched.
   if (!shallow)
     failCheckpoint(
         path, "malformed header: nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   if (header.is_discarded()) failCheckpoint(path, "malformed header: not valid JSON");
-  const std::vector<DirEntry> entries = checkHeader(path, header, dataBytes);
+  const std::vector<DirEntry> entries = checkHeader(path, header, sections.dataBytes());
   Checkpoint result;
   result.metadata = header.at("metadata");
   for (const auto& e : entries) {
     at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype->type));
-    readAt(t.data_ptr(), e.length, dataStart + e.offset);
+    file.readAt(t.data_ptr(), e.length, sections.dataStart + e.offset);
     result.tensors.add(e.name, std::move(t));
   }
   return result;

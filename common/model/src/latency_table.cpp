@@ -122,6 +122,21 @@ torch::Tensor makeInput(int batch, int channels, int hw, const torch::Device& de
   return torch::rand({batch, channels, hw, hw}, gen, torch::kFloat32).to(device);
 }
 
+// The stem entry, each stage's entries as `stage(s, in, hw, out)` appends them (advancing
+// the input channels `in` and resolution `hw`), then the head entry: the walk that both
+// the full variant list and one SubNet's entries follow, so the two cannot drift apart.
+template <typename AppendStage>
+std::vector<LatencyTableEntry> stemStagesHead(const DesignSpace& space, AppendStage&& stage) {
+  std::vector<LatencyTableEntry> out;
+  out.push_back(
+      {LatencyTable::stemName(), space.in_channels, 0, space.stem_width, 1, space.image_size, 0.0});
+  int hw = space.image_size;
+  int in = space.stem_width;
+  for (int s = 0; s < space.numStages(); ++s) stage(s, in, hw, out);
+  out.push_back({LatencyTable::headName(), in, 0, space.num_classes, 1, hw, 0.0});
+  return out;
+}
+
 }  // namespace
 
 // ---- LatencyTable ----------------------------------------------------------------------
@@ -148,11 +163,7 @@ std::string LatencyTable::blockName(int stage, bool first, int mid) {
 
 std::vector<LatencyTableEntry> LatencyTable::variants(const DesignSpace& space) {
   space.validate();
-  std::vector<LatencyTableEntry> out;
-  out.push_back({stemName(), space.in_channels, 0, space.stem_width, 1, space.image_size, 0.0});
-  int hw = space.image_size;
-  int in = space.stem_width;
-  for (int s = 0; s < space.numStages(); ++s) {
+  return stemStagesHead(space, [&](int s, int& in, int& hw, std::vector<LatencyTableEntry>& out) {
     const int width = space.widths[s];
     const int stride = space.strides[s];
     const int out_hw = ceilDiv(hw, stride);
@@ -165,19 +176,13 @@ std::vector<LatencyTableEntry> LatencyTable::variants(const DesignSpace& space) 
         out.push_back({blockName(s, false, mid), width, mid, width, 1, out_hw, 0.0});
     in = width;
     hw = out_hw;
-  }
-  out.push_back({headName(), in, 0, space.num_classes, 1, hw, 0.0});
-  return out;
+  });
 }
 
 std::vector<LatencyTableEntry> LatencyTable::entriesOf(const DesignSpace& space,
                                                        const SubNetConfig& config) {
   config.validate(space);
-  std::vector<LatencyTableEntry> out;
-  out.push_back({stemName(), space.in_channels, 0, space.stem_width, 1, space.image_size, 0.0});
-  int hw = space.image_size;
-  int in = space.stem_width;
-  for (int s = 0; s < space.numStages(); ++s) {
+  return stemStagesHead(space, [&](int s, int& in, int& hw, std::vector<LatencyTableEntry>& out) {
     const int width = space.widths[s];
     for (int b = 0; b <= config.depth[s]; ++b) {
       const int stride = b == 0 ? space.strides[s] : 1;
@@ -187,9 +192,7 @@ std::vector<LatencyTableEntry> LatencyTable::entriesOf(const DesignSpace& space,
       in = width;
       hw = ceilDiv(hw, stride);
     }
-  }
-  out.push_back({headName(), in, 0, space.num_classes, 1, hw, 0.0});
-  return out;
+  });
 }
 
 void LatencyTable::checkCovers(const DesignSpace& space) const {

@@ -31,29 +31,85 @@ std::vector<EvalTarget> evalTargets(const std::vector<std::string>& subnets,
   return out;
 }
 
-Evaluator::Evaluator(const Dataset& data, IndexList indices, IndexList bn_indices, int batch_size,
-                     std::string device, int bn_batches)
-    : data_(data),
-      indices_(std::move(indices)),
-      bn_indices_(std::move(bn_indices)),
-      batch_size_(batch_size),
-      device_(std::move(device)),
-      bn_batches_(bn_batches) {
-  SFN_ENFORCE(batch_size_ > 0, ConfigError, "eval.batch_size must be > 0");
+std::int64_t SampleSet::size() const {
+  return indices.empty() ? data->size() : static_cast<std::int64_t>(indices.size());
 }
 
-std::int64_t Evaluator::samples() const {
-  return indices_.empty() ? data_.size() : static_cast<std::int64_t>(indices_.size());
+namespace {
+
+// "'synthetic-test' (500 of 500 samples)", for the messages of failed checks.
+std::string describe(const SampleSet& s) {
+  return "'" + s.data->name + "' (" + std::to_string(s.size()) + " of " +
+         std::to_string(s.data->size()) + " samples)";
+}
+
+void checkInRange(const SampleSet& s, const char* role) {
+  const std::int64_t n = s.data->size();
+  for (const std::int64_t i : s.indices)
+    SFN_ENFORCE(i >= 0 && i < n, Error, "evaluator: ", role, " index ", i,
+                " is out of range for data set ", describe(s));
+}
+
+bool sameData(const Dataset& a, const Dataset& b) {
+  return &a == &b || (a.images.defined() && a.images.is_same(b.images));
+}
+
+// BN statistics must never come from the images being scored.
+void checkDisjoint(const SampleSet& scored, const SampleSet& bn) {
+  if (!sameData(*scored.data, *bn.data)) return;
+  SFN_ENFORCE(!scored.indices.empty() && !bn.indices.empty(), Error,
+              "evaluator: BN calibration set ", describe(bn), " overlaps the scored set ",
+              describe(scored), ": BN statistics must come from training data");
+  std::vector<bool> is_scored(static_cast<std::size_t>(scored.data->size()), false);
+  for (const std::int64_t i : scored.indices) is_scored[static_cast<std::size_t>(i)] = true;
+  for (const std::int64_t i : bn.indices)
+    SFN_ENFORCE(!is_scored[static_cast<std::size_t>(i)], Error, "evaluator: sample ", i, " of ",
+                describe(scored), " is both scored and used for BN calibration",
+                ": BN statistics must come from training data");
+}
+
+}  // namespace
+
+Evaluator::Evaluator(SampleSet scored, EvalOptions opts)
+    : scored_(std::move(scored)), opts_(std::move(opts)) {
+  SFN_ENFORCE(opts_.batch_size > 0, ConfigError, "eval.batch_size must be > 0");
+  SFN_ENFORCE(opts_.bn_batches > 0, ConfigError, "the BN calibration batch count must be > 0");
+  checkInRange(scored_, "scored");
+}
+
+Evaluator::Evaluator(SampleSet scored, SampleSet bn_calibration, EvalOptions opts)
+    : Evaluator(std::move(scored), std::move(opts)) {
+  checkInRange(bn_calibration, "BN calibration");
+  checkDisjoint(scored_, bn_calibration);
+  bn_.emplace(std::move(bn_calibration));
+}
+
+Evaluator Evaluator::validation(const DataBundle& data, EvalOptions opts) {
+  return Evaluator({data.train, data.split.val}, {data.train, data.split.train}, std::move(opts));
+}
+
+Evaluator Evaluator::test(const DataBundle& data, EvalOptions opts) {
+  return Evaluator({data.test}, {data.train, data.split.train}, std::move(opts));
+}
+
+std::int64_t Evaluator::samples() const { return scored_.size(); }
+
+std::vector<at::Tensor> Evaluator::bnBatches() const {
+  if (!bn_) return {};
+  return sampleBatches(*bn_->data, bn_->indices, opts_.batch_size, opts_.bn_batches);
 }
 
 EvalRecord Evaluator::evaluate(const SuperNet& supernet, const EvalTarget& target) const {
   const DesignSpace& space = supernet.space();
   SubNetModule module = supernet.buildModule(target.config);
   if (space.bn_mode == BnMode::kTrainable) {
-    module->to(torch::Device(device_));
-    module->reestimateBn(sampleBatches(data_, bn_indices_, batch_size_, bn_batches_));
+    SFN_ENFORCE(bn_.has_value(), Error, "evaluator: SuperNet '", space.name,
+                "' has trainable BN but the evaluator has no BN calibration set");
+    module->to(torch::Device(opts_.device));
+    module->reestimateBn(bnBatches());
   }
-  const EvalResult r = sfn::evaluate(module, data_, indices_, batch_size_, device_);
+  const EvalResult r =
+      sfn::evaluate(module, *scored_.data, scored_.indices, opts_.batch_size, opts_.device);
   const Cost cost = computeCost(space, target.config);
   EvalRecord rec;
   rec.name = target.name;

@@ -143,11 +143,24 @@ TEST_CASE("readIdx reads plain and gzip files") {
   CHECK(sfn::readIdx(dir.file("multi.gz")).data.size() == 60);
 }
 
-TEST_CASE("readIdx names the file and the problem for malformed input") {
+// A valid IDX file, plain and gzipped, to cut up and corrupt.
+struct MalformedIdxFixture {
   TempDir dir;
   const Bytes raw = makeIdx({10, 8, 8});
   const Bytes gz = gzipBytes(raw);
 
+  // Writes `bytes` as "<stem>-idx3-ubyte" and gzipped as "<stem>.gz"; both must fail naming
+  // the file and `expected_phrase`, so the check does not depend on the compression.
+  void checkPlainAndGzip(const std::string& stem, const Bytes& bytes,
+                         const std::string& expected_phrase) {
+    writeFile(dir.file(stem + "-idx3-ubyte"), bytes);
+    checkIdxError(dir.file(stem + "-idx3-ubyte"), expected_phrase);
+    writeFile(dir.file(stem + ".gz"), gzipBytes(bytes));
+    checkIdxError(dir.file(stem + ".gz"), expected_phrase);
+  }
+};
+
+TEST_CASE_FIXTURE(MalformedIdxFixture, "readIdx names a missing, odd or truncated file") {
   SUBCASE("missing file") { checkIdxError(dir.file("nope-idx1-ubyte.gz"), "does not exist"); }
 
   SUBCASE("directory") { checkIdxError(dir.file(""), "not a regular file"); }
@@ -172,7 +185,9 @@ TEST_CASE("readIdx names the file and the problem for malformed input") {
     writeFile(dir.file("trailer.gz"), Bytes(gz.begin(), gz.end() - 4));
     checkIdxError(dir.file("trailer.gz"), "truncated");
   }
+}
 
+TEST_CASE_FIXTURE(MalformedIdxFixture, "readIdx names a corrupt or mislabelled gzip file") {
   SUBCASE("every strict prefix of a gzip file is rejected, never crashes") {
     const std::string path = dir.file("prefix.gz");
     for (std::size_t len = 0; len < gz.size(); ++len) {
@@ -193,15 +208,14 @@ TEST_CASE("readIdx names the file and the problem for malformed input") {
     writeFile(dir.file("plain-named.gz"), raw);
     checkIdxError(dir.file("plain-named.gz"), "gzip");
   }
+}
 
+TEST_CASE_FIXTURE(MalformedIdxFixture, "readIdx names a malformed header") {
   SUBCASE("bad magic, plain and gzip") {
     Bytes bad = raw;
     bad[0] = 'P';
     bad[1] = 'K';
-    writeFile(dir.file("magic-idx3-ubyte"), bad);
-    checkIdxError(dir.file("magic-idx3-ubyte"), "bad magic");
-    writeFile(dir.file("magic.gz"), gzipBytes(bad));
-    checkIdxError(dir.file("magic.gz"), "bad magic");
+    checkPlainAndGzip("magic", bad, "bad magic");
   }
 
   SUBCASE("unsupported type code") {
@@ -214,10 +228,7 @@ TEST_CASE("readIdx names the file and the problem for malformed input") {
   SUBCASE("more data than the header declares") {
     Bytes longer = raw;
     longer.push_back(7);
-    writeFile(dir.file("long-idx3-ubyte"), longer);
-    checkIdxError(dir.file("long-idx3-ubyte"), "size mismatch");
-    writeFile(dir.file("long.gz"), gzipBytes(longer));
-    checkIdxError(dir.file("long.gz"), "size mismatch");
+    checkPlainAndGzip("long", longer, "size mismatch");
   }
 
   SUBCASE("absurd dims are rejected before allocating") {

@@ -201,8 +201,54 @@ TEST_CASE("beta follows the cosine schedule and stays at bT after T") {
   CHECK(sfn::betaCosine(40, 0.9, 0.125, 0) == doctest::Approx(0.9));
 }
 
+TEST_CASE("default schedule: beta starts at b0, reaches 1/K after 80 % of the rounds, holds") {
+  const int k = 10;
+  const std::int64_t rounds = 30;
+  CHECK(sfn::defaultFinalBeta(k) == doctest::Approx(0.1));
+  CHECK(sfn::defaultFinalBeta(8) == doctest::Approx(0.125));
+  CHECK(sfn::defaultDecayRounds(rounds) == 24.0);
+  CHECK(sfn::defaultDecayRounds(1501) == 1201.0);  // round(1200.8)
+  CHECK(sfn::defaultDecayRounds(0) == 0.0);
+  sfn::WeightingOptions opts;
+  opts.bT = sfn::defaultFinalBeta(k);
+  opts.decay_rounds = sfn::defaultDecayRounds(rounds);
+  CHECK(opts.beta(0) == doctest::Approx(0.9));
+  CHECK(opts.beta(12) == doctest::Approx((0.9 + 0.1) / 2));
+  CHECK(opts.beta(23) > 0.1);
+  for (std::int64_t t = 24; t < rounds; ++t) CHECK(opts.beta(t) == doctest::Approx(0.1));
+  // At 1/K the MaxNet client weighs what every other client does: uniform averaging.
+  std::vector<sfn::WeightInput> in(static_cast<std::size_t>(k), {false, 100});
+  in[3].is_maxnet = true;
+  for (double w : sfn::clientWeights(opts, rounds - 1, in)) CHECK(w == doctest::Approx(0.1));
+  // The metric reports the share actually used: b0 when constant, none set aside for "none".
+  opts.maxnet_beta = "constant";
+  CHECK(opts.beta(29) == doctest::Approx(0.9));
+  opts.maxnet_beta = "none";
+  CHECK(opts.beta(0) == 0.0);
+}
+
+TEST_CASE("effective clients: K for equal weights, fewer when one client dominates") {
+  CHECK(sfn::effectiveClients({}) == 0.0);
+  CHECK(sfn::effectiveClients({0.0, 0.0}) == 0.0);
+  CHECK(sfn::effectiveClients({0.7}) == doctest::Approx(1.0));
+  CHECK(sfn::effectiveClients(std::vector<double>(10, 0.1)) == doctest::Approx(10.0));
+  // Scale-free: weights need not sum to 1 (only accepted updates are counted).
+  CHECK(sfn::effectiveClients({2.0, 2.0, 2.0}) == doctest::Approx(3.0));
+  for (const double beta : {0.9, 0.5, 0.1}) {
+    const int k = 10;
+    std::vector<sfn::WeightInput> in(static_cast<std::size_t>(k), {false, 100});
+    in[0].is_maxnet = true;
+    sfn::WeightingOptions opts;
+    opts.maxnet_beta = "constant";
+    opts.b0 = beta;
+    const double expected = 1.0 / (beta * beta + (1 - beta) * (1 - beta) / (k - 1));
+    CHECK(sfn::effectiveClients(sfn::clientWeights(opts, 0, in)) == doctest::Approx(expected));
+  }
+}
+
 TEST_CASE("client weights sum to 1 and give the MaxNet client beta") {
   sfn::WeightingOptions opts;
+  opts.bT = 0.125;
   opts.decay_rounds = 100;
   const std::vector<sfn::WeightInput> round = {{false, 10}, {true, 50}, {false, 30}, {false, 0}};
   auto sum = [](const std::vector<double>& w) {

@@ -176,49 +176,61 @@ TEST_CASE("checkpoint write rejects what it cannot store, leaving nothing behind
   CHECK(dir.names().empty());
 }
 
-TEST_CASE("corrupt checkpoints raise IoError with a clear message") {
+// A good checkpoint's bytes, to cut and alter into bad.sfn.
+struct CorruptCheckpointFixture {
   TempDir dir;
   const fs::path good = dir.file("good.sfn");
-  sfn::NamedTensors tensors;
-  tensors.add("w", torch::randn({64, 64}));
-  tensors.add("n", torch::arange(100, torch::kLong));
-  sfn::writeCheckpoint(good, tensors, {{"round", 3}});
-  const ByteVec raw = readBytes(good);
   const fs::path bad = dir.file("bad.sfn");
+  const ByteVec raw = writeGood();
 
+  ByteVec writeGood() const {
+    sfn::NamedTensors tensors;
+    tensors.add("w", torch::randn({64, 64}));
+    tensors.add("n", torch::arange(100, torch::kLong));
+    sfn::writeCheckpoint(good, tensors, {{"round", 3}});
+    return readBytes(good);
+  }
+
+  // bad.sfn holding `bytes` must be refused with an IoError containing `phrase`.
+  void expectRefused(const ByteVec& bytes, const char* phrase) const {
+    writeBytes(bad, bytes);
+    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains(phrase), sfn::IoError);
+  }
+};
+
+TEST_CASE_FIXTURE(CorruptCheckpointFixture, "truncated checkpoints raise IoError naming it") {
   SUBCASE("truncated to half") {
-    writeBytes(bad, ByteVec(raw.begin(), raw.begin() + raw.size() / 2));
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains("truncated"), sfn::IoError);
+    expectRefused(ByteVec(raw.begin(), raw.begin() + raw.size() / 2), "truncated");
   }
   SUBCASE("truncated by the last byte") {
-    writeBytes(bad, ByteVec(raw.begin(), raw.end() - 1));
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains("truncated"), sfn::IoError);
+    expectRefused(ByteVec(raw.begin(), raw.end() - 1), "truncated");
   }
   SUBCASE("truncated inside the prefix, and empty") {
-    writeBytes(bad, ByteVec(raw.begin(), raw.begin() + 10));
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains("truncated"), sfn::IoError);
-    writeBytes(bad, {});
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains("truncated"), sfn::IoError);
+    expectRefused(ByteVec(raw.begin(), raw.begin() + 10), "truncated");
+    expectRefused({}, "truncated");
   }
+  SUBCASE("header length beyond the file") {
+    ByteVec copy = raw;
+    copy[11] = 0x7f;
+    expectRefused(copy, "truncated");
+  }
+}
+
+TEST_CASE_FIXTURE(CorruptCheckpointFixture, "altered checkpoints raise IoError") {
   SUBCASE("flipped byte in the middle") {
     ByteVec copy = raw;
     copy[copy.size() / 2] ^= 0x10;
-    writeBytes(bad, copy);
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains("digest mismatch"),
-                         sfn::IoError);
+    expectRefused(copy, "digest mismatch");
   }
   SUBCASE("flipped byte in the trailer") {
     ByteVec copy = raw;
     copy.back() ^= 0x01;
-    writeBytes(bad, copy);
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains("digest mismatch"),
-                         sfn::IoError);
+    expectRefused(copy, "digest mismatch");
   }
   SUBCASE("wrong magic") {
     ByteVec copy = raw;
     copy[7] = '2';
-    writeBytes(bad, copy);
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains("bad magic"), sfn::IoError);
+    expectRefused(copy, "bad magic");
   }
   SUBCASE("bytes appended") {
     ByteVec copy = raw;
@@ -226,18 +238,13 @@ TEST_CASE("corrupt checkpoints raise IoError with a clear message") {
     writeBytes(bad, copy);
     CHECK_THROWS_AS(sfn::readCheckpoint(bad), sfn::IoError);
   }
-  SUBCASE("header length beyond the file") {
-    ByteVec copy = raw;
-    copy[11] = 0x7f;
-    writeBytes(bad, copy);
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(bad), doctest::Contains("truncated"), sfn::IoError);
-  }
-  SUBCASE("missing file and directory") {
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(dir.file("nope.sfn")),
-                         doctest::Contains("No such file"), sfn::IoError);
-    CHECK_THROWS_WITH_AS(sfn::readCheckpoint(dir.path()), doctest::Contains("not a regular file"),
-                         sfn::IoError);
-  }
+}
+
+TEST_CASE_FIXTURE(CorruptCheckpointFixture, "unreadable checkpoint paths raise IoError") {
+  CHECK_THROWS_WITH_AS(sfn::readCheckpoint(dir.file("nope.sfn")), doctest::Contains("No such file"),
+                       sfn::IoError);
+  CHECK_THROWS_WITH_AS(sfn::readCheckpoint(dir.path()), doctest::Contains("not a regular file"),
+                       sfn::IoError);
   // The error names the file, so a log line says which checkpoint is bad.
   writeBytes(bad, {});
   CHECK(readError(bad).find(bad.string()) != std::string::npos);
@@ -315,6 +322,22 @@ TEST_CASE("headers with a valid digest are still validated") {
 
 // ---- CheckpointDir -----------------------------------------------------------------------
 
+namespace {
+
+// Saves rounds 1..5, each holding its round number, checking that each becomes latest().
+void saveFiveRounds(sfn::CheckpointDir& ckpts, const fs::path& dir) {
+  for (std::uint64_t round = 1; round <= 5; ++round) {
+    sfn::NamedTensors t;
+    t.add("w", torch::full({4}, static_cast<float>(round)));
+    const fs::path written = ckpts.save(round, t, {{"round", round}});
+    CHECK(written == dir / sfn::CheckpointDir::fileName(round));
+    REQUIRE(ckpts.latest().has_value());
+    CHECK(*ckpts.latest() == written);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("CheckpointDir keeps the newest N and latest() points to the newest") {
   TempDir root;
   const fs::path dir = root.file("ckpts");
@@ -324,14 +347,7 @@ TEST_CASE("CheckpointDir keeps the newest N and latest() points to the newest") 
   CHECK(sfn::CheckpointDir::fileName(42) == "ckpt-000042.sfn");
   CHECK(sfn::CheckpointDir::fileName(1234567) == "ckpt-1234567.sfn");
 
-  for (std::uint64_t round = 1; round <= 5; ++round) {
-    sfn::NamedTensors t;
-    t.add("w", torch::full({4}, static_cast<float>(round)));
-    const fs::path written = ckpts.save(round, t, {{"round", round}});
-    CHECK(written == dir / sfn::CheckpointDir::fileName(round));
-    REQUIRE(ckpts.latest().has_value());
-    CHECK(*ckpts.latest() == written);
-  }
+  saveFiveRounds(ckpts, dir);
   CHECK(ckpts.rounds() == std::vector<std::uint64_t>{3, 4, 5});
   const ByteVec pointer = readBytes(dir / "latest");
   CHECK(std::string(pointer.begin(), pointer.end()) == "ckpt-000005.sfn\n");
@@ -344,6 +360,13 @@ TEST_CASE("CheckpointDir keeps the newest N and latest() points to the newest") 
   std::sort(names.begin(), names.end());
   CHECK(names == std::vector<std::string>{"ckpt-000003.sfn", "ckpt-000004.sfn", "ckpt-000005.sfn",
                                           "latest"});
+}
+
+TEST_CASE("CheckpointDir survives a bad pointer, an interrupted save and stale temp files") {
+  TempDir root;
+  const fs::path dir = root.file("ckpts");
+  sfn::CheckpointDir ckpts(dir, 3);
+  saveFiveRounds(ckpts, dir);
 
   SUBCASE("missing or bogus pointer falls back to the highest round") {
     fs::remove(dir / "latest");

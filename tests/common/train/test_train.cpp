@@ -2,6 +2,7 @@
 
 #include "sfn/data/dataset.h"
 #include "sfn/core/error.h"
+#include "sfn/train/evaluator.h"
 #include "sfn/train/local_trainer.h"
 #include "sfn/model/subnet_shapes.h"
 #include "sfn/model/supernet.h"
@@ -18,6 +19,26 @@ IndexList range(std::int64_t n) {
   IndexList v(static_cast<std::size_t>(n));
   std::iota(v.begin(), v.end(), 0);
   return v;
+}
+
+IndexList range(std::int64_t from, std::int64_t to) {
+  IndexList v(static_cast<std::size_t>(to - from));
+  std::iota(v.begin(), v.end(), from);
+  return v;
+}
+
+DesignSpace trainableTiny() {
+  DesignSpace s = DesignSpace::preset("tiny");
+  s.bn_mode = BnMode::kTrainable;
+  return s;
+}
+
+// The accuracy and loss of `config` with BN statistics re-estimated on `bn_batches`.
+EvalResult calibratedEval(const SuperNet& net, const SubNetConfig& config,
+                          const std::vector<at::Tensor>& bn_batches, const Dataset& data) {
+  SubNetModule m = net.buildModule(config);
+  m->reestimateBn(bn_batches);
+  return evaluate(m, data, {}, 64);
 }
 }  // namespace
 
@@ -129,4 +150,106 @@ TEST_CASE("centralized sanity: the fmnist MaxNet reaches 80% test accuracy in on
                                                    << ", " << secs << " s");
   CHECK(e.samples == 10000);
   CHECK(e.accuracy >= 0.80);
+}
+
+TEST_CASE("evaluator with trainable BN: scores the test set, calibrates on training images") {
+  setTorchThreads(1);
+  const DesignSpace s = trainableTiny();
+  const SuperNet net(s, 4);
+  const Dataset train = makeSyntheticDataset(256, 1, 8, 4, 3);
+  Dataset test = makeSyntheticDataset(64, 1, 8, 4, 8);
+  // Shifted test images: BN statistics taken from them would differ from the training ones.
+  test.images = test.images + 3.0;
+  const IndexList calib = range(100, 228);  // beyond the test set's 64 samples
+  const Evaluator ev({test}, {train, calib}, {64, "cpu", 2});
+  CHECK(ev.samples() == 64);
+
+  const std::vector<at::Tensor> batches = ev.bnBatches();
+  REQUIRE(batches.size() == 2);
+  CHECK(torch::equal(torch::cat(batches), train.images.slice(0, 100, 228)));
+
+  const SubNetConfig c = SubNetConfig::maxNet(s);
+  const EvalRecord r = ev.evaluate(net, {"max", c});
+  const EvalResult from_train = calibratedEval(net, c, batches, test);
+  const EvalResult from_test = calibratedEval(net, c, sampleBatches(test, {}, 64, 2), test);
+  CHECK(r.samples == 64);
+  CHECK(r.accuracy == from_train.accuracy);
+  CHECK(r.loss == from_train.mean_loss);
+  CHECK(r.loss != from_test.mean_loss);
+}
+
+TEST_CASE("evaluator: the BN calibration set is checked against the scored set") {
+  const Dataset train = makeSyntheticDataset(100, 1, 8, 4, 3);
+  const Dataset test = makeSyntheticDataset(20, 1, 8, 4, 8);
+  // The original bug: the training split's indices over the test tensor.
+  CHECK_THROWS_WITH_AS(Evaluator({test}, {test, range(50)}), doctest::Contains("out of range"),
+                       Error);
+  CHECK_THROWS_WITH_AS(Evaluator({train, range(120)}, {test}), doctest::Contains("out of range"),
+                       Error);
+  // Statistics from the images being scored, in whole or in part.
+  CHECK_THROWS_WITH_AS(Evaluator({test}, {test}), doctest::Contains("training data"), Error);
+  CHECK_THROWS_WITH_AS(Evaluator({train, range(10)}, {train}), doctest::Contains("training data"),
+                       Error);
+  CHECK_THROWS_WITH_AS(Evaluator({train, range(10)}, {train, range(9, 50)}),
+                       doctest::Contains("sample 9"), Error);
+  Dataset alias = train;  // a copy sharing the images is the same data set
+  CHECK_THROWS_AS(Evaluator({train, range(10)}, {alias, range(5, 50)}), Error);
+  // Disjoint samples of one set (validation vs training split), or another set: fine.
+  CHECK(Evaluator({train, range(10)}, {train, range(10, 100)}).samples() == 10);
+  CHECK(Evaluator({test}, {train}).samples() == 20);
+  CHECK_THROWS_AS(Evaluator({test}, {train}, {0, "cpu", 10}), ConfigError);
+  CHECK_THROWS_AS(Evaluator({test}, {train}, {64, "cpu", 0}), ConfigError);
+
+  // Trainable BN needs a calibration set; frozen BN does not.
+  const Evaluator no_bn(SampleSet{test});
+  const DesignSpace trainable = trainableTiny();
+  CHECK_THROWS_WITH_AS(
+      no_bn.evaluate(SuperNet(trainable, 1), {"max", SubNetConfig::maxNet(trainable)}),
+      doctest::Contains("no BN calibration set"), Error);
+  const DesignSpace frozen = DesignSpace::preset("tiny");
+  CHECK(no_bn.evaluate(SuperNet(frozen, 1), {"max", SubNetConfig::maxNet(frozen)}).samples == 20);
+}
+
+TEST_CASE("evaluator with frozen BN: results do not depend on the calibration set") {
+  setTorchThreads(1);
+  const DesignSpace s = DesignSpace::preset("tiny");
+  const SuperNet net(s, 6);
+  const Dataset train = makeSyntheticDataset(200, 1, 8, 4, 3);
+  const Dataset test = makeSyntheticDataset(50, 1, 8, 4, 8);
+  const SubNetConfig c = SubNetConfig::minNet(s);
+  SubNetModule m = net.buildModule(c);
+  const EvalResult plain = evaluate(m, test, {}, 32);
+  for (const Evaluator& ev : {Evaluator({test}, {32}), Evaluator({test}, {train}, {32}),
+                              Evaluator({test}, {train, range(150, 200)}, {32})}) {
+    const EvalRecord r = ev.evaluate(net, {"min", c});
+    CHECK(r.accuracy == plain.accuracy);
+    CHECK(r.loss == plain.mean_loss);
+  }
+}
+
+TEST_CASE("evaluator for a run's data: validation and test sets, BN from the training split") {
+  setTorchThreads(1);
+  DataOptions o;
+  o.dataset = "synthetic";
+  o.synthetic_train = 300;
+  o.synthetic_test = 60;
+  o.synthetic_image_size = 8;
+  o.synthetic_classes = 4;
+  o.val_fraction = 0.2;
+  const DataBundle data = loadDataBundle(o);
+  const DesignSpace s = trainableTiny();
+  const SuperNet net(s, 2);
+  const EvalTarget max{"max", SubNetConfig::maxNet(s)};
+  const EvalOptions eo{100, "cpu", 2};
+
+  const Evaluator test = Evaluator::test(data, eo);
+  CHECK(test.samples() == 60);
+  const std::vector<at::Tensor> bn = test.bnBatches();
+  REQUIRE(bn.size() == 2);
+  CHECK(torch::equal(bn[0], sampleBatches(data.train, data.split.train, 100, 1)[0]));
+  CHECK(test.evaluate(net, max).samples == 60);
+
+  const Evaluator val = Evaluator::validation(data, eo);
+  CHECK(val.samples() == 60);
+  CHECK(val.evaluate(net, max).samples == 60);
 }

@@ -106,6 +106,13 @@ WireErrorCode codeOf(const DecodeResult& r) {
   return r.error().code;
 }
 
+// Why decode() under `limits` refuses an Update of sampleTensors(); it must refuse it.
+WireErrorCode sampleUpdateRefusal(const sfn::DecodeLimits& limits) {
+  sfn::UpdateMsg m;
+  m.tensors = sampleTensors();
+  return codeOf(sfn::decode(sfn::encode(m), limits));
+}
+
 // A Bytes that reports when it is destroyed, to observe lifetimes.
 class TrackedBytes final : public sfn::Bytes {
  public:
@@ -132,9 +139,30 @@ class OffsetBytes final : public sfn::Bytes {
   std::size_t offset_;
 };
 
+// After a test's round trips: something was decoded, all of it in place, none refused.
+void checkZeroCopyDecodes(const sfn::DecodeCounters& counters) {
+  CHECK(counters.decoded.load() >= 1);
+  CHECK(counters.copies.load() == 0);
+  CHECK(counters.rejected.load() == 0);
+}
+
+// Whether an Update around the tensor `make` builds is refused as misaligned for some
+// padding of 0, 4, 8 or 12 bytes written before it: FlatBuffers aligns vectors to 4 bytes
+// only, so one of the shifts puts an 8-byte field off its alignment.
+bool somePaddingMisaligns(const std::function<Offset<fbw::Tensor>(FlatBufferBuilder&)>& make) {
+  for (int pad = 0; pad < 4; ++pad) {
+    BytesPtr b = rawUpdate([&make, pad](FlatBufferBuilder& fbb) {
+      fbb.CreateVector(std::vector<std::uint8_t>(static_cast<std::size_t>(4 * pad), 0));
+      return make(fbb);
+    });
+    if (refusedAsMisaligned(b)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
-TEST_CASE("wire: every message type round-trips") {
+TEST_CASE("wire: handshake and control messages round-trip") {
   sfn::DecodeCounters counters;
 
   SUBCASE("Register") {
@@ -164,6 +192,17 @@ TEST_CASE("wire: every message type round-trips") {
     CHECK(out.reason == "not allowed");
     CHECK(out.code == sfn::RejectCode::kDataMismatch);
   }
+  SUBCASE("Heartbeat") {
+    CHECK(roundTrip(sfn::HeartbeatMsg{123456789}, &counters).sequence == 123456789);
+  }
+  SUBCASE("Bye") { CHECK(roundTrip(sfn::ByeMsg{"shutdown"}, &counters).reason == "shutdown"); }
+
+  checkZeroCopyDecodes(counters);
+}
+
+TEST_CASE("wire: task and result messages round-trip") {
+  sfn::DecodeCounters counters;
+
   SUBCASE("TrainTask") {
     sfn::TrainTaskMsg m;
     m.round = 12;
@@ -212,14 +251,8 @@ TEST_CASE("wire: every message type round-trips") {
     CHECK(out.loss == 0.33);
     CHECK(out.samples == 5000);
   }
-  SUBCASE("Heartbeat") {
-    CHECK(roundTrip(sfn::HeartbeatMsg{123456789}, &counters).sequence == 123456789);
-  }
-  SUBCASE("Bye") { CHECK(roundTrip(sfn::ByeMsg{"shutdown"}, &counters).reason == "shutdown"); }
 
-  CHECK(counters.decoded.load() >= 1);
-  CHECK(counters.copies.load() == 0);
-  CHECK(counters.rejected.load() == 0);
+  checkZeroCopyDecodes(counters);
 }
 
 TEST_CASE("wire: messageName") {
@@ -337,7 +370,7 @@ TEST_CASE("wire: encode refuses tensors the wire cannot carry") {
   CHECK(at::equal(std::get<sfn::UpdateMsg>(r.message()).tensors[0].tensor, t));
 }
 
-TEST_CASE("wire: structural rejections") {
+TEST_CASE("wire: garbage, short, large and misnamed buffers are rejected") {
   const BytesPtr valid = sfn::encode(sfn::HeartbeatMsg{1});
   std::vector<std::uint8_t> bytes(valid->data(), valid->data() + valid->size());
   sfn::DecodeCounters counters;
@@ -368,6 +401,13 @@ TEST_CASE("wire: structural rejections") {
     std::memcpy(bytes.data() + 4, "XXXX", 4);
     CHECK(codeOf(sfn::decode(bytes.data(), bytes.size())) == WireErrorCode::kBadIdentifier);
   }
+  CHECK(counters.decoded.load() == 0);
+}
+
+TEST_CASE("wire: envelopes with a bad version or payload are rejected") {
+  const BytesPtr valid = sfn::encode(sfn::HeartbeatMsg{1});
+  std::vector<std::uint8_t> bytes(valid->data(), valid->data() + valid->size());
+
   SUBCASE("wrong version") {
     FlatBufferBuilder fbb;
     const auto hb = fbw::CreateHeartbeat(fbb, 1);
@@ -401,6 +441,9 @@ TEST_CASE("wire: structural rejections") {
     fbw::FinishEnvelopeBuffer(fbb, env.Finish());
     CHECK(codeOf(sfn::decode(finished(fbb))) == WireErrorCode::kUnknownPayload);
   }
+}
+
+TEST_CASE("wire: missing fields and exceeded limits are rejected") {
   SUBCASE("TrainTask without hyper-parameters") {
     FlatBufferBuilder fbb;
     const auto task = fbw::CreateTrainTaskDirect(fbb, 1, 2, "d=0", nullptr, 0, 1000);
@@ -417,17 +460,14 @@ TEST_CASE("wire: structural rejections") {
   SUBCASE("verifier depth and table limits") {
     sfn::DecodeLimits limits;
     limits.max_tables = 2;
-    sfn::UpdateMsg m;
-    m.tensors = sampleTensors();
-    CHECK(codeOf(sfn::decode(sfn::encode(m), limits)) == WireErrorCode::kVerifyFailed);
+    CHECK(sampleUpdateRefusal(limits) == WireErrorCode::kVerifyFailed);
     limits = {};
     limits.max_depth = 2;
-    CHECK(codeOf(sfn::decode(sfn::encode(m), limits)) == WireErrorCode::kVerifyFailed);
+    CHECK(sampleUpdateRefusal(limits) == WireErrorCode::kVerifyFailed);
   }
-  CHECK(counters.decoded.load() == 0);
 }
 
-TEST_CASE("wire: tensor field rejections") {
+TEST_CASE("wire: tensors with a bad shape or size are rejected") {
   SUBCASE("data length does not match shape") {
     auto r = sfn::decode(rawUpdate([](auto& fbb) { return floatTensor(fbb, "w", {2, 3}, 20); }));
     CHECK(codeOf(r) == WireErrorCode::kSizeMismatch);
@@ -458,6 +498,9 @@ TEST_CASE("wire: tensor field rejections") {
     }));
     CHECK(codeOf(r2) == WireErrorCode::kSizeOverflow);
   }
+}
+
+TEST_CASE("wire: tensors with a bad dtype, name or count are rejected") {
   SUBCASE("unknown dtype") {
     auto r = sfn::decode(rawUpdate(
         [](auto& fbb) { return floatTensor(fbb, "w", {2}, 8, static_cast<fbw::DType>(99)); }));
@@ -479,105 +522,104 @@ TEST_CASE("wire: tensor field rejections") {
   SUBCASE("too many tensors") {
     sfn::DecodeLimits limits;
     limits.max_tensors = 1;
-    sfn::UpdateMsg m;
-    m.tensors = sampleTensors();
-    CHECK(codeOf(sfn::decode(sfn::encode(m), limits)) == WireErrorCode::kTooManyTensors);
+    CHECK(sampleUpdateRefusal(limits) == WireErrorCode::kTooManyTensors);
   }
+}
+
+TEST_CASE("wire: misaligned tensor fields are rejected") {
   SUBCASE("misaligned shape vector") {
     // An int64 vector written as pairs of uint32s is only 4-aligned, which the FlatBuffers
     // verifier does not notice; shift it until it lands off an 8-byte boundary.
-    bool found = false;
-    for (int pad = 0; pad < 4 && !found; ++pad) {
-      BytesPtr b = rawUpdate([pad](FlatBufferBuilder& fbb) {
-        fbb.CreateVector(std::vector<std::uint8_t>(static_cast<std::size_t>(4 * pad), 0));
-        fbb.StartVector(2, sizeof(std::uint32_t));
-        fbb.PushElement<std::uint32_t>(0);
-        fbb.PushElement<std::uint32_t>(0);
-        const Offset<flatbuffers::Vector<std::int64_t>> shape(fbb.EndVector(1));
-        return fbw::CreateTensor(fbb, fbb.CreateString("s"), fbw::DType::Float32, shape, 0);
-      });
-      found = refusedAsMisaligned(b);
-    }
-    CHECK(found);
+    CHECK(somePaddingMisaligns([](FlatBufferBuilder& fbb) {
+      fbb.StartVector(2, sizeof(std::uint32_t));
+      fbb.PushElement<std::uint32_t>(0);
+      fbb.PushElement<std::uint32_t>(0);
+      const Offset<flatbuffers::Vector<std::int64_t>> shape(fbb.EndVector(1));
+      return fbw::CreateTensor(fbb, fbb.CreateString("s"), fbw::DType::Float32, shape, 0);
+    }));
   }
   SUBCASE("misaligned tensor data") {
     // Without forced alignment a byte vector is only 4-aligned; shift it with padding until
     // an Int64 payload lands on an address that is not a multiple of 8.
-    bool found = false;
-    for (int pad = 0; pad < 4 && !found; ++pad) {
-      BytesPtr b = rawUpdate([pad](FlatBufferBuilder& fbb) {
-        std::vector<std::uint8_t> padding(static_cast<std::size_t>(4 * pad), 0);
-        fbb.CreateVector(padding);
-        const auto data = fbb.CreateVector(std::vector<std::uint8_t>(8, 0));
-        const auto shape = fbb.CreateVector(std::vector<std::int64_t>{1});
-        return fbw::CreateTensor(fbb, fbb.CreateString("n"), fbw::DType::Int64, shape, data);
-      });
-      found = refusedAsMisaligned(b);
-    }
-    CHECK(found);
+    CHECK(somePaddingMisaligns([](FlatBufferBuilder& fbb) {
+      const auto data = fbb.CreateVector(std::vector<std::uint8_t>(8, 0));
+      const auto shape = fbb.CreateVector(std::vector<std::int64_t>{1});
+      return fbw::CreateTensor(fbb, fbb.CreateString("n"), fbw::DType::Int64, shape, data);
+    }));
   }
 }
 
-TEST_CASE("wire: validateTensors checks an update against its expected slice") {
-  const std::vector<sfn::TensorSpec> spec = {
+namespace {
+
+// The expected slice for the validateTensors cases, and a valid update for it.
+std::vector<sfn::TensorSpec> validationSpec() {
+  return {
       {"conv.weight", {4, 2, 3, 3}, true},
       {"bn.num_batches_tracked", {}, false},
       {"head.weight", {10, 4}, true},
   };
-  auto make = [] {
-    sfn::NamedTensors t;
-    t.add("conv.weight", at::randn({4, 2, 3, 3}));
-    t.add("bn.num_batches_tracked", at::scalar_tensor(3, at::kLong));
-    t.add("head.weight", at::randn({10, 4}));
-    return t;
-  };
-  // Through the wire, as the server sees it.
-  auto decoded = [](sfn::NamedTensors t) {
-    sfn::UpdateMsg m;
-    m.tensors = std::move(t);
-    DecodeResult r = sfn::decode(sfn::encode(m));
-    REQUIRE(r.ok());
-    return std::get<sfn::UpdateMsg>(r.message()).tensors;
-  };
-  auto codeOfValidation = [&](const sfn::NamedTensors& t) {
-    auto err = sfn::validateTensors(t, spec);
-    REQUIRE(err.has_value());
-    return err->code;
-  };
+}
 
-  CHECK_FALSE(sfn::validateTensors(decoded(make()), spec).has_value());
+sfn::NamedTensors validSlice() {
+  sfn::NamedTensors t;
+  t.add("conv.weight", at::randn({4, 2, 3, 3}));
+  t.add("bn.num_batches_tracked", at::scalar_tensor(3, at::kLong));
+  t.add("head.weight", at::randn({10, 4}));
+  return t;
+}
+
+// Through the wire, as the server sees it.
+sfn::NamedTensors throughWire(sfn::NamedTensors t) {
+  sfn::UpdateMsg m;
+  m.tensors = std::move(t);
+  DecodeResult r = sfn::decode(sfn::encode(m));
+  REQUIRE(r.ok());
+  return std::get<sfn::UpdateMsg>(r.message()).tensors;
+}
+
+// The code validateTensors refuses `t` with; it must refuse it.
+WireErrorCode validationCode(const sfn::NamedTensors& t) {
+  auto err = sfn::validateTensors(t, validationSpec());
+  REQUIRE(err.has_value());
+  return err->code;
+}
+
+}  // namespace
+
+TEST_CASE("wire: validateTensors checks an update against its expected slice") {
+  CHECK_FALSE(sfn::validateTensors(throughWire(validSlice()), validationSpec()).has_value());
 
   SUBCASE("NaN") {
-    auto t = make();
+    auto t = validSlice();
     t[2].tensor[3][1] = std::numeric_limits<float>::quiet_NaN();
-    CHECK(codeOfValidation(decoded(t)) == WireErrorCode::kNonFinite);
+    CHECK(validationCode(throughWire(t)) == WireErrorCode::kNonFinite);
   }
   SUBCASE("infinity") {
-    auto t = make();
+    auto t = validSlice();
     t[0].tensor[0][0][0][0] = -std::numeric_limits<float>::infinity();
-    CHECK(codeOfValidation(decoded(t)) == WireErrorCode::kNonFinite);
+    CHECK(validationCode(throughWire(t)) == WireErrorCode::kNonFinite);
   }
   SUBCASE("wrong shape") {
     sfn::NamedTensors t;
     t.add("conv.weight", at::randn({4, 2, 3, 3}));
     t.add("bn.num_batches_tracked", at::scalar_tensor(3, at::kLong));
     t.add("head.weight", at::randn({10, 5}));
-    CHECK(codeOfValidation(decoded(t)) == WireErrorCode::kShapeMismatch);
+    CHECK(validationCode(throughWire(t)) == WireErrorCode::kShapeMismatch);
   }
   SUBCASE("wrong name") {
-    auto t = make();
+    auto t = validSlice();
     t[1].name = "bn.running_mean";
-    CHECK(codeOfValidation(decoded(t)) == WireErrorCode::kNameMismatch);
+    CHECK(validationCode(throughWire(t)) == WireErrorCode::kNameMismatch);
   }
   SUBCASE("wrong dtype") {
-    auto t = make();
+    auto t = validSlice();
     t[1].tensor = at::scalar_tensor(3.0, at::kFloat);
-    CHECK(codeOfValidation(decoded(t)) == WireErrorCode::kDtypeMismatch);
+    CHECK(validationCode(throughWire(t)) == WireErrorCode::kDtypeMismatch);
   }
   SUBCASE("wrong count") {
-    auto t = make();
+    auto t = validSlice();
     t.add("extra", at::zeros({1}));
-    CHECK(codeOfValidation(decoded(t)) == WireErrorCode::kCountMismatch);
+    CHECK(validationCode(throughWire(t)) == WireErrorCode::kCountMismatch);
   }
 }
 

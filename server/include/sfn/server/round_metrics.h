@@ -37,6 +37,7 @@ struct TaskRecord {
   std::string client;  // the client's self-declared name (its CURVE key is in the server log)
   std::string subnet;  // canonical SubNetConfig text
   TaskStatus status = TaskStatus::kDropped;
+  double weight = 0.0;  // its weight in the round's average, fixed at selection
 };
 
 struct RoundMetrics {
@@ -51,8 +52,12 @@ struct RoundMetrics {
   int duplicate = 0;  // second update for the same task
   std::uint64_t bytes_sent = 0;
   std::uint64_t bytes_received = 0;
-  double train_loss = 0.0;      // mean of the accepted clients' local training losses
-  double beta = 0.0;            // MaxNet weight share this round
+  double train_loss = 0.0;  // mean of the accepted clients' local training losses
+  double beta = 0.0;        // MaxNet weight share this round (0: weighting.maxnet_beta none)
+  // 1 / sum v^2 over the accepted updates' weights v, normalised to sum 1 over those updates:
+  // how many clients the average over elements all of them trained is worth. K for uniform
+  // weights, about 1 / (beta^2 + (1 - beta)^2 / (K - 1)) with one MaxNet client.
+  double effective_clients = 0.0;
   std::int64_t train_macs = 0;  // client training MACs (3x forward MACs per sample-epoch)
   double wall_select_s = 0, wall_train_s = 0, wall_aggregate_s = 0, wall_eval_s = 0;
   double clock_start = 0, clock_end = 0;  // coordinator clock (virtual in the simulator)
