@@ -161,13 +161,14 @@ class ScriptBuilder {
     }
   }
 
-  // Mirrors ResBlockImpl::forward: relu(conv2(relu(conv1(x))) + shortcut(x)).
+  // Mirrors ResBlockImpl::forward: relu(relu(conv2(relu(conv1(x)))) + shortcut(x)).
   void resBlock(const std::string& name) {
     auto* block = moduleAs<ResBlockImpl>(name);
     comment(name);
     convBn(name + ".conv1", "x", "y");
     line("    y = torch.relu(y)");
     convBn(name + ".conv2", "y", "y");
+    line("    y = torch.relu(y)");
     if (block->shortcut) {
       std::string in = "x";
       if (block->stride != 1) {

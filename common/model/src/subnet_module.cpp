@@ -34,7 +34,9 @@ ResBlockImpl::ResBlockImpl(int in, int mid, int out, int stride_, bool with_bn) 
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x) {
   auto y = torch::relu(conv1->forward(x));
-  y = conv2->forward(y);
+  // The authors' NewResidualBlock (and DESIGN.md section 1) applies ReLU after conv2 + BN,
+  // before the shortcut is added.
+  y = torch::relu(conv2->forward(y));
   torch::Tensor sc = x;
   if (shortcut) {
     if (stride != 1)
