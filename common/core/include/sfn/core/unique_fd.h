@@ -25,12 +25,8 @@ class UniqueFd {
   UniqueFd& operator=(const UniqueFd&) = delete;
 
   int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  // Gives up ownership; for callers that must see close() errors (a failed close can mean
-  // lost data).
+  // Gives up ownership (the moves use it).
   int release() { return std::exchange(fd_, -1); }
-  // Closes now; false if close() reported an error (e.g. a delayed write error).
-  bool close() { return fd_ < 0 || ::close(release()) == 0; }
 
  private:
   int fd_;
