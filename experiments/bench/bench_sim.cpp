@@ -31,6 +31,15 @@
 // cores_used_2w (CPU / wall of the 2-worker run) says whether that run had both cores: well
 // below 2, other processes took them and speedup_2w says little about the simulator.
 //
+// Evaluation: images scored per second by sfn::Evaluator (validation-sized set, 6,000
+// synthetic 1x28x28 images, index_select per batch as in a run) for the MaxNet and MinNet,
+// against the peer loop: the module's forward pass over the same batches preallocated
+// contiguous, in eval mode, no grad, best of 3 each. eval_ratio is the median over SubNets,
+// batch sizes and thread counts of Evaluator / peer with frozen BN (goal >= 0.9). With
+// trainable BN the Evaluator first re-estimates BN on calibration batches (2,000 images, a
+// third of the scored ones): eval_ratio_trainable shows what that costs (about 0.75 expected).
+// eval_best_batch / eval_best_threads: the fastest MaxNet setting, behind the [eval] defaults.
+//
 // Memory: RSS after registering N idle clients (tiny preset, synthetic data, 2 samples per
 // client, overlapping), each N in its own forked child; bytes per client =
 // (RSS(N) - RSS(100)) / (N - 100). Goal <= 1024 at N = 100,000.
@@ -42,6 +51,7 @@
 #include "sfn/data/dataset.h"
 #include "run_in_child.h"
 #include "sfn/core/error.h"
+#include "sfn/train/evaluator.h"
 #include "sfn/train/local_trainer.h"
 #include "sfn/data/partitioner.h"
 #include "sfn/model/subnet_shapes.h"
@@ -79,6 +89,12 @@ using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 struct BenchOptions {
+  std::vector<int> eval_batches = {250, 500, 1000};
+  std::vector<int> eval_threads = {1, 2};
+  int eval_samples = 6000;
+  int eval_bn_samples = 2000;
+  bool skip_eval = false;
+  bool skip_throughput = false;
   int clients = 40;
   int clients_per_round = 8;
   int rounds = 3;
@@ -494,6 +510,80 @@ Json benchRss(int clients, std::uint64_t seed) {
               {"register_s", register_s}};
 }
 
+// Seconds of the best of `repeats` calls of `f`.
+double bestSeconds(int repeats, const std::function<void()>& f) {
+  double best = 1e300;
+  for (int i = 0; i < repeats; ++i) {
+    const auto t0 = Clock::now();
+    f();
+    best = std::min(best, secondsSince(t0));
+  }
+  return best;
+}
+
+// Images/s of the Evaluator and of the peer forward loop for one SuperNet, SubNet, batch
+// size and thread count.
+Json evalPoint(const sfn::SuperNet& net, const sfn::EvalTarget& target, const sfn::Dataset& data,
+               const sfn::IndexList& scored, const sfn::IndexList& calib, int batch, int threads) {
+  const int bn_batches = (static_cast<int>(calib.size()) + batch - 1) / batch;
+  const sfn::Evaluator ev({data, scored}, {data, calib}, {batch, "cpu", bn_batches, threads});
+  sfn::setTorchThreads(threads);
+  std::vector<at::Tensor> batches = sfn::sampleBatches(data, scored, batch, 1 << 30);
+  for (auto& b : batches) b = b.contiguous();
+  sfn::SubNetModule module = net.buildModule(target.config);
+  module->eval();
+  auto peer = [&] {
+    torch::NoGradGuard no_grad;
+    for (const auto& b : batches) (void)module->forward(b).argmax(1);
+  };
+  peer();  // warm-up: first-call allocations and oneDNN primitive creation
+  (void)ev.evaluate(net, target);
+  const double n = static_cast<double>(scored.size());
+  const double peer_s = bestSeconds(3, peer);
+  const double ev_s = bestSeconds(3, [&] { (void)ev.evaluate(net, target); });
+  return Json{{"subnet", target.name},       {"batch", batch},
+              {"threads", threads},          {"evaluator_images_per_s", n / ev_s},
+              {"peer_images_per_s", n / peer_s}, {"ratio", peer_s / ev_s}};
+}
+
+Json benchEval(const BenchOptions& o, sfn::BnMode bn) {
+  sfn::DesignSpace space = sfn::DesignSpace::preset("fmnist");
+  space.bn_mode = bn;
+  const sfn::SuperNet net(space, o.seed);
+  const sfn::Dataset data =
+      sfn::makeSyntheticDataset(o.eval_samples + o.eval_bn_samples, 1, 28, 10, o.seed);
+  sfn::IndexList scored, calib;
+  for (int i = 0; i < o.eval_samples + o.eval_bn_samples; ++i)
+    (i < o.eval_samples ? scored : calib).push_back(i);
+  Json points = Json::array();
+  for (const auto& target : sfn::evalTargets({"max", "min"}, space))
+    for (int batch : o.eval_batches)
+      for (int threads : o.eval_threads) {
+        points.push_back(evalPoint(net, target, data, scored, calib, batch, threads));
+        std::cerr << "bench_sim: eval " << sfn::toString(bn) << " " << points.back().dump() << "\n";
+      }
+  return points;
+}
+
+// The median ratio over every SubNet, batch size and thread count (single points are noisy
+// on a shared machine), and the fastest MaxNet setting, for the flat figures.
+void evalFigures(const Json& points, const char* suffix, Json& result) {
+  std::vector<double> ratios;
+  const Json* best = nullptr;
+  const Json none = Json::array();  // a failed child returns {"error": ...}
+  for (const Json& p : points.is_array() ? points : none) {
+    ratios.push_back(p["ratio"].get<double>());
+    if (p["subnet"] == "max" &&
+        (!best || p["evaluator_images_per_s"] > (*best)["evaluator_images_per_s"]))
+      best = &p;
+  }
+  const std::string s = suffix;
+  result["eval_ratio" + s] = best ? Json(median(ratios)) : Json(nullptr);
+  result["eval_maxnet_images_per_s" + s] = best ? (*best)["evaluator_images_per_s"] : Json(nullptr);
+  result["eval_best_batch" + s] = best ? (*best)["batch"] : Json(nullptr);
+  result["eval_best_threads" + s] = best ? (*best)["threads"] : Json(nullptr);
+}
+
 }  // namespace
 
 // The command line; --quick shrinks the runs.
@@ -513,6 +603,10 @@ void addOptions(CLI::App& app, BenchOptions& o) {
   app.add_option("--seed", o.seed, "seed of data, SuperNet and coordinator");
   app.add_flag("--quick", o.quick, "short run: fewer clients, rounds, samples and repetitions");
   app.add_flag("--skip-rss", o.skip_rss, "skip the memory runs");
+  app.add_flag("--skip-eval", o.skip_eval, "skip the evaluation runs");
+  app.add_flag("--skip-throughput", o.skip_throughput, "skip the training throughput runs");
+  app.add_option("--eval-batches", o.eval_batches, "evaluation batch sizes");
+  app.add_option("--eval-threads", o.eval_threads, "evaluation torch thread counts");
   app.add_option("--json,--out", o.out,
                  "also write the headline figures (a flat JSON object) here");
 }
@@ -525,6 +619,8 @@ void applyQuick(BenchOptions& o) {
   o.samples_per_client = 128;
   o.repeats = 2;
   o.rss_clients = {100, 10'000};
+  o.eval_samples = 1000;
+  o.eval_bn_samples = 500;
 }
 
 // The memory runs, each in its own child; adds their figures to `result` and returns whether
@@ -601,17 +697,29 @@ int main(int argc, char** argv) {
   result["host_cores"] = std::thread::hardware_concurrency();
   result["host_loadavg_1min_start"] = load_start[0];
 
-  std::cerr << "bench_sim: throughput\n";
-  Json tp = runInChild([&] { return benchThroughput(o); });
-  for (const char* key :
-       {"sim_samples_per_s_1w", "plain_loop_samples_per_s", "ratio_1w", "sim_samples_per_s_2w",
-        "speedup_2w", "round_overhead_fraction", "ratio_1w_cpu", "cpu_2w_over_1w",
-        "speedup_2w_schedule_bound", "cores_used_2w", "ratio_1w_of_best", "speedup_2w_of_best"})
-    result[key] = tp.contains(key) ? tp[key] : Json(nullptr);
-  met = met && tp.contains("ratio_1w") && tp["ratio_1w"].get<double>() >= 0.9 &&
-        tp["speedup_2w"].get<double>() >= 1.7 && tp["round_overhead_fraction"].get<double>() < 0.05;
-  result["throughput"] = std::move(tp);
+  if (!o.skip_throughput) {
+    std::cerr << "bench_sim: throughput\n";
+    Json tp = runInChild([&] { return benchThroughput(o); });
+    for (const char* key :
+         {"sim_samples_per_s_1w", "plain_loop_samples_per_s", "ratio_1w", "sim_samples_per_s_2w",
+          "speedup_2w", "round_overhead_fraction", "ratio_1w_cpu", "cpu_2w_over_1w",
+          "speedup_2w_schedule_bound", "cores_used_2w", "ratio_1w_of_best", "speedup_2w_of_best"})
+      result[key] = tp.contains(key) ? tp[key] : Json(nullptr);
+    met = met && tp.contains("ratio_1w") && tp["ratio_1w"].get<double>() >= 0.9 &&
+          tp["speedup_2w"].get<double>() >= 1.7 && tp["round_overhead_fraction"].get<double>() < 0.05;
+    result["throughput"] = std::move(tp);
+  }
 
+  if (!o.skip_eval) {
+    std::cerr << "bench_sim: evaluation\n";
+    const Json frozen = runInChild([&] { return benchEval(o, sfn::BnMode::kFrozen); });
+    const Json trainable = runInChild([&] { return benchEval(o, sfn::BnMode::kTrainable); });
+    evalFigures(frozen, "", result);
+    evalFigures(trainable, "_trainable", result);
+    met = met && result["eval_ratio"].is_number() && result["eval_ratio"].get<double>() >= 0.9;
+    result["eval"] = Json{{"frozen", frozen}, {"trainable", trainable},
+                          {"samples", o.eval_samples}, {"bn_samples", o.eval_bn_samples}};
+  }
   if (!o.skip_rss && o.rss_clients.size() >= 2) met = benchRssRuns(o, result) && met;
   double load_end[1] = {0};
   (void)::getloadavg(load_end, 1);
@@ -620,6 +728,7 @@ int main(int argc, char** argv) {
                          {"speedup_2w_min", 1.7},
                          {"rss_bytes_per_idle_client_max", 1024},
                          {"round_overhead_fraction_max", 0.05},
+                         {"eval_ratio_min", 0.9},
                          {"met", met}};
 
   std::cout << result.dump(2) << std::endl;

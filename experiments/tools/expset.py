@@ -3,17 +3,33 @@
 
 Standard library only (Debian's /usr/bin/python3 has no numpy). run.sh calls the CLI:
 
-  expset.py train-plan SET OUT      one line per training run (phase 1)
-  expset.py search-plan SET OUT     one line per SuperNet run to search (phase 2)
-  expset.py winners-plan SET OUT    iFedAvg runs of the searched winners (phase 3, optional)
+  expset.py train-plan SET OUT             one line per training run, in run order (phase 1)
+  expset.py search-plan SET OUT [RUN_DIR]  one line per finished SuperNet run to search (phase 2),
+                                           or only the searches of RUN_DIR
+  expset.py winners-plan SET OUT           iFedAvg runs of the searched winners (phase 3, optional)
+  expset.py restore SET OUT ARCHIVE        copy planned, complete runs and searches missing in
+                                           OUT from ARCHIVE (see "archive" below)
+  expset.py archive SET OUT ARCHIVE RUN_DIR  copy the small files of a finished run (and of its
+                                           searches) into ARCHIVE
 
-Plan lines are tab-separated: run_dir, label, then sfn-sim --set overrides. A set names
-methods, the alpha/seed grid each runs on, the fixed target SubNets, the search budgets and
-the report's comparison rules; see experiments/sets/quick.toml for every key.
+Plan lines are tab-separated: run_dir, label, then sfn-sim --set overrides (search-plan:
+run_dir, search_dir, targets_file, then sfn-search arguments). A set names methods, the
+alpha/seed grid each runs on, the fixed target SubNets, the search budgets and the report's
+comparison rules; see experiments/sets/quick.toml for every key.
+
+Run order (train-plan): cell by cell, most useful comparison first. A cell is an (alpha,
+seed); its priority is (the seed's position in its grid entry, headline alpha before the
+others, the others in the order the grids list them). Within a cell: the report's reference
+method, then its baseline (every target), then the other methods in file order. So the
+headline alpha's first seed finishes every method before any second seed starts.
 """
 
+import collections
 import csv
+import hashlib
+import json
 import os
+import shutil
 import sys
 import tomllib
 
@@ -36,6 +52,31 @@ def _need(table, key, where, kind=None):
 def alpha_tag(alpha):
     """Folder-safe, stable text for an alpha: 1.0 -> '1', 0.1 -> '0.1', 100.0 -> '100'."""
     return f"{alpha:g}"
+
+
+def _check_target_seeds(m, where, target_names):
+    """all_targets_seeds / extra_seed_targets of a per-target method (fills the defaults:
+    None = every seed runs every target, [] = later seeds run no target)."""
+    has_n, has_extra = "all_targets_seeds" in m, "extra_seed_targets" in m
+    if (has_n or has_extra) and m["role"] != "per-target":
+        raise SetError(f"{where} ({m['name']}): all_targets_seeds and extra_seed_targets apply to "
+                       f"role = \"per-target\" methods only (this one is \"{m['role']}\")")
+    n = m.setdefault("all_targets_seeds", None)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise SetError(f"{where}.all_targets_seeds: expected an integer >= 1 (the first N seeds of each "
+                       f"grid entry run every target), got {n!r}")
+    extra = m.setdefault("extra_seed_targets", [])
+    if not isinstance(extra, list) or not all(isinstance(x, str) for x in extra):
+        raise SetError(f"{where}.extra_seed_targets: expected an array of [[target]] names")
+    if has_extra and n is None:
+        raise SetError(f"{where}.extra_seed_targets needs all_targets_seeds (without it every seed "
+                       "runs every target)")
+    for x in extra:
+        if x not in target_names:
+            raise SetError(f"{where}.extra_seed_targets: '{x}' is not a [[target]] name "
+                           f"(expected one of {sorted(target_names)})")
+    if len(set(extra)) != len(extra):
+        raise SetError(f"{where}.extra_seed_targets: duplicate target names")
 
 
 def load_set(path):
@@ -102,6 +143,7 @@ def load_set(path):
         m.setdefault("overrides", [])
         m.setdefault("search", False)
         m.setdefault("about", "")
+        _check_target_seeds(m, where, names)
 
     search = s.setdefault("search", {})
     search.setdefault("macs_fractions", [])
@@ -136,9 +178,24 @@ def load_set(path):
 
 def cells(s, method):
     """(alpha, seed) pairs a method runs on, in grid order."""
+    for alpha, seed, _rank in ranked_cells(s, method):
+        yield alpha, seed
+
+
+def ranked_cells(s, method):
+    """(alpha, seed, rank) a method runs on; rank = the seed's position in its grid entry."""
     for c in s["grid"][method["grid"]]:
-        for seed in c["seeds"]:
-            yield c["alpha"], seed
+        for rank, seed in enumerate(c["seeds"]):
+            yield c["alpha"], seed, rank
+
+
+def method_targets(s, method, rank):
+    """The [[target]]s a per-target method trains for the rank-th seed of a grid entry."""
+    n = method.get("all_targets_seeds")
+    if n is None or rank < n:
+        return list(s["target"])
+    extra = set(method.get("extra_seed_targets", []))
+    return [t for t in s["target"] if t["name"] in extra]
 
 
 def toml_string(text):
@@ -163,29 +220,60 @@ def common_overrides(s, alpha, seed, label):
     ] + list(meta["overrides"])
 
 
-def train_runs(s, out):
-    """Phase 1: every (method, alpha, seed[, target]) training run."""
-    targets = s["target"]
-    all_subnets = "[" + ", ".join(toml_string(t["subnet"]) for t in targets) + "]"
+def train_specs(s):
+    """Every planned training run as a dict (method, alpha, seed, rank, target), in file order:
+    method by method, its grid in order, targets in [[target]] order."""
     for m in s["method"]:
-        for alpha, seed in cells(s, m):
+        for alpha, seed, rank in ranked_cells(s, m):
             if m["role"] == "supernet":
-                label = f"{m['name']}/a{alpha_tag(alpha)}/s{seed}"
-                yield (run_dir(out, m["name"], alpha, seed), label,
-                       common_overrides(s, alpha, seed, label) + list(m["overrides"]) +
-                       [f"eval.subnets={all_subnets}"])
+                yield {"method": m, "alpha": alpha, "seed": seed, "rank": rank, "target": None}
             else:
-                for t in targets:
-                    label = f"{m['name']}/a{alpha_tag(alpha)}/s{seed}/{t['name']}"
-                    yield (run_dir(out, m["name"], alpha, seed, t["name"]), label,
-                           common_overrides(s, alpha, seed, label) + list(m["overrides"]) +
-                           [f"round.fixed_subnet={toml_string(t['subnet'])}",
-                            f"eval.subnets=[{toml_string(t['subnet'])}]"])
+                for t in method_targets(s, m, rank):
+                    yield {"method": m, "alpha": alpha, "seed": seed, "rank": rank, "target": t}
+
+
+def run_priority(s):
+    """Sort key of a train spec: the run order described in the module docstring."""
+    head = float(s["set"]["headline_alpha"])
+    alpha_pos = {}
+    for m in s["method"]:
+        for alpha, _seed in cells(s, m):
+            alpha_pos.setdefault(alpha, len(alpha_pos))
+    rep = s["report"]
+    first = {rep["reference"]: 0, rep["baseline"]: 1}
+    method_pos = {m["name"]: first.get(m["name"], 2 + i) for i, m in enumerate(s["method"])}
+    target_pos = {t["name"]: i for i, t in enumerate(s["target"])}
+    return lambda sp: (sp["rank"], sp["alpha"] != head, alpha_pos[sp["alpha"]], sp["seed"],
+                       method_pos[sp["method"]["name"]],
+                       -1 if sp["target"] is None else target_pos[sp["target"]["name"]])
+
+
+def train_line(s, out, sp):
+    """(run_dir, label, overrides) of one train spec."""
+    m, alpha, seed, t = sp["method"], sp["alpha"], sp["seed"], sp["target"]
+    if t is None:
+        label = f"{m['name']}/a{alpha_tag(alpha)}/s{seed}"
+        subnets = "[" + ", ".join(toml_string(x["subnet"]) for x in s["target"]) + "]"
+        return (run_dir(out, m["name"], alpha, seed), label,
+                common_overrides(s, alpha, seed, label) + list(m["overrides"]) + [f"eval.subnets={subnets}"])
+    label = f"{m['name']}/a{alpha_tag(alpha)}/s{seed}/{t['name']}"
+    return (run_dir(out, m["name"], alpha, seed, t["name"]), label,
+            common_overrides(s, alpha, seed, label) + list(m["overrides"]) +
+            [f"round.fixed_subnet={toml_string(t['subnet'])}", f"eval.subnets=[{toml_string(t['subnet'])}]"])
+
+
+def train_runs(s, out, ordered=False):
+    """Phase 1: every (method, alpha, seed[, target]) training run, in file order or (ordered)
+    in run order."""
+    specs = list(train_specs(s))
+    if ordered:
+        specs.sort(key=run_priority(s))
+    for sp in specs:
+        yield train_line(s, out, sp)
 
 
 def summary_macs(run):
     """MACs of the MinNet and MaxNet of a finished SuperNet run (from summary.json)."""
-    import json
     with open(os.path.join(run, "summary.json")) as f:
         final = json.load(f)["final"]
     macs = [r["macs"] for r in final]
@@ -230,31 +318,47 @@ def write_targets(path, s, budgets):
             f.write(f'[[target]]\nname = "{name}"\nmax_macs = {budget}\n\n')
 
 
-def search_runs(s, out):
-    """Phase 2: (run_dir, search_dir, targets_file) per finished run of a method with search,
-    then the cost search ([cost] search_targets budgets evenly spread from MinNet to MaxNet MACs)."""
+def cost_search_targets(s, lo, hi):
+    n = int(s["cost"]["search_targets"])
+    budgets = [lo + (hi - lo) * i // max(1, n - 1) for i in range(n)]
+    return [(f"n{i + 1:02d}-macs{b / 1e6:.2f}M", b) for i, b in enumerate(budgets)]
+
+
+def _planned_searches(s, out):
+    """[(run_dir, search_dir, budgets(lo, hi))] of every planned search: the MACs-budget search
+    of each run of a method with search, then the cost search ([cost] search_targets budgets
+    evenly spread from MinNet to MaxNet MACs). budgets needs the run's MinNet and MaxNet MACs."""
+    found = []
     for m in s["method"]:
         if not m["search"] or m["role"] != "supernet":
             continue
         for alpha, seed in cells(s, m):
-            rd = run_dir(out, m["name"], alpha, seed)
-            if not os.path.isfile(os.path.join(rd, "summary.json")):
-                continue
-            sd = search_dir(out, m["name"], alpha, seed)
-            tf = os.path.join(sd, "targets.toml")
-            write_targets(tf, s, search_targets(s, *summary_macs(rd)))
-            yield rd, sd, tf
+            found.append((run_dir(out, m["name"], alpha, seed), search_dir(out, m["name"], alpha, seed),
+                          lambda lo, hi: search_targets(s, lo, hi)))
     cell = cost_search_cell(s)
     if cell is not None:
-        rd = run_dir(out, *cell)
-        if os.path.isfile(os.path.join(rd, "summary.json")):
-            lo, hi = summary_macs(rd)
-            n = int(s["cost"]["search_targets"])
-            budgets = [lo + (hi - lo) * i // max(1, n - 1) for i in range(n)]
-            sd = cost_search_dir(out, *cell)
-            tf = os.path.join(sd, "targets.toml")
-            write_targets(tf, s, [(f"n{i + 1:02d}-macs{b / 1e6:.2f}M", b) for i, b in enumerate(budgets)])
-            yield rd, sd, tf
+        found.append((run_dir(out, *cell), cost_search_dir(out, *cell),
+                      lambda lo, hi: cost_search_targets(s, lo, hi)))
+    return found
+
+
+def searches_of(s, out, rd):
+    """[(search_dir, budgets)] planned on the checkpoint of run folder rd (in search order)."""
+    rd = os.path.abspath(rd)
+    return [(sd, b) for r, sd, b in _planned_searches(s, out) if os.path.abspath(r) == rd]
+
+
+def search_runs(s, out, only_run=None):
+    """Phase 2: (run_dir, search_dir, targets_file) per planned search whose run is finished;
+    only_run: just the searches of that run folder. Writes each search's targets file."""
+    for rd, sd, budgets in _planned_searches(s, out):
+        if only_run is not None and os.path.abspath(rd) != os.path.abspath(only_run):
+            continue
+        if not os.path.isfile(os.path.join(rd, "summary.json")):
+            continue
+        tf = os.path.join(sd, "targets.toml")
+        write_targets(tf, s, budgets(*summary_macs(rd)))
+        yield rd, sd, tf
 
 
 def read_search_results(sd):
@@ -301,24 +405,263 @@ def winner_runs(s, out):
                         f"eval.subnets=[{toml_string(r['subnet'])}]"])
 
 
+# ----------------------------------------------------------------------------- archive
+#
+# Checkpoints and exported models are large and stay on the machine that made them; the
+# archive keeps what the report reads, so a set can go on over sessions on fresh machines
+# that share only a git checkout. Layout: ARCHIVE/<the folder's path under OUT>/. A SuperNet
+# run that is searched is one unit with its searches: the searches need its checkpoint, so
+# they are archived first and the run's summary.json last, and only the complete unit is
+# restored. Each archived folder has plan.txt, the settings it was made with; a restore
+# refuses folders whose plan.txt differs from the current set file (stale results).
+
+RUN_FILES = ("config.toml", "metrics.jsonl", "metrics.csv", "machine.json")  # summary.json last
+SEARCH_SUFFIXES = (".csv", ".json", ".md", ".txt", ".toml", ".tail")  # results.csv last
+LOG_TAIL_LINES = 200
+MAX_ARCHIVED_BYTES = 1 << 20
+
+
+def _put(dst, src=None, text=None):
+    """Writes dst from a file or a string through a temporary name, so an interrupted copy
+    never leaves a truncated file under its real name."""
+    tmp = dst + ".part"
+    if src is not None:
+        shutil.copyfile(src, tmp)
+    else:
+        with open(tmp, "w") as f:
+            f.write(text)
+    os.replace(tmp, dst)
+
+
+def _tail(path, n=LOG_TAIL_LINES):
+    with open(path, errors="replace") as f:
+        return "".join(collections.deque(f, n))
+
+
+def _log_tail(src, dst, log):
+    """LOG's last lines as LOG.tail (or the .tail a restored folder already has)."""
+    if os.path.isfile(os.path.join(src, log)):
+        _put(os.path.join(dst, log + ".tail"), text=_tail(os.path.join(src, log)))
+    elif os.path.isfile(os.path.join(src, log + ".tail")):
+        _put(os.path.join(dst, log + ".tail"), src=os.path.join(src, log + ".tail"))
+
+
+def _archive_run_dir(src, dst, plan):
+    os.makedirs(dst, exist_ok=True)
+    for name in RUN_FILES:
+        if os.path.isfile(os.path.join(src, name)):
+            _put(os.path.join(dst, name), src=os.path.join(src, name))
+    _log_tail(src, dst, "sim.log")
+    _put(os.path.join(dst, "plan.txt"), text=plan)
+    _put(os.path.join(dst, "summary.json"), src=os.path.join(src, "summary.json"))
+
+
+def _archive_search_dir(src, dst, plan):
+    """The search's small text outputs: top-level files only (exported models are folders),
+    known text suffixes, at most MAX_ARCHIVED_BYTES each."""
+    os.makedirs(dst, exist_ok=True)
+    for e in sorted(os.scandir(src), key=lambda e: e.name):
+        if not e.is_file() or e.name in ("results.csv", "plan.txt") or not e.name.endswith(SEARCH_SUFFIXES):
+            continue
+        if e.stat().st_size > MAX_ARCHIVED_BYTES:
+            print(f"expset.py: archive: {e.path} is over {MAX_ARCHIVED_BYTES} bytes, not archived", file=sys.stderr)
+            continue
+        _put(os.path.join(dst, e.name), src=e.path)
+    _log_tail(src, dst, "search.log")
+    _put(os.path.join(dst, "plan.txt"), text=plan)
+    _put(os.path.join(dst, "results.csv"), src=os.path.join(src, "results.csv"))
+
+
+def _restore_dir(src, dst, last):
+    """Copies every file of an archived folder into dst, `last` (the completeness marker) last."""
+    os.makedirs(dst, exist_ok=True)
+    names = sorted(e.name for e in os.scandir(src) if e.is_file() and not e.name.endswith(".part"))
+    for name in [n for n in names if n != last] + [last]:
+        _put(os.path.join(dst, name), src=os.path.join(src, name))
+
+
+def _config_digest(path):
+    """SHA-256 of the set's base config with comments and blank lines left out: a changed
+    recipe (a key's value) makes archived runs stale, a reworded comment does not."""
+    lines = []
+    with open(path) as f:
+        for line in f:
+            code = line.strip()
+            # Cut a trailing comment at a '#' outside double quotes.
+            quoted = False
+            for i, ch in enumerate(code):
+                if ch == '"':
+                    quoted = not quoted
+                elif ch == "#" and not quoted:
+                    code = code[:i].rstrip()
+                    break
+            if code:
+                lines.append(code)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _run_plan_text(s, label, overrides):
+    return "\n".join([label, "config " + _config_digest(s["set"]["config_path"])] +
+                      list(overrides)) + "\n"
+
+
+def _search_plan_text(s, rd, budgets):
+    """sfn-search settings of a search on run folder rd (its budgets follow from rd's MACs)."""
+    return "\n".join(["sfn-search " + " ".join(s["search"]["args"])] +
+                      [f"target {name} max_macs {b}" for name, b in budgets(*summary_macs(rd))]) + "\n"
+
+
+def _read(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return f.read()
+
+
+class Archive:
+    """The archive of one set: OUT's planned, finished units mirrored under root."""
+
+    def __init__(self, s, out, root):
+        self.s, self.out, self.root = s, os.path.abspath(out), os.path.abspath(root)
+        if self.root == self.out:
+            raise SetError("the archive must not be the output folder itself")
+
+    def mirror(self, path):
+        rel = os.path.relpath(os.path.abspath(path), self.out)
+        if rel.startswith(".."):
+            raise SetError(f"{path} is not under {self.out}")
+        return os.path.join(self.root, rel)
+
+    def _plans(self, winners):
+        runs = winner_runs(self.s, self.out) if winners else train_runs(self.s, self.out, ordered=True)
+        return {os.path.abspath(rd): (label, ov) for rd, label, ov in runs}
+
+    @staticmethod
+    def _complete(rd, sds):
+        return (os.path.isfile(os.path.join(rd, "summary.json")) and
+                all(os.path.isfile(os.path.join(sd, "results.csv")) for sd in sds))
+
+    def _stale(self, rd, label, ov, searches):
+        """Why the archived unit of rd was made with other settings than the set's (None: same)."""
+        ard = self.mirror(rd)
+        want = _run_plan_text(self.s, label, ov)
+        have = _read(os.path.join(ard, "plan.txt"))
+        if have != want:
+            return f"{label}: archived settings {_first_difference(have, want)}"
+        for sd, budgets in searches:
+            asd = self.mirror(sd)
+            want = _search_plan_text(self.s, ard, budgets)
+            have = _read(os.path.join(asd, "plan.txt"))
+            if have != want:
+                return f"search of {label}: archived settings {_first_difference(have, want)}"
+        return None
+
+    def archive(self, rd):
+        """Archives finished run folder rd with its searches; False if it already was."""
+        rd = os.path.abspath(rd)
+        plans = self._plans(False)
+        if rd not in plans:
+            plans = self._plans(True)
+        if rd not in plans:
+            raise SetError(f"archive: {rd} is not a run the set plans")
+        label, ov = plans[rd]
+        searches = searches_of(self.s, self.out, rd)
+        if not os.path.isfile(os.path.join(rd, "summary.json")):
+            raise SetError(f"archive: run {label} is not finished (no summary.json)")
+        for sd, _ in searches:
+            if not os.path.isfile(os.path.join(sd, "results.csv")):
+                raise SetError(f"archive: search {sd} of {label} is not finished; a searched run is "
+                               "archived together with its searches")
+        if (self._complete(self.mirror(rd), [self.mirror(sd) for sd, _ in searches]) and
+                self._stale(rd, label, ov, searches) is None):
+            return False
+        for sd, budgets in searches:
+            shutil.rmtree(self.mirror(sd), ignore_errors=True)
+            _archive_search_dir(sd, self.mirror(sd), _search_plan_text(self.s, rd, budgets))
+        # summary.json last: the unit counts as archived only once everything else is there.
+        if os.path.isfile(os.path.join(self.mirror(rd), "summary.json")):
+            os.remove(os.path.join(self.mirror(rd), "summary.json"))
+        _archive_run_dir(rd, self.mirror(rd), _run_plan_text(self.s, label, ov))
+        self._machine(to_archive=True)
+        return True
+
+    def _machine(self, to_archive):
+        """OUT/machine.json records the set's first session; the archive carries it on."""
+        a, o = os.path.join(self.root, "machine.json"), os.path.join(self.out, "machine.json")
+        src, dst = (o, a) if to_archive else (a, o)
+        if os.path.isfile(src) and not os.path.isfile(dst):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            _put(dst, src=src)
+
+    def restore(self, log=sys.stderr):
+        """Copies every planned unit that is complete in the archive but not in OUT into OUT.
+        Training runs (with their searches) first, then the searched winners' runs, which the
+        restored search results name. Returns the number of units restored."""
+        self._machine(to_archive=False)
+        n = 0
+        for winners in (False, True):
+            units = []
+            for rd, (label, ov) in self._plans(winners).items():
+                searches = searches_of(self.s, self.out, rd)
+                sds = [sd for sd, _ in searches]
+                if self._complete(rd, sds) or not self._complete(self.mirror(rd), [self.mirror(x) for x in sds]):
+                    continue
+                units.append((rd, label, ov, searches))
+            stale = [why for why in (self._stale(*u) for u in units) if why]
+            if stale:
+                raise SetError(f"the archive {self.root} holds results made with other settings than the set "
+                               "file asks for:\n  " + "\n  ".join(stale[:10]) +
+                               ("\n  ..." if len(stale) > 10 else "") +
+                               "\nDelete those folders from the archive to train them again, or restore the "
+                               "set file's settings.")
+            for rd, label, _, searches in units:
+                for sd, _ in searches:
+                    _restore_dir(self.mirror(sd), sd, "results.csv")
+                _restore_dir(self.mirror(rd), rd, "summary.json")
+                n += 1
+                extra = f" with {len(searches)} search(es)" if searches else ""
+                print(f"expset.py: restored {label}{extra} from the archive", file=log)
+        return n
+
+
+def _first_difference(have, want):
+    if have is None:
+        return "unknown (no plan.txt)"
+    for a, b in zip(have.splitlines(), want.splitlines()):
+        if a != b:
+            return f"'{a}', the set file now '{b}'"
+    return "differ in length"
+
+
+ARGS = {"check": 2, "train-plan": 2, "winners-plan": 2, "search-plan": (2, 3), "restore": 3, "archive": 4}
+
+
 def main(argv):
-    if len(argv) != 4 or argv[1] not in ("train-plan", "search-plan", "winners-plan", "check"):
+    cmd = argv[1] if len(argv) > 1 else None
+    want = ARGS.get(cmd)
+    if want is None or len(argv) - 2 not in (want if isinstance(want, tuple) else (want,)):
         print(__doc__, file=sys.stderr)
         return 2
-    cmd, set_path, out = argv[1], argv[2], argv[3]
+    set_path, out = argv[2], argv[3]
     try:
         s = load_set(set_path)
         if cmd == "check":
             print(f"{s['set']['name']}: {sum(1 for _ in train_runs(s, out))} training runs")
         elif cmd == "train-plan":
-            for rd, label, ov in train_runs(s, out):
+            for rd, label, ov in train_runs(s, out, ordered=True):
                 print("\t".join([rd, label] + ov))
         elif cmd == "winners-plan":
             for rd, label, ov in winner_runs(s, out):
                 print("\t".join([rd, label] + ov))
-        else:
-            for rd, sd, tf in search_runs(s, out):
+        elif cmd == "search-plan":
+            for rd, sd, tf in search_runs(s, out, argv[4] if len(argv) > 4 else None):
                 print("\t".join([rd, sd, tf] + list(s["search"]["args"])))
+        elif cmd == "restore":
+            n = Archive(s, out, argv[4]).restore()
+            print(f"expset.py: {n} run(s) restored from {argv[4]}", file=sys.stderr)
+        else:
+            if Archive(s, out, argv[4]).archive(argv[5]):
+                print(f"expset.py: archived {os.path.relpath(argv[5], out)}", file=sys.stderr)
     except (SetError, OSError, KeyError, ValueError) as e:
         print(f"expset.py: {e}", file=sys.stderr)
         return 2

@@ -40,7 +40,20 @@ def load_run(path):
     if os.path.isfile(mp):
         with open(mp) as f:
             metrics = [json.loads(line) for line in f if line.strip()]
-    return {"summary": summary, "metrics": metrics}
+    return {"summary": summary, "metrics": metrics, "machine": load_machine(path)}
+
+
+def load_machine(path):
+    """machine.json run.sh wrote into a run or search folder (None for older folders)."""
+    mp = os.path.join(path, "machine.json")
+    if not os.path.isfile(mp):
+        return None
+    with open(mp) as f:
+        return json.load(f)
+
+
+def report_machine_text(m):
+    return f"{m.get('nproc', '?')} cores, {m.get('cpu', '?')}, {m.get('memory', '?')}, {m.get('uname', '?')}"
 
 
 def run_cost(run):
@@ -182,7 +195,7 @@ class Gathered:
                     continue
                 self.searches.append({"method": m["name"], "alpha": alpha, "seed": seed, "dir": sd,
                                       "rows": rows, "wall_s": read_wall(sd), **search_cost(sd),
-                                      "targets": len(rows)})
+                                      "targets": len(rows), "machine": load_machine(sd)})
                 for r in rows:
                     if r["test_accuracy"] is None or r["macs"] is None:
                         continue
@@ -198,7 +211,7 @@ class Gathered:
             rows = expset.read_search_results(sd)
             if rows is not None:
                 self.cost_search = {"method": cell[0], "alpha": cell[1], "seed": cell[2], "targets": len(rows),
-                                    "wall_s": read_wall(sd), **search_cost(sd)}
+                                    "wall_s": read_wall(sd), **search_cost(sd), "machine": load_machine(sd)}
         for rd, label, _ in expset.winner_runs(s, out):
             parts = label.split("/")
             self._add_run(rd, label, parts[0], float(parts[1][1:]), int(parts[2][1:]), parts[3], "search")
@@ -226,6 +239,15 @@ class Gathered:
     def alphas(self):
         return sorted({r["alpha"] for r in self.runs})
 
+    def machines(self):
+        """{machine text: number of runs and searches} over the folders that recorded one."""
+        found = {}
+        for x in [r["run"] for r in self.runs] + self.searches + ([self.cost_search] if self.cost_search else []):
+            if x.get("machine"):
+                key = report_machine_text(x["machine"])
+                found[key] = found.get(key, 0) + 1
+        return found
+
     def training_costs(self):
         """Per (method, alpha, seed): the cost of producing that method's fixed-target models."""
         groups = {}
@@ -244,8 +266,26 @@ class Gathered:
 # ----------------------------------------------------------------------------- claims
 
 
+def seeds_text(compared):
+    """'MinNet: 1 2 3; Mid1: 1' (claims.csv)."""
+    return "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in (compared or {}).items())
+
+
+def n_text(compared):
+    """Seed counts behind a claim: 'n = 3', or 'n = 3 (MinNet, MaxNet), 1 (Mid1, Mid2)'."""
+    if not compared:
+        return "–"
+    by_n = {}
+    for k, v in compared.items():
+        by_n.setdefault(len(v), []).append(k)
+    if len(by_n) == 1:
+        return f"n = {next(iter(by_n))}"
+    return "n = " + ", ".join(f"{n} ({', '.join(ks)})" for n, ks in sorted(by_n.items(), reverse=True))
+
+
 def claims(g, summary):
-    """(claim, alpha, subject, verdict, reference value, other value, difference, rule) rows."""
+    """(claim, alpha, subject, verdict, reference value, other value, difference, rule, seeds) rows;
+    seeds: {target or winner: the seeds whose runs were compared} (None for cost claims)."""
     s = g.s
     rep = s["report"]
     ref, base = rep["reference"], rep["baseline"]
@@ -258,6 +298,7 @@ def claims(g, summary):
              f"winner that {base} also trained (means over the seeds both ran)")
     for alpha in g.alphas():
         diffs = []
+        compared = {}  # target or winner -> the seeds compared
         for t in g.targets:
             a, b = by.get((ref, t["name"], "fixed", alpha)), by.get((base, t["name"], "fixed", alpha))
             if not a or not b:
@@ -269,8 +310,9 @@ def claims(g, summary):
             rb = statistics.fmean(b["by_seed"][x] for x in seeds)
             d = 100 * (ra - rb)
             diffs.append(d)
+            compared[t["name"]] = seeds
             out.append(("C1 accuracy vs iFedAvg", alpha, f"{t['name']} (seeds {' '.join(map(str, seeds))})",
-                        "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule1))
+                        "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule1, {t["name"]: seeds}))
         # Searched winners trained by iFedAvg too (phase 3), when present.
         for r in summary:
             if r["method"] != ref or r["source"] != "search" or r["alpha"] != alpha:
@@ -285,12 +327,14 @@ def claims(g, summary):
             rb = statistics.fmean(b["by_seed"][x] for x in seeds)
             d = 100 * (ra - rb)
             diffs.append(d)
+            compared["winner " + r["subnet_name"]] = seeds
             out.append(("C1 accuracy vs iFedAvg", alpha, f"winner {r['subnet_name']}",
-                        "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule1))
+                        "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule1,
+                        {"winner " + r["subnet_name"]: seeds}))
         if diffs:
             ok = all(d >= -tol for d in diffs)
             out.append(("C1 accuracy vs iFedAvg", alpha, "ALL",
-                        "reproduced" if ok else "not reproduced", None, None, min(diffs), rule1))
+                        "reproduced" if ok else "not reproduced", None, None, min(diffs), rule1, compared))
 
     # C2: cost flat in the number of targets for SuperFedNAS, linear for iFedAvg.
     cvt = cost_vs_targets(g)
@@ -306,7 +350,8 @@ def claims(g, summary):
             cross = next((r["n"] for r in basec if r[key] > refc[0][key]), None)
             out.append(("C2 cost vs number of targets", s["set"]["headline_alpha"], unit,
                         "reproduced" if flat and cross is not None else "not reproduced",
-                        refc[0][key], basec[-1][key], cross, rule2 + "; break-even N = the smallest N at which iFedAvg costs more"))
+                        refc[0][key], basec[-1][key], cross,
+                        rule2 + "; break-even N = the smallest N at which iFedAvg costs more", None))
         # With the server's search compute added, at the largest N where it was measured.
         measured = [r for r in cvt if r["method"] == ref + "+search"]
         nmax = max((r["n"] for r in measured), default=0)
@@ -318,7 +363,7 @@ def claims(g, summary):
                         "reproduced" if a["train_tmacs"] < b["train_tmacs"] else "not reproduced",
                         a["train_tmacs"], b["train_tmacs"], None,
                         f"with search: reproduced if {ref} training + its measured {nmax}-target search costs "
-                        f"fewer TMACs than {nmax} {base} trainings"))
+                        f"fewer TMACs than {nmax} {base} trainings", None))
 
     # C3: ablations are worse than SuperFedNAS (mean over fixed targets, common seeds).
     rule3 = (f"{ref} mean test accuracy over the fixed targets minus the ablation's (common seeds): "
@@ -326,11 +371,14 @@ def claims(g, summary):
     for abl in rep["ablations"]:
         for alpha in g.alphas():
             ra_all, rb_all = [], []
+            compared = {}
             for t in g.targets:
                 a, b = by.get((ref, t["name"], "fixed", alpha)), by.get((abl, t["name"], "fixed", alpha))
                 if not a or not b:
                     continue
                 seeds = sorted(set(a["by_seed"]) & set(b["by_seed"]))
+                if seeds:
+                    compared[t["name"]] = seeds
                 ra_all += [a["by_seed"][x] for x in seeds]
                 rb_all += [b["by_seed"][x] for x in seeds]
             if not ra_all:
@@ -338,17 +386,27 @@ def claims(g, summary):
             d = 100 * (statistics.fmean(ra_all) - statistics.fmean(rb_all))
             verdict = "reproduced" if d > noise else ("inconclusive" if d >= -noise else "not reproduced")
             out.append((f"C3 ablation {abl} is worse", alpha, "mean over fixed targets", verdict,
-                        100 * statistics.fmean(ra_all), 100 * statistics.fmean(rb_all), d, rule3))
+                        100 * statistics.fmean(ra_all), 100 * statistics.fmean(rb_all), d, rule3, compared))
     return out
+
+
+def run_mean(runs, value):
+    """Mean of value(run) over the targets of runs, each target weighted once: a target with
+    more seeds (all_targets_seeds) must not pull the mean towards its size."""
+    by_target = {}
+    for r in runs:
+        by_target.setdefault(r["target"], []).append(value(r))
+    return statistics.fmean(statistics.fmean(v) for v in by_target.values())
 
 
 def cost_vs_targets(g):
     """Cost of serving N targets at the headline alpha, N = 1..max_targets.
 
     Reference (SuperFedNAS): one training serves every N, so its measured cost (mean over
-    seeds) is the same for all N. Baseline (iFedAvg): N trainings; each is the mean of the
-    measured per-target runs (MinNet..MaxNet, all seeds), so cost(N) = N x that mean; at
-    N = number of fixed targets the sum of the actual runs is given as a separate point.
+    seeds) is the same for all N. Baseline (iFedAvg): N trainings; each is the mean over the
+    fixed targets (MinNet..MaxNet) of each target's mean run over its seeds, so cost(N) = N x
+    that mean; at N = number of fixed targets the sum of the actual runs of the seeds that
+    trained every target is given as a separate point.
     """
     s = g.s
     alpha = float(s["set"]["headline_alpha"])
@@ -357,15 +415,16 @@ def cost_vs_targets(g):
     base_runs = [r for r in g.runs if r["method"] == base and r["alpha"] == alpha and r["source"] == "fixed"]
     if not ref_runs or not base_runs:
         return []
-    tm = lambda rs: statistics.fmean(r["cost"]["train_macs"] for r in rs) / 1e12  # noqa: E731
-    gb = lambda rs: statistics.fmean(r["cost"]["bytes_sent"] + r["cost"]["bytes_received"] for r in rs) / 1e9  # noqa: E731
+    tm = lambda rs: run_mean(rs, lambda r: r["cost"]["train_macs"]) / 1e12  # noqa: E731
+    gb = lambda rs: run_mean(rs, lambda r: r["cost"]["bytes_sent"] + r["cost"]["bytes_received"]) / 1e9  # noqa: E731
     rows = []
     for n in range(1, int(s["cost"]["max_targets"]) + 1):
         rows.append({"n": n, "method": ref, "train_tmacs": tm(ref_runs), "comm_gb": gb(ref_runs),
                      "basis": f"measured: mean of {len(ref_runs)} run(s), one training for all N"})
     for n in range(1, int(s["cost"]["max_targets"]) + 1):
         rows.append({"n": n, "method": base, "train_tmacs": n * tm(base_runs), "comm_gb": n * gb(base_runs),
-                     "basis": f"N x mean of {len(base_runs)} measured per-target runs"})
+                     "basis": f"N x mean over the {len({r['target'] for r in base_runs})} targets of each "
+                              f"target's mean measured run ({len(base_runs)} runs)"})
     # Training + search, only where the search cost was measured: the set's K budget targets
     # (mean over the searched seeds) and one search for max_targets targets.
     searched = [x for x in g.searches if x["method"] == ref and x["alpha"] == alpha and x["search_macs"]]
@@ -442,7 +501,7 @@ def plots(g, summary, cvt, rdir, term):
                                                   for r in rows]))
                 style = "yerrorlines" if source == "fixed" else "yerrorbars"
                 plotcmds.append(f"$d{i} using 1:2:3 with {style} lw 2 pt {pt} ps 1.3 lc rgb '{color[method]}' "
-                                f"title '{method} ({label_suffix})'")
+                                f"title '{method} ({label_suffix}, {n_range([r['n'] for r in rows])})'")
         if not plotcmds:
             continue
         name = f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}"
@@ -495,13 +554,13 @@ def plots(g, summary, cvt, rdir, term):
         for t in g.targets:
             cmds = []
             for method in methods:
-                pts = curves.get((method, t["name"]))
+                pts, n = curves.get((method, t["name"]), (None, 0))
                 if not pts:
                     continue
                 bname = f"r{len(blocks)}"
                 blocks.append(datablock(bname, [(rnd, 100 * v) for rnd, v in pts]))
                 cmds.append(f"${bname} using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '{color[method]}' "
-                            f"title '{method}'")
+                            f"title '{method} (n={n})'")
             if cmds:
                 panels.append((t["name"], cmds))
         if panels:
@@ -544,14 +603,31 @@ def round_rows(g):
 
 
 def round_curves(g, alpha):
-    acc = {}
-    for method, name, a, _seed, rnd, v in round_rows(g):
+    """{(method, SubNet name): ([(round, mean validation accuracy)], number of seeds)}."""
+    acc, seeds = {}, {}
+    for method, name, a, seed, rnd, v in round_rows(g):
         if a == alpha:
             acc.setdefault((method, name), {}).setdefault(rnd, []).append(v)
-    return {k: sorted((rnd, statistics.fmean(vs)) for rnd, vs in d.items()) for k, d in acc.items()}
+            seeds.setdefault((method, name), set()).add(seed)
+    return {k: (sorted((rnd, statistics.fmean(vs)) for rnd, vs in d.items()), len(seeds[k])) for k, d in acc.items()}
+
+
+def n_range(ns):
+    lo, hi = min(ns), max(ns)
+    return f"n={lo}" if lo == hi else f"n={lo}-{hi}"
 
 
 # ----------------------------------------------------------------------------- report
+
+
+def method_seeds(s, m):
+    """The alphas and seeds a method runs, with the targets of its later seeds if it limits them."""
+    text = "; ".join(f"alpha {c['alpha']:g}: seeds {' '.join(map(str, c['seeds']))}" for c in s["grid"][m["grid"]])
+    n = m.get("all_targets_seeds")
+    if n is not None and any(len(c["seeds"]) > n for c in s["grid"][m["grid"]]):
+        extra = ", ".join(m["extra_seed_targets"]) or "no target"
+        text += f" (every target for the first {n} seed(s) of each alpha; later seeds: {extra} only)"
+    return text
 
 
 def md_table(header, rows):
@@ -587,8 +663,16 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     methods = [m["name"] for m in s["method"]]
     sec = {}
 
-    machine_text = (f"{machine.get('nproc', '?')} cores, {machine.get('cpu', '?')}, {machine.get('memory', '?')}, "
-                    f"{machine.get('uname', '?')}")
+    # The sessions' machines as the run and search folders recorded them; before that
+    # record existed, the first session's machine (OUT/machine.json) stood for all.
+    seen = g.machines()
+    if len(seen) > 1:
+        machine_text = f"{len(seen)} machines (wall times are not comparable across them): " + "; ".join(
+            f"{k} ({n} runs and searches)" for k, n in sorted(seen.items(), key=lambda kv: -kv[1]))
+    elif seen:
+        machine_text = next(iter(seen))
+    else:
+        machine_text = report_machine_text(machine)
     config_text = (f"{data.get('dataset', 'fmnist')} ({sim.get('clients', '?')} clients, "
                    f"{data.get('partition', 'dirichlet')} split), SuperNet preset `{sn.get('preset', 'fmnist')}`, "
                    f"{meta['rounds']} rounds x {rd.get('clients_per_round', '?')} clients, "
@@ -614,8 +698,7 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     ])
     mrows = []
     for m in s["method"]:
-        gr = "; ".join(f"alpha {c['alpha']:g}: seeds {' '.join(map(str, c['seeds']))}" for c in s["grid"][m["grid"]])
-        mrows.append([m["name"], m["role"], "`" + " ".join(m["overrides"]) + "`", gr])
+        mrows.append([m["name"], m["role"], "`" + " ".join(m["overrides"]) + "`", method_seeds(s, m)])
     sec["methods"] = md_table(["method", "runs", "sfn-sim overrides", "alphas and seeds"], mrows)
     warn = []
     if g.missing:
@@ -637,12 +720,13 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
                           f"break-even N = {c[6] if c[6] is not None else 'none'}")
             else:
                 detail = f"{ref} {num(c[4])} % vs {num(c[5])} %, difference {num(c[6])} pp"
-            vrows.append([c[0], f"{c[1]:g}", c[2], f"**{c[3]}**", detail])
+            vrows.append([c[0], f"{c[1]:g}", c[2], f"**{c[3]}**", detail, n_text(c[8])])
     rules = []
     for c in claim_rows:
         if c[7] not in rules:
             rules.append(c[7])
-    sec["claims"] = ((md_table(["claim", "alpha", "measure", "verdict", "numbers"], vrows) if vrows
+    sec["claims"] = ((md_table(["claim", "alpha", "measure", "verdict", "numbers", "seeds compared"], vrows)
+                      if vrows
                       else "No claim could be decided (runs missing).") + "\n\nComparison rules: " +
                      " ".join(f"({i + 1}) {r}." for i, r in enumerate(rules)))
 
@@ -670,18 +754,30 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
                      md_table(["method", "target", "MMACs", "k params", "val acc", "test acc", "n"], wrows))
         return text
 
-    crow = []
+    # A seed's cost counts only if it trained every fixed target: a per-target method's later
+    # seeds may train a few (all_targets_seeds), which is not the cost of all of them.
+    crow, partial = [], []
     agg = {}
-    for (method, alpha, _seed), c in costs.items():
-        agg.setdefault((method, alpha), []).append(c)
+    for (method, alpha, seed), c in costs.items():
+        agg.setdefault((method, alpha), []).append((seed, c))
     order = {m: i for i, m in enumerate(methods)}
-    for (method, alpha), cs in sorted(agg.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 99))):
+    for (method, alpha), scs in sorted(agg.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 99))):
+        need = 1 if g.methods[method]["role"] == "supernet" else len(g.targets)
+        cs = [c for _, c in scs if c["runs"] == need]
+        left = sorted(seed for seed, c in scs if c["runs"] != need)
+        if left:
+            partial.append(f"{method} alpha {alpha:g} seed(s) {' '.join(map(str, left))}")
+        if not cs:
+            continue
         crow.append([method, f"{alpha:g}", len(cs), cs[0]["runs"],
                      sig(statistics.fmean(c["train_macs"] for c in cs) / 1e12),
                      sig(statistics.fmean(c["bytes"] for c in cs) / 1e9),
                      num(statistics.fmean(c["wall_s"] for c in cs) / 60, 1)])
     sec["cost_methods"] = md_table(["method", "alpha", "seeds", "runs per seed", "client TMACs",
                                     "GB communicated", "wall min"], crow)
+    if partial:
+        sec["cost_methods"] += ("\n\nLeft out of this table because they did not train every fixed target "
+                                "(their runs are in `runs.csv` and `cost.csv`): " + "; ".join(partial) + ".")
     sec["search_note"] = ""
     sw = [x["wall_s"] for x in g.searches if x["wall_s"] is not None]
     ev = [x["evaluations"] for x in g.searches if x["evaluations"] is not None]
@@ -726,7 +822,9 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     L += ["## Setup\n", sec["setup"], "", sec["methods"], ""]
     if sec["warnings"]:
         L += [sec["warnings"], ""]
-    L += ["## Claims\n", sec["claims"], "", "## Final test accuracy (%)\n"]
+    L += ["## Claims\n", sec["claims"], "", "## Final test accuracy (%)\n",
+          "Each cell: mean ± std over the seeds that trained it, n = their number (targets of one method "
+          "can differ in n when later seeds train only some targets).\n"]
     for alpha in g.alphas():
         L += [f"### Dirichlet alpha {alpha:g}\n", accuracy_table(alpha), ""]
         L += [img("", f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}.png", "accuracy vs MACs"), ""]
@@ -765,14 +863,14 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     R = [f"## Results (experiment set `{meta['name']}`)\n",
          f"Runs started {machine.get('started', '?')} (git {machine.get('git', '?')}) on {machine_text}. "
          f"Config: {config_text}. Seeds: " +
-         "; ".join(f"{m['name']} " + ", ".join(f"alpha {c['alpha']:g}: {' '.join(map(str, c['seeds']))}"
-                                               for c in s["grid"][m["grid"]]) for m in s["method"]) +
+         "; ".join(f"{m['name']} {method_seeds(s, m)}" for m in s["method"]) +
          f". Run time: {compute_text}. Command: `bash experiments/run.sh {meta['name']} --publish`; "
          f"full report, CSVs and plots: [`{pre}report.md`]({pre}report.md).\n"]
     if sec["warnings"]:
         R += [sec["warnings"], ""]
     R += ["What did and did not reproduce:\n", sec["claims"], "",
-          f"Final test accuracy (%) at alpha {head:g}, mean ± std over seeds:\n", accuracy_table(head), "",
+          f"Final test accuracy (%) at alpha {head:g}, mean ± std over the n seeds of each cell:\n",
+          accuracy_table(head), "",
           img(pre, f"accuracy_vs_macs_a{expset.alpha_tag(head)}.png", "accuracy vs MACs"), ""]
     if sec["cost_targets"]:
         R += [sec["cost_targets"], "", img(pre, "cost_vs_targets.png", "cost vs number of targets"), ""]
@@ -825,7 +923,8 @@ def main(argv):
               [(r["n"], r["method"], r["train_tmacs"], r["comm_gb"], r["basis"]) for r in cvt])
     claim_rows = claims(g, summary)
     write_csv(os.path.join(rdir, "claims.csv"),
-              ["claim", "alpha", "subject", "verdict", "reference", "other", "difference", "rule"], claim_rows)
+              ["claim", "alpha", "subject", "verdict", "reference", "other", "difference", "rule", "seeds"],
+              [c[:8] + (seeds_text(c[8]),) for c in claim_rows])
     term = gnuplot_terminal()
     if term is None:
         print("report.py: gnuplot with a png terminal not found; plots skipped", file=sys.stderr)

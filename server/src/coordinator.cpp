@@ -296,6 +296,8 @@ double Coordinator::sendTasks(const std::vector<Selected>& selected) {
   accumulator_.reset();
   const double deadline = clock_.now() + options_.round_deadline_s;
   HyperParams hyper = hyperParamsOf(options_.train);
+  hyper.lr = options_.lr_schedule.at(options_.train.lr, t);
+  round_->lr = hyper.lr;
   for (const Selected& s : selected) {
     PendingTask task;
     task.task_id = next_task_id_++;

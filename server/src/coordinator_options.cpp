@@ -24,6 +24,7 @@ void CoordinatorOptions::validate() const {
     if (budget < 0) SFN_THROW(ConfigError, "devices.", cls, ".macs_budget must be >= 0");
   weighting.validate();
   train.validate();
+  lr_schedule.validate(train.lr);
 }
 
 }  // namespace sfn

@@ -68,6 +68,7 @@ nlohmann::json RoundMetrics::toJson() const {
           {"bytes_received", bytes_received},
           {"train_loss", train_loss},
           {"beta", beta},
+          {"lr", lr},
           {"effective_clients", effective_clients},
           {"train_macs", train_macs},
           {"wall_select_s", wall_select_s},
@@ -101,7 +102,8 @@ RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
                   {SFN_FIELD(available), SFN_FIELD(selected), SFN_FIELD(accepted),
                    SFN_FIELD(dropped), SFN_FIELD(rejected), SFN_FIELD(late), SFN_FIELD(duplicate)});
   readOrZero<std::uint64_t>(j, m, {SFN_FIELD(bytes_sent), SFN_FIELD(bytes_received)});
-  readOrZero<double>(j, m, {SFN_FIELD(train_loss), SFN_FIELD(beta), SFN_FIELD(effective_clients)});
+  readOrZero<double>(j, m, {SFN_FIELD(train_loss), SFN_FIELD(beta), SFN_FIELD(lr),
+                               SFN_FIELD(effective_clients)});
   m.train_macs = j.value("train_macs", std::int64_t{0});
   readOrZero<double>(
       j, m,
@@ -135,7 +137,7 @@ RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
 std::string RoundMetrics::csvHeader(const std::vector<std::string>& eval_names) {
   std::ostringstream os;
   os << "round,outcome,available,selected,accepted,dropped,rejected,late,duplicate,bytes_sent,"
-        "bytes_received,train_loss,beta,effective_clients,train_macs,wall_select_s,wall_train_s,"
+        "bytes_received,train_loss,beta,lr,effective_clients,train_macs,wall_select_s,wall_train_s,"
         "wall_aggregate_s,wall_eval_s,clock_start,clock_end";
   for (const auto& n : eval_names) os << ",acc_" << n << ",loss_" << n;
   return os.str();
@@ -145,7 +147,8 @@ std::string RoundMetrics::csvRow(const std::vector<std::string>& eval_names) con
   std::ostringstream os;
   os << round << ',' << toString(outcome) << ',' << available << ',' << selected << ',' << accepted
      << ',' << dropped << ',' << rejected << ',' << late << ',' << duplicate << ',' << bytes_sent
-     << ',' << bytes_received << ',' << train_loss << ',' << beta << ',' << effective_clients << ','
+     << ',' << bytes_received << ',' << train_loss << ',' << beta << ',' << lr << ','
+     << effective_clients << ','
      << train_macs << ',' << wall_select_s << ',' << wall_train_s << ',' << wall_aggregate_s << ','
      << wall_eval_s << ',' << clock_start << ',' << clock_end;
   for (const auto& n : eval_names) {

@@ -87,19 +87,28 @@ void readWeighting(TomlReader t, WeightingOptions& w, int clients_per_round, std
   t.rejectUnknown();
 }
 
-void readTrain(TomlReader t, TrainOptions& train) {
+// The cosine schedule ends at a tenth of lr after all rounds unless lr_final or
+// lr_decay_rounds are set. Needs [run] read first: the default length follows rounds.
+void readTrain(TomlReader t, TrainOptions& train, LrSchedule& schedule, std::int64_t rounds) {
   t.get("epochs", train.epochs);
   t.get("batch_size", train.batch_size);
   t.get("lr", train.lr);
   t.get("momentum", train.momentum);
   t.get("weight_decay", train.weight_decay);
   t.get("clip_grad_norm", train.clip_grad_norm);
+  if (std::string kind; t.get("lr_schedule", kind)) schedule.kind = parseLrScheduleKind(kind);
+  schedule.final_lr = 0.1 * train.lr;
+  t.get("lr_final", schedule.final_lr);
+  schedule.decay_rounds = static_cast<double>(rounds);
+  t.get("lr_decay_rounds", schedule.decay_rounds);
   t.rejectUnknown();
 }
 
 void readEvalAndCheckpoint(TomlReader eval, TomlReader checkpoint, RunConfig& c) {
   eval.get("every", c.coordinator.eval_every);
   eval.get("subnets", c.coordinator.eval_subnets);
+  eval.get("batch_size", c.eval_batch_size);
+  eval.get("bn_samples", c.eval_bn_samples);
   eval.rejectUnknown();
   checkpoint.get("every", c.checkpoint_every);
   checkpoint.get("keep", c.checkpoint_keep);
@@ -149,7 +158,7 @@ RunConfig readConfig(TomlReader root, const std::vector<std::string>& overrides)
   readData(root.table("data"), c.data);
   readRound(root.table("round"), co);
   readWeighting(root.table("weighting"), co.weighting, co.clients_per_round, c.rounds);
-  readTrain(root.table("train"), co.train);
+  readTrain(root.table("train"), co.train, co.lr_schedule, c.rounds);
   readEvalAndCheckpoint(root.table("eval"), root.table("checkpoint"), c);
   readDevices(root.table("devices"), co.device_macs_budget);
   readSimulation(root.table("simulation"), c.simulation);
@@ -191,10 +200,18 @@ nlohmann::json RunConfig::runInfo(const std::string& config_path) const {
   return info;
 }
 
+EvalOptions RunConfig::evalOptions(int threads) const {
+  // Whole batches: the calibration takes at least bn_samples images.
+  const int bn_batches = (eval_bn_samples + eval_batch_size - 1) / eval_batch_size;
+  return EvalOptions{eval_batch_size, device, bn_batches, threads};
+}
+
 void RunConfig::validate() const {
   if (rounds < 0) SFN_THROW(ConfigError, "run.rounds must be >= 0 (got ", rounds, ")");
   if (torch_threads < 1) SFN_THROW(ConfigError, "run.torch_threads must be >= 1");
   if (checkpoint_every < 0) SFN_THROW(ConfigError, "checkpoint.every must be >= 0");
+  if (eval_batch_size < 1) SFN_THROW(ConfigError, "eval.batch_size must be >= 1");
+  if (eval_bn_samples < 1) SFN_THROW(ConfigError, "eval.bn_samples must be >= 1");
   if (checkpoint_keep < 1) SFN_THROW(ConfigError, "checkpoint.keep must be >= 1");
   if (simulation.clients < 1) SFN_THROW(ConfigError, "simulation.clients must be >= 1");
   if (simulation.workers < 1) SFN_THROW(ConfigError, "simulation.workers must be >= 1");

@@ -119,7 +119,7 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   std::ofstream(fs::path(run_dir) / "endpoint") << transport->endpoint() << '\n';
 
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
-  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, {1000, cfg.device});
+  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, cfg.evalOptions(cfg.torch_threads));
   sfn::SteadyClock clock;
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *transport, clock,
                          &val_eval, log);
@@ -137,7 +137,7 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
             result.checkpoint);
   coord.sayGoodbye(stopped ? "server stopping" : "training finished");
   if (!stopped)
-    sfn::finishRun(coord, data, cfg.device, val_eval, recorder, result.checkpoint,
+    sfn::finishRun(coord, data, cfg.evalOptions(cfg.torch_threads), val_eval, recorder, result.checkpoint,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   std::cout << "run folder: " << run_dir << std::endl;
   return !stopped;

@@ -378,7 +378,9 @@ bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& 
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
   std::vector<sfn::DeviceProfile> profiles = deviceProfiles(cfg);
   applyProfiles(cfg, profiles);
-  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, {1000, cfg.device});
+  // Evaluations run between rounds, when the pool is idle: all the cores training was given.
+  const int eval_threads = cfg.simulation.workers * cfg.simulation.torch_threads;
+  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, cfg.evalOptions(eval_threads));
   sfn::VirtualClock clock;
   const auto fleet = makeFleet(cfg, data, std::move(profiles), clock, *log);
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *fleet, clock,
@@ -400,11 +402,10 @@ bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& 
     std::cout << "run folder: " << run_dir << std::endl;
     return false;
   }
-  // The pool is idle now: evaluation may use all the cores training was given.
-  sfn::setTorchThreads(cfg.simulation.workers * cfg.simulation.torch_threads);
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  sfn::finishRun(coord, data, cfg.device, val_eval, recorder, result.checkpoint, wall_s);
+  sfn::finishRun(coord, data, cfg.evalOptions(eval_threads), val_eval, recorder, result.checkpoint,
+                 wall_s);
   std::printf("\ntraining: %lld rounds, %zu local tasks, %.1f s wall, %.1f s virtual\n",
               static_cast<long long>(coord.round()), fleet->tasksDone(), wall_s, clock.now());
   std::cout << "run folder: " << run_dir << std::endl;

@@ -438,7 +438,46 @@ TEST_CASE("metrics.jsonl and metrics.csv report effective_clients and each task'
   CHECK(RoundMetrics::fromJson(j).effective_clients == doctest::Approx(3.0));
   std::ifstream csv(dir.path() / "metrics.csv");
   REQUIRE(std::getline(csv, line));
-  CHECK(line.find(",beta,effective_clients,") != std::string::npos);
+  CHECK(line.find(",beta,lr,effective_clients,") != std::string::npos);
+}
+
+TEST_CASE("[train] lr_schedule: cosine from lr to lr_final over the rounds, sent with each task") {
+  const RunConfig c = RunConfig::parse(
+      "[run]\nrounds = 4\n[train]\nlr = 0.2\nlr_schedule = \"cosine\"\n", "t.toml");
+  const LrSchedule& s = c.coordinator.lr_schedule;
+  CHECK(toString(s.kind) == std::string("cosine"));
+  CHECK(s.final_lr == doctest::Approx(0.02));  // default: a tenth of lr, after all rounds
+  CHECK(s.decay_rounds == 4.0);
+  CHECK(s.at(0.2, 0) == doctest::Approx(0.2));
+  CHECK(s.at(0.2, 2) == doctest::Approx(0.11));
+  CHECK(s.at(0.2, 4) == doctest::Approx(0.02));
+  CHECK(s.at(0.2, 9) == doctest::Approx(0.02));
+  const RunConfig k = RunConfig::parse("[train]\nlr = 0.2\n", "t.toml");
+  CHECK(k.coordinator.lr_schedule.at(0.2, 3) == 0.2);  // constant: the authors' setting
+  CHECK_THROWS_WITH_AS(RunConfig::parse("[train]\nlr_schedule = \"step\"\n", "t.toml"),
+                       doctest::Contains("train.lr_schedule = 'step'"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      RunConfig::parse("[train]\nlr = 0.1\nlr_schedule = \"cosine\"\nlr_final = 0.5\n", "t.toml"),
+      doctest::Contains("train.lr_final"), ConfigError);
+
+  CoordinatorOptions o = options(2);
+  o.train.lr = 0.2;
+  o.lr_schedule = s;
+  Harness h(o);
+  h.registerClients(2);
+  std::vector<double> task_lr;
+  h.transport.on_send = [&h, &task_lr](const PeerId& peer, Message& m) {
+    if (auto* t = std::get_if<TrainTaskMsg>(&m)) {
+      task_lr.push_back(t->hyper.lr);
+      h.transport.push(peer, fakeUpdate(*t, 1.0f, 100));
+    }
+  };
+  std::vector<double> metric_lr;
+  for (int r = 0; r < 3; ++r) metric_lr.push_back(h.coord.runRound().lr);
+  REQUIRE(task_lr.size() == 6);
+  for (std::size_t i = 0; i < task_lr.size(); ++i)
+    CHECK(task_lr[i] == doctest::Approx(s.at(0.2, static_cast<std::int64_t>(i / 2))));
+  CHECK(metric_lr == std::vector<double>{s.at(0.2, 0), s.at(0.2, 1), s.at(0.2, 2)});
 }
 
 TEST_CASE("[weighting] defaults: bT = 1/K, decay_rounds = round(0.8 x rounds), set values win") {

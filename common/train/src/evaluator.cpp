@@ -68,12 +68,29 @@ void checkDisjoint(const SampleSet& scored, const SampleSet& bn) {
                 ": BN statistics must come from training data");
 }
 
+// Sets the calling thread's torch thread count for a scope (0: leaves it alone).
+class TorchThreadsScope {
+ public:
+  explicit TorchThreadsScope(int threads) : saved_(at::get_num_threads()) {
+    if (threads > 0 && threads != saved_) at::set_num_threads(threads);
+  }
+  ~TorchThreadsScope() {
+    if (at::get_num_threads() != saved_) at::set_num_threads(saved_);
+  }
+  TorchThreadsScope(const TorchThreadsScope&) = delete;
+  TorchThreadsScope& operator=(const TorchThreadsScope&) = delete;
+
+ private:
+  int saved_;
+};
+
 }  // namespace
 
 Evaluator::Evaluator(SampleSet scored, EvalOptions opts)
     : scored_(std::move(scored)), opts_(std::move(opts)) {
   SFN_ENFORCE(opts_.batch_size > 0, ConfigError, "eval.batch_size must be > 0");
   SFN_ENFORCE(opts_.bn_batches > 0, ConfigError, "the BN calibration batch count must be > 0");
+  SFN_ENFORCE(opts_.threads >= 0, ConfigError, "the evaluation thread count must be >= 0");
   checkInRange(scored_, "scored");
 }
 
@@ -100,6 +117,7 @@ std::vector<at::Tensor> Evaluator::bnBatches() const {
 }
 
 EvalRecord Evaluator::evaluate(const SuperNet& supernet, const EvalTarget& target) const {
+  const TorchThreadsScope threads(opts_.threads);
   const DesignSpace& space = supernet.space();
   SubNetModule module = supernet.buildModule(target.config);
   if (space.bn_mode == BnMode::kTrainable) {

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cmath>
 #include <numeric>
 
 using namespace sfn;
@@ -124,32 +125,44 @@ TEST_CASE("trainable BN: training and re-estimation on synthetic data") {
   CHECK(evaluate(m, data, range(256)).accuracy > 0.5);
 }
 
-TEST_CASE("centralized sanity: the fmnist MaxNet reaches 80% test accuracy in one epoch" *
+// The recipe gate (issue 14): the main job's recipe (trainable BN, the authors' plain SGD at
+// lr 0.1, clip 10, batch 64), trained centrally, must take the fmnist MaxNet past 90 % test
+// accuracy within 5 epochs; the lr follows a per-epoch cosine, as the federated runs' lr
+// follows one over rounds (train.lr_schedule). If this fails, no federated result of the
+// net can be trusted: the net or the optimizer is broken, not the federation.
+TEST_CASE("centralized sanity: the fmnist MaxNet reaches 90% test accuracy within 5 epochs" *
           doctest::test_suite("slow")) {
   setTorchThreads(2);
   const std::string dir = defaultFashionMnistDir();
-  Dataset train = loadFashionMnist(dir, true);
-  Dataset test = loadFashionMnist(dir, false);
-  const DesignSpace s = DesignSpace::preset("fmnist");
-  SuperNet net(s, 0);
+  const Dataset train = loadFashionMnist(dir, true);
+  const Dataset test = loadFashionMnist(dir, false);
+  DesignSpace s = DesignSpace::preset("fmnist");
+  s.bn_mode = BnMode::kTrainable;
+  SuperNet net(s, 1);
   const auto c = SubNetConfig::maxNet(s);
+  const Evaluator ev({test}, {train, range(2000)}, {500, "cpu", 4, 2});
   TrainOptions opts;
-  opts.epochs = 1;
   opts.batch_size = 64;
-  opts.lr = 0.05;
-  opts.momentum = 0.9;
+  opts.momentum = 0.0;
   opts.clip_grad_norm = 10.0;
-  opts.seed = 1;
+  constexpr int kEpochs = 5;
+  double accuracy = 0.0;
   const auto t0 = std::chrono::steady_clock::now();
-  TrainResult r = trainLocal(s, c, net.extract(c), train, range(train.size()), opts);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  net.assign(c, r.slice);
-  SubNetModule m = net.buildModule(c);
-  const EvalResult e = evaluate(m, test, {});
-  MESSAGE("fmnist MaxNet, 1 epoch: test accuracy " << e.accuracy << ", train loss " << r.mean_loss
-                                                   << ", " << secs << " s");
-  CHECK(e.samples == 10000);
-  CHECK(e.accuracy >= 0.80);
+  for (int epoch = 0; epoch < kEpochs && accuracy < 0.90; ++epoch) {
+    opts.lr = 0.1 * 0.5 * (1.0 + std::cos(3.14159265358979 * epoch / kEpochs));
+    opts.seed = static_cast<std::uint64_t>(epoch) + 1;
+    const TrainResult r = trainLocal(s, c, net.extract(c), train, range(train.size()), opts);
+    net.assign(c, r.slice);
+    const EvalRecord e = ev.evaluate(net, {"max", c});
+    accuracy = e.accuracy;
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    MESSAGE("fmnist MaxNet, epoch " << epoch + 1 << " (lr " << opts.lr << "): test accuracy "
+                                    << e.accuracy << ", train loss " << r.mean_loss << ", "
+                                    << secs << " s");
+    CHECK(e.samples == 10000);
+  }
+  CHECK(accuracy >= 0.90);
 }
 
 TEST_CASE("evaluator with trainable BN: scores the test set, calibrates on training images") {

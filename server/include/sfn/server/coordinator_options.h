@@ -3,6 +3,7 @@
 #pragma once
 
 #include "sfn/fl/client_weighting.h"
+#include "sfn/fl/lr_schedule.h"
 #include "sfn/train/local_trainer.h"
 #include "sfn/fl/subnet_assigner.h"
 #include "sfn/wire/wire.h"
@@ -26,6 +27,7 @@ struct CoordinatorOptions {
   std::string fixed_subnet = "max";  // policy "fixed": "max", "min" or a canonical SubNet text
   WeightingOptions weighting;
   TrainOptions train;                                      // hyper-parameters sent with every task
+  LrSchedule lr_schedule;                                  // train.lr per round
   std::map<std::string, std::int64_t> device_macs_budget;  // device class -> MACs (static-capacity)
   std::uint64_t max_samples_per_client = 10'000'000;
   std::vector<std::string> eval_subnets = {"max", "min"};  // names: max, min or SubNet text

@@ -54,6 +54,7 @@ struct RoundMetrics {
   std::uint64_t bytes_received = 0;
   double train_loss = 0.0;  // mean of the accepted clients' local training losses
   double beta = 0.0;        // MaxNet weight share this round (0: weighting.maxnet_beta none)
+  double lr = 0.0;          // the learning rate sent with this round's tasks
   // 1 / sum v^2 over the accepted updates' weights v, normalised to sum 1 over those updates:
   // how many clients the average over elements all of them trained is worth. K for uniform
   // weights, about 1 / (beta^2 + (1 - beta)^2 / (K - 1)) with one MaxNet client.

@@ -10,6 +10,7 @@
 #include "sfn/server/coordinator_options.h"
 #include "sfn/data/data_source.h"
 #include "sfn/model/design_space.h"
+#include "sfn/train/evaluator.h"
 
 #include <nlohmann/json.hpp>
 
@@ -58,6 +59,9 @@ struct RunConfig {
   DesignSpace space;               // [supernet]: preset = "fmnist" plus any DesignSpace key
   DataOptions data;                // [data]
   CoordinatorOptions coordinator;  // [round] [weighting] [train] [eval] [devices.*]
+  // [eval] batch_size, bn_samples: how every evaluation of the run scores (bench_sim eval).
+  int eval_batch_size = 500;
+  int eval_bn_samples = 2000;  // trainable BN: training images each SubNet is calibrated on
   int checkpoint_every = 5;        // [checkpoint] every (0 = only at the end)
   int checkpoint_keep = 3;
   SimulationSection simulation;
@@ -77,6 +81,8 @@ struct RunConfig {
   static RunConfig load(const std::string& path, const std::vector<std::string>& overrides);
 
   void validate() const;
+  // The evaluators' options on cfg.device, with `threads` torch threads while scoring.
+  EvalOptions evalOptions(int threads) const;
   // What checkpoints record about the run so tools reading them (sfn-search) can rebuild
   // the same data split.
   nlohmann::json runInfo(const std::string& config_path) const;

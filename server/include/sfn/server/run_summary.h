@@ -38,10 +38,10 @@ RunSummary summarizeRun(const Coordinator& coordinator, const Evaluator& test,
                         const Evaluator& val);
 
 // The end of a finished run in sfn-server and sfn-sim alike: evaluates the eval SubNets on
-// data.test (on `device`) and with `val`, writes summary.json through `recorder` and prints
-// the table to stdout. `checkpoint` is the final checkpoint, `wall_s` the run's wall time.
+// data.test (with `test_options`) and with `val`, writes summary.json through `recorder` and
+// prints the table to stdout. `checkpoint` is the final checkpoint, `wall_s` the run's wall time.
 RunSummary finishRun(const Coordinator& coordinator, const DataBundle& data,
-                     const std::string& device, const Evaluator& val, RunRecorder& recorder,
+                     const EvalOptions& test_options, const Evaluator& val, RunRecorder& recorder,
                      const std::string& checkpoint, double wall_s);
 
 }  // namespace sfn

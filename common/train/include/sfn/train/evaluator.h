@@ -56,6 +56,9 @@ struct EvalOptions {
   int batch_size = 512;        // scoring and BN calibration batches
   std::string device = "cpu";  // any torch device string
   int bn_batches = 10;         // trainable BN: calibration batches per SubNet (at most)
+  // Torch intra-op threads while scoring (the caller's count is restored after); 0 keeps
+  // the caller's. The simulator scores between rounds, when its training workers are idle.
+  int threads = 0;
 };
 
 class Evaluator {
