@@ -9,18 +9,32 @@
 // one at a time and the result written back, divided by the SuperNet's bytes. Goal: <= 2.5
 // and flat in K (the accumulator is O(SuperNet), not O(K x SuperNet)).
 //
+// Robust aggregation (issue 13), per preset, on the same K random updates in one process,
+// against the plain path as the baseline (best of --repeats rounds each):
+//   plain    OverlapAccumulator::addPrefixSlice per update, then finishInto (the baseline)
+//   bound    measureChange per update (the default update bound) + plain
+//   clip     measureChange + addScaledChange (every update clipped) + finishInto
+//   trim     TrimmedMeanAggregator::add per update (holds it) + its finishInto (trim 0.2)
+//   rollback CoveredBackup: cover every update, save, restore (with the health probe on)
+// with the memory each holds over the SuperNet's bytes (the trimmed mean holds the round's
+// updates: K random SubNets' bytes).
+//
 // Every measurement runs in a forked child. A fresh process per K makes each peak its own
 // (nothing left over from an earlier, larger run in the allocator or in VmHWM), and the
 // parent never touches torch, so no OpenMP thread team exists at fork time (libgomp is not
 // fork-safe once a team has been started).
 #include "run_in_child.h"
 #include "sfn/core/error.h"
+#include "sfn/fl/change_norm.h"
+#include "sfn/fl/covered_backup.h"
 #include "sfn/fl/overlap_accumulator.h"
+#include "sfn/fl/trimmed_mean_aggregator.h"
 #include "sfn/core/rng.h"
 #include "sfn/model/subnet_shapes.h"
 #include "sfn/model/supernet.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -49,6 +63,8 @@ struct BenchOptions {
   int repeats = 5;
   double min_seconds = 0.2;
   bool skip_rss = false;
+  bool skip_robust = false;
+  int robust_k = 10;
   std::vector<int> rss_updates = {8, 64, 512};
   std::uint64_t seed = 1;
   std::string out;
@@ -235,6 +251,129 @@ Json benchRss(const std::string& preset, int updates, const BenchOptions& opts) 
               {"seconds", seconds}};
 }
 
+// K updates of random SubNets, each its slice moved by seeded noise (a change to measure).
+std::vector<sfn::NamedTensors> robustUpdates(const sfn::DesignSpace& space,
+                                             const sfn::SuperNet& net, int k, std::uint64_t seed) {
+  sfn::Rng rng(seed, 0x70b, 2);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<sfn::NamedTensors> updates;
+  for (int i = 0; i < k; ++i) {
+    sfn::NamedTensors u = makeUpdate(net, sfn::SubNetConfig::random(space, rng));
+    for (auto& t : u)
+      if (t.tensor.scalar_type() == at::kFloat)
+        t.tensor.add_(at::empty_like(t.tensor).normal_(0.0, 0.01, gen));
+    updates.push_back(std::move(u));
+  }
+  return updates;
+}
+
+double secondsOf(const std::function<void()>& round) {
+  const auto t0 = Clock::now();
+  round();
+  return secondsSince(t0);
+}
+
+Json benchRobust(const std::string& preset, const BenchOptions& opts) {
+  at::set_num_threads(opts.threads);
+  const sfn::DesignSpace space = sfn::DesignSpace::preset(preset);
+  const sfn::SuperNet net(space, opts.seed);
+  const auto spec = sfn::superNetSpec(space);
+  const std::vector<sfn::NamedTensors> updates =
+      robustUpdates(space, net, opts.robust_k, opts.seed);
+  std::int64_t update_bytes = 0;
+  for (const auto& u : updates) update_bytes += u.nbytes();
+  const double weight = 1.0 / opts.robust_k;
+  sfn::NamedTensors target = net.tensors().clone();  // finishInto's output, reused
+  sfn::OverlapAccumulator acc(spec);
+  sfn::TrimmedMeanAggregator trim(spec, 0.2);
+  sfn::CoveredBackup backup(spec);
+  double checksum = 0.0;  // keeps the measured norms observable
+  std::int64_t trim_held = 0;
+
+  auto plain = [&] {
+    acc.reset();
+    for (const auto& u : updates) acc.addPrefixSlice(u, weight);
+    acc.finishInto(target);
+  };
+  auto bound = [&] {
+    acc.reset();
+    for (const auto& u : updates) {
+      checksum += sfn::measureChange(u, net.tensors()).rms();
+      acc.addPrefixSlice(u, weight);
+    }
+    acc.finishInto(target);
+  };
+  auto clip = [&] {
+    acc.reset();
+    for (const auto& u : updates) {
+      checksum += sfn::measureChange(u, net.tensors()).rms();
+      acc.addScaledChange(u, net.tensors(), weight, 0.5);
+    }
+    acc.finishInto(target);
+  };
+  auto trimmed = [&] {
+    trim.reset();
+    for (const auto& u : updates) {
+      checksum += sfn::measureChange(u, net.tensors()).rms();
+      trim.add(u, weight);  // shares the update's storage, as the server holds the message
+    }
+    trim_held = trim.nbytes();
+    trim.finishInto(target);
+  };
+  auto rollback = [&] {
+    backup.reset();
+    for (const auto& u : updates) backup.cover(u);
+    backup.save(net.tensors());
+    backup.restoreInto(target);
+  };
+  plain();  // untimed: lazy initialization (thread pool, allocator) is not measured
+  // Interleaved per repetition, so load from other processes hits every variant alike; the
+  // best of each. Small presets (milliseconds a round) repeat for at least 2 s in all, so
+  // that a few undisturbed repetitions are among them on a loaded machine.
+  double t_plain = 1e300, t_bound = 1e300, t_clip = 1e300, t_trim = 1e300, t_rollback = 1e300;
+  const auto start = Clock::now();
+  for (int r = 0; r < opts.repeats || (secondsSince(start) < 2.0 && r < 500); ++r) {
+    t_plain = std::min(t_plain, secondsOf(plain));
+    t_bound = std::min(t_bound, secondsOf(bound));
+    t_clip = std::min(t_clip, secondsOf(clip));
+    t_trim = std::min(t_trim, secondsOf(trimmed));
+    t_rollback = std::min(t_rollback, secondsOf(rollback));
+  }
+  const double sn = static_cast<double>(net.nbytes());
+  auto gbps = [&](double seconds) { return static_cast<double>(update_bytes) / seconds / 1e9; };
+  return Json{{"preset", preset},
+              {"updates", opts.robust_k},
+              {"update_bytes", update_bytes},
+              {"supernet_bytes", net.nbytes()},
+              {"plain_round_s", t_plain},
+              {"bound_round_s", t_bound},
+              {"clip_round_s", t_clip},
+              {"trim_round_s", t_trim},
+              {"rollback_round_s", t_rollback},
+              {"plain_gbps", gbps(t_plain)},
+              {"bound_gbps", gbps(t_bound)},
+              {"clip_gbps", gbps(t_clip)},
+              {"trim_gbps", gbps(t_trim)},
+              {"bound_over_plain", t_bound / t_plain},
+              {"clip_over_plain", t_clip / t_plain},
+              {"trim_over_plain", t_trim / t_plain},
+              {"rollback_over_plain", t_rollback / t_plain},
+              {"accumulator_over_supernet", static_cast<double>(acc.nbytes()) / sn},
+              {"trim_held_over_supernet", static_cast<double>(trim_held) / sn},
+              {"rollback_copy_over_supernet", static_cast<double>(backup.nbytes()) / sn},
+              {"checksum", checksum}};
+}
+
+Json runRobust(const BenchOptions& opts) {
+  Json out = Json::array();
+  if (opts.skip_robust) return out;
+  for (const std::string preset : {"fmnist", "paper-cifar10"}) {
+    std::cerr << "bench_aggregate: robust aggregation " << preset << "\n";
+    out.push_back(runInChild([&] { return benchRobust(preset, opts); }));
+  }
+  return out;
+}
+
 constexpr double kRatioGoal = 0.5;
 constexpr double kRssGoal = 2.5;
 
@@ -290,6 +429,15 @@ Json flatFigures(const Json& result, const BenchOptions& opts, double spread) {
       flat["rss_growth_over_supernet_k" + std::to_string(r["updates"].get<int>())] =
           r["rss_growth_over_supernet"];
   flat["rss_growth_spread_over_k"] = spread;
+  for (const auto& r : result["robust"]) {
+    if (!r.contains("plain_round_s")) continue;
+    const std::string suffix =
+        r["preset"] == "paper-cifar10" ? "" : "_" + r["preset"].get<std::string>();
+    for (const char* key :
+         {"plain_round_s", "bound_over_plain", "clip_over_plain", "trim_over_plain",
+          "rollback_over_plain", "trim_held_over_supernet", "rollback_copy_over_supernet"})
+      flat[std::string("robust_") + key + suffix] = r[key];
+  }
   return flat;
 }
 
@@ -307,6 +455,9 @@ int main(int argc, char** argv) {
   app.add_option("--min-seconds", opts.min_seconds,
                  "minimum add() time per repetition (small presets add updates until reached)");
   app.add_flag("--skip-rss", opts.skip_rss, "only measure GB/s");
+  app.add_flag("--skip-robust", opts.skip_robust, "skip the robust aggregation figures");
+  app.add_option("--robust-k", opts.robust_k, "updates per round of the robust aggregation figures")
+      ->check(CLI::Range(1, 1000));
   app.add_option("--rss-updates", opts.rss_updates, "K values for the paper-cifar10 RSS runs");
   app.add_option("--seed", opts.seed, "seed for SuperNets and SubNets");
   app.add_option("--json,--out", opts.out, "also write the JSON (a flat object) to this file");
@@ -318,6 +469,7 @@ int main(int argc, char** argv) {
   double spread = 0.0;
   Json rss = runRssSeries(opts, met, spread);
   result["rss"] = Json{{"preset", "paper-cifar10"}, {"runs", std::move(rss)}};
+  result["robust"] = runRobust(opts);
   result["goals"] = Json{{"ratio_min", kRatioGoal},
                          {"rss_growth_max", kRssGoal},
                          {"rss_growth_spread_over_k", spread},

@@ -15,6 +15,8 @@ std::string_view toString(RoundState state) {
   switch (state) {
     case RoundState::kIdle:
       return "idle";
+    case RoundState::kBackingOff:
+      return "backing_off";
     case RoundState::kSelecting:
       return "selecting";
     case RoundState::kTraining:
@@ -65,8 +67,12 @@ Coordinator::Coordinator(CoordinatorOptions options, SuperNet supernet, ServerTr
       log_(logger ? std::move(logger) : spdlog::default_logger()),
       assigner_(supernet_.space(), options_.policy, options_.seed,
                 fixedSubNet(options_, supernet_.space())),
-      accumulator_(superNetSpec(supernet_.space())) {
+      accumulator_(superNetSpec(supernet_.space())),
+      bound_(options_.robust.bound),
+      backup_(superNetSpec(supernet_.space())) {
   options_.validate();
+  if (options_.robust.trim_fraction > 0)
+    trimmed_.emplace(superNetSpec(supernet_.space()), options_.robust.trim_fraction);
   // Fail at start-up, not at the first evaluation, on a bad eval SubNet.
   for (const auto& s : options_.eval_subnets) (void)resolveSubNet(s, supernet_.space());
 }
@@ -88,16 +94,25 @@ std::size_t Coordinator::send(const PeerId& peer, const Message& msg) {
   return n;
 }
 
-void Coordinator::reject(const PeerId& peer, const std::string& why) {
-  log_->warn("round {}: rejected message from client {}: {}", next_round_, peer, why);
-  if (round_) ++round_->rejected;
+void Coordinator::reject(const PeerId& peer, RejectReason reason, const std::string& why) {
+  const ClientInfo* client = registry_.find(peer);
+  log_->warn("round {}: rejected message from client {}: {} (reason {}, client name '{}')",
+             next_round_, peer, why, toString(reason), client ? client->name : "?");
+  if (!round_) return;
+  ++round_->rejected;
+  ++round_->rejected_reasons[reason];
 }
 
-// Records what became of a task in the round's metrics (a short linear search: K entries).
-void Coordinator::markTask(std::uint64_t task_id, TaskStatus status) {
-  if (!round_) return;
+// This round's record of a task (a short linear search: K entries).
+TaskRecord* Coordinator::taskRecord(std::uint64_t task_id) {
+  if (!round_) return nullptr;
   for (auto& t : round_->tasks)
-    if (t.task_id == task_id) t.status = status;
+    if (t.task_id == task_id) return &t;
+  return nullptr;
+}
+
+void Coordinator::markTask(std::uint64_t task_id, TaskStatus status) {
+  if (TaskRecord* t = taskRecord(task_id)) t->status = status;
 }
 
 bool Coordinator::handle(const Received& received) {
@@ -105,7 +120,7 @@ bool Coordinator::handle(const Received& received) {
   if (round_) round_->bytes_received += n;
   DecodeResult decoded = decode(received.message, options_.limits, &decode_counters_);
   if (!decoded) {
-    reject(received.peer,
+    reject(received.peer, RejectReason::kMalformed,
            std::string(toString(decoded.error().code)) + ": " + decoded.error().reason);
     return false;
   }
@@ -116,7 +131,8 @@ bool Coordinator::handle(const Received& received) {
   }
   ClientInfo* client = registry_.find(received.peer);
   if (client == nullptr) {
-    reject(received.peer, std::string(messageName(msg)) + " from an unregistered peer");
+    reject(received.peer, RejectReason::kUnregistered,
+           std::string(messageName(msg)) + " from an unregistered peer");
     send(received.peer, RejectMsg{RejectCode::kNotRegistered, "not registered"});
     return false;
   }
@@ -128,7 +144,8 @@ bool Coordinator::handle(const Received& received) {
     registry_.markGone(received.peer);
     return false;
   }
-  reject(received.peer, std::string("unexpected ") + std::string(messageName(msg)));
+  reject(received.peer, RejectReason::kUnexpected,
+         std::string("unexpected ") + std::string(messageName(msg)));
   return false;
 }
 
@@ -157,8 +174,9 @@ void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
   send(peer, WelcomeMsg{stored->id, options_.server_name, kProtocolVersion});
 }
 
-void Coordinator::rejectTask(const PeerId& peer, const std::string& why, PendingMap::iterator it) {
-  reject(peer, why);
+void Coordinator::rejectTask(const PeerId& peer, RejectReason reason, const std::string& why,
+                             PendingMap::iterator it) {
+  reject(peer, reason, "update for task " + std::to_string(it->first) + ": " + why);
   markTask(it->first, TaskStatus::kRejected);
   pending_.erase(it);
 }
@@ -177,23 +195,48 @@ bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg) {
   }
   const PendingTask& task = it->second;
   if (task.peer != peer) {
-    reject(peer, "update for task " + std::to_string(msg.task_id) + " assigned to another client");
+    reject(peer, RejectReason::kWrongClient,
+           "update for task " + std::to_string(msg.task_id) + " assigned to another client");
     return false;
   }
   const ClientInfo* client = registry_.find(peer);
   if (msg.samples == 0 || (client && msg.samples > client->samples)) {
-    rejectTask(peer, "sample count " + std::to_string(msg.samples) + " out of range", it);
+    rejectTask(peer, RejectReason::kSampleCount,
+               "sample count " + std::to_string(msg.samples) + " out of range", it);
     return false;
   }
   if (auto err = validateTensors(msg.tensors, task.spec)) {
-    rejectTask(peer, std::string(toString(err->code)) + ": " + err->reason, it);
+    rejectTask(peer,
+               err->code == WireErrorCode::kNonFinite ? RejectReason::kNonFinite
+                                                      : RejectReason::kBadTensors,
+               std::string(toString(err->code)) + ": " + err->reason, it);
     return false;
   }
   if (!std::isfinite(msg.mean_loss)) {
-    rejectTask(peer, "non-finite loss", it);
+    rejectTask(peer, RejectReason::kNonFinite, "non-finite loss", it);
     return false;
   }
-  accumulator_.addPrefixSlice(msg.tensors, task.weight);
+  // The bound, measured as the update arrives: the SuperNet is still the slice that was sent.
+  const ChangeNorm change = measureChange(msg.tensors, supernet_.tensors());
+  if (TaskRecord* record = taskRecord(msg.task_id)) record->change_rms = change.rms();
+  if (log_->should_log(spdlog::level::debug)) {
+    const auto largest = std::max_element(
+        change.tensors.begin(), change.tensors.end(),
+        [](const TensorChange& a, const TensorChange& b) { return a.rms() < b.rms(); });
+    log_->debug("round {}: task {} from client {}: change rms {:.4g}, largest in '{}' ({:.4g})",
+                next_round_, msg.task_id, peer, change.rms(),
+                largest == change.tensors.end() ? "" : largest->name,
+                largest == change.tensors.end() ? 0.0 : largest->rms());
+  }
+  if (const BoundCheck bound = bound_.check(change); !bound.ok()) {
+    rejectTask(peer,
+               bound.verdict == BoundVerdict::kOverCap ? RejectReason::kChangeOverCap
+                                                       : RejectReason::kChangeOverBound,
+               bound.describe(), it);
+    return false;
+  }
+  bound_.accept(change);
+  mergeUpdate(msg.tensors, task.weight, change.rms());
   markTask(msg.task_id, TaskStatus::kAccepted);
   if (round_) {
     // Running mean of client losses.
@@ -206,6 +249,19 @@ bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg) {
   }
   pending_.erase(it);
   return true;
+}
+
+void Coordinator::mergeUpdate(NamedTensors& tensors, double weight, double change_rms) {
+  const double scale = clipScale(change_rms, options_.robust.clip_norm);
+  if (scale < 1.0 && round_) ++round_->clipped;
+  if (probe_.enabled()) backup_.cover(tensors);
+  if (trimmed_) {
+    trimmed_->add(std::move(tensors), weight, scale);  // held until the round aggregates
+  } else if (scale < 1.0) {
+    accumulator_.addScaledChange(tensors, supernet_.tensors(), weight, scale);
+  } else {
+    accumulator_.addPrefixSlice(tensors, weight);
+  }
 }
 
 void Coordinator::pump() {
@@ -225,6 +281,7 @@ bool Coordinator::waitForClients(std::size_t min_clients, double timeout_s) {
 RoundMetrics Coordinator::runRound() {
   round_.emplace();
   round_->round = next_round_;
+  backOffIfDue();
   round_->clock_start = clock_.now();
   double w0 = wallNow();
   const std::vector<Selected> selected = selectClients();
@@ -251,6 +308,43 @@ RoundMetrics Coordinator::runRound() {
   return m;
 }
 
+int Coordinator::failedInARow() const {
+  int n = 0;
+  for (auto it = history_.rbegin(); it != history_.rend(); ++it, ++n)
+    if (it->outcome == RoundOutcome::kCompleted) break;
+  return n;
+}
+
+// kBackingOff: after too many failed rounds in a row, wait before selecting again, so that
+// a fault that outlasts a few rounds (clients gone, a poisoner in every round) does not
+// run through the round budget at the pace of the deadline.
+void Coordinator::backOffIfDue() {
+  const int failed = failedInARow();
+  const double wait = options_.robust.backoffSeconds(failed);
+  if (wait <= 0) return;
+  setState(RoundState::kBackingOff);
+  log_->warn(
+      "round {}: the last {} rounds were abandoned or rolled back; backing off {:.1f} s before "
+      "selecting clients (doubling per further failed round, at most {:.0f} s; the wait is not "
+      "a round)",
+      next_round_, failed, wait, options_.robust.backoff_max_s);
+  round_->backoff_s = wait;
+  const double until = clock_.now() + wait;
+  for (double left = wait; left > 0; left = until - clock_.now())
+    if (auto r = transport_.recv(toTimeout(left))) handle(*r);
+}
+
+std::unordered_set<std::uint64_t> Coordinator::quarantinedClients() const {
+  std::unordered_set<std::uint64_t> out;
+  const std::int64_t since = next_round_ - options_.robust.quarantine_rounds;
+  for (auto it = history_.rbegin(); it != history_.rend() && it->round >= since; ++it) {
+    if (it->outcome != RoundOutcome::kRolledBack) continue;
+    for (const TaskRecord& task : it->tasks)
+      if (task.status == TaskStatus::kAccepted) out.insert(task.client_id);
+  }
+  return out;
+}
+
 // kSelecting: who trains this round, on which SubNet, with which weight.
 std::vector<Coordinator::Selected> Coordinator::selectClients() {
   const std::int64_t t = next_round_;
@@ -258,6 +352,13 @@ std::vector<Coordinator::Selected> Coordinator::selectClients() {
   pump();  // stragglers of the last round count as late in this one
   auto available = registry_.available(clock_.now(), options_.liveness_s);
   round_->available = static_cast<int>(available.size());
+  if (const auto barred = quarantinedClients(); !barred.empty()) {
+    std::erase_if(available, [&](const ClientInfo* c) { return barred.count(c->id) > 0; });
+    round_->quarantined = round_->available - static_cast<int>(available.size());
+    if (round_->quarantined > 0)
+      log_->info("round {}: {} clients quarantined after a rolled-back round, not selected", t,
+                 round_->quarantined);
+  }
   const int k = options_.clients_per_round;
   const auto want = static_cast<std::size_t>(std::ceil(k * (1.0 + options_.over_selection)));
   const std::size_t n = std::min(want, available.size());
@@ -294,6 +395,8 @@ double Coordinator::sendTasks(const std::vector<Selected>& selected) {
   setState(RoundState::kTraining);
   pending_.clear();
   accumulator_.reset();
+  if (trimmed_) trimmed_->reset();
+  backup_.reset();
   const double deadline = clock_.now() + options_.round_deadline_s;
   HyperParams hyper = hyperParamsOf(options_.train);
   hyper.lr = options_.lr_schedule.at(options_.train.lr, t);
@@ -317,8 +420,8 @@ double Coordinator::sendTasks(const std::vector<Selected>& selected) {
     log_->debug("round {}: task {} -> client {} ({}) subnet {} weight {:.4f}", t, task.task_id,
                 s.client->name, task.peer, msg.subnet, task.weight);
     round_->bytes_sent += send(task.peer, msg);
-    round_->tasks.push_back(
-        {task.task_id, s.client->name, msg.subnet, TaskStatus::kDropped, task.weight});
+    round_->tasks.push_back({task.task_id, s.client->name, msg.subnet, TaskStatus::kDropped,
+                             task.weight, s.client->id});
     pending_.emplace(task.task_id, std::move(task));
   }
   return deadline;
@@ -349,14 +452,50 @@ void Coordinator::aggregate() {
     if (task.status == TaskStatus::kAccepted) accepted_weights.push_back(task.weight);
   round_->effective_clients = effectiveClients(accepted_weights);
   if (round_->accepted >= options_.effectiveQuorum()) {
-    accumulator_.finishInto(supernet_.tensors());
+    if (probe_.enabled()) backup_.save(supernet_.tensors());
+    if (trimmed_) {
+      trimmed_->finishInto(supernet_.tensors());
+    } else {
+      accumulator_.finishInto(supernet_.tensors());
+    }
     round_->outcome = RoundOutcome::kCompleted;
+    if (probe_.enabled()) guardHealth();
   } else {
     round_->outcome = RoundOutcome::kAbandoned;
     log_->warn("round {}: abandoned, {} of quorum {} updates; SuperNet kept", next_round_,
                round_->accepted, options_.effectiveQuorum());
   }
+  // A rolled-back round's updates must not teach the bound their sizes.
+  bound_.endRound(round_->outcome != RoundOutcome::kRolledBack);
   accumulator_.reset();
+  if (trimmed_) trimmed_->reset();  // frees the held updates
+  backup_.reset();
+}
+
+std::optional<ProbeLosses> Coordinator::lastHealthyProbe() const {
+  for (auto it = history_.rbegin(); it != history_.rend(); ++it)
+    if (it->outcome == RoundOutcome::kCompleted && it->probe_loss_max > 0)
+      return ProbeLosses{it->probe_loss_max, it->probe_loss_min};
+  return std::nullopt;
+}
+
+void Coordinator::guardHealth() {
+  const RobustOptions& r = options_.robust;
+  const ProbeLosses losses = probe_.run(supernet_);
+  round_->probe_loss_max = losses.max;
+  round_->probe_loss_min = losses.min;
+  const auto problem = probeProblem(losses, lastHealthyProbe(), r.probe_loss_multiple,
+                                    r.probe_loss_cap, supernet_.space().num_classes);
+  if (!problem) return;
+  backup_.restoreInto(supernet_.tensors());
+  round_->outcome = RoundOutcome::kRolledBack;
+  std::string names;
+  for (const TaskRecord& task : round_->tasks)
+    if (task.status == TaskStatus::kAccepted) names += (names.empty() ? "" : ", ") + task.client;
+  log_->error(
+      "round {}: rolled back: {}; SuperNet restored to its state before the round; clients "
+      "quarantined for {} rounds: {}",
+      next_round_, *problem, r.quarantine_rounds, names);
 }
 
 // kEvaluating, every eval.every rounds.
@@ -410,6 +549,15 @@ void Coordinator::restore(const CoordinatorSnapshot& snap) {
   next_task_id_ = snap.next_task_id;
   assigner_.setCounters(snap.counters);
   history_ = snap.history;
+  // The bound's history is the accepted changes of the rounds not rolled back, as it was
+  // built; quarantine, back-off and the last healthy probe are read from history_ directly.
+  std::vector<double> changes;
+  for (const RoundMetrics& m : history_) {
+    if (m.outcome == RoundOutcome::kRolledBack) continue;
+    for (const TaskRecord& t : m.tasks)
+      if (t.status == TaskStatus::kAccepted && t.change_rms > 0) changes.push_back(t.change_rms);
+  }
+  bound_.restore(changes);
 }
 
 void Coordinator::sayGoodbye(const std::string& reason) {

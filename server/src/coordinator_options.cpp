@@ -25,6 +25,7 @@ void CoordinatorOptions::validate() const {
   weighting.validate();
   train.validate();
   lr_schedule.validate(train.lr);
+  robust.validate();
 }
 
 }  // namespace sfn

@@ -3,7 +3,13 @@
 #include "sfn/core/error.h"
 #include "sfn/io/toml_reader.h"
 
+#include <spdlog/common.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
 #include <map>
+#include <optional>
 
 namespace sfn {
 
@@ -24,7 +30,7 @@ namespace {
 // (absent keys keep their defaults), then rejects any other key of its table.
 constexpr std::string_view kTables[] = {"run",       "supernet",   "data",  "round",
                                         "weighting", "train",      "eval",  "checkpoint",
-                                        "devices",   "simulation", "server"};
+                                        "devices",   "simulation", "server", "robust"};
 
 void readRun(TomlReader t, RunConfig& c) {
   t.get("name", c.name);
@@ -163,11 +169,52 @@ RunConfig readConfig(TomlReader root, const std::vector<std::string>& overrides)
   readDevices(root.table("devices"), co.device_macs_budget);
   readSimulation(root.table("simulation"), c.simulation);
   readServer(root.table("server"), c.server);
+  readRobust(root.table("robust"), co.robust);
   co.train.device = c.device;
   co.seed = c.seed;
   c.data.split_seed = c.data.split_seed ? c.data.split_seed : c.seed;
   c.validate();
   return c;
+}
+
+// spdlog's level names, the only values run.log_level (and --log-level) may take.
+void checkLogLevel(const std::string& level) {
+  // from_str answers "off" for any name it does not know.
+  if (spdlog::level::from_str(level) != spdlog::level::off || level == "off") return;
+  std::string names;
+  for (int l = 0; l < spdlog::level::n_levels; ++l) {
+    const auto name = spdlog::level::to_string_view(static_cast<spdlog::level::level_enum>(l));
+    names += (l > 0 ? ", " : "") + std::string(name.data(), name.size());
+  }
+  SFN_THROW(ConfigError, "run.log_level must be one of ", names, " (got \"", level, "\")");
+}
+
+// A device this LibTorch build can run on, said in one line (torch's own errors for a
+// missing backend are pages long and come only once training starts).
+void checkDevice(const std::string& device) {
+  std::optional<torch::Device> d;
+  try {
+    d.emplace(device);
+  } catch (const std::exception&) {
+    SFN_THROW(ConfigError, "run.device \"", device,
+              "\" is not a torch device (\"cpu\", \"cuda\" or \"cuda:N\")");
+  }
+  if (d->is_cpu()) return;
+  if (!d->is_cuda())
+    SFN_THROW(ConfigError, "run.device \"", device, "\": sfn runs on \"cpu\" or a CUDA device");
+  if (!torch::cuda::is_available())
+    SFN_THROW(ConfigError, "run.device \"", device,
+              "\": this LibTorch build has no CUDA or sees no CUDA device; use \"cpu\"");
+  const auto count = torch::cuda::device_count();
+  if (d->has_index() && static_cast<std::size_t>(d->index()) >= count)
+    SFN_THROW(ConfigError, "run.device \"", device, "\": only ", count, " CUDA device(s)");
+}
+
+// `threads` of one pool (or workers x threads) against the machine's cores.
+void checkThreads(std::int64_t threads, const char* what, unsigned cores) {
+  if (threads > static_cast<std::int64_t>(std::max(1u, cores)))
+    SFN_THROW(ConfigError, what, " = ", threads, " exceeds the ", std::max(1u, cores),
+              " cores of this machine");
 }
 
 }  // namespace
@@ -208,19 +255,44 @@ EvalOptions RunConfig::evalOptions(int threads) const {
 
 void RunConfig::validate() const {
   if (rounds < 0) SFN_THROW(ConfigError, "run.rounds must be >= 0 (got ", rounds, ")");
-  if (torch_threads < 1) SFN_THROW(ConfigError, "run.torch_threads must be >= 1");
+  if (torch_threads < 1)
+    SFN_THROW(ConfigError, "run.torch_threads must be >= 1 (got ", torch_threads, ")");
+  checkLogLevel(log_level);
+  checkDevice(device);
   if (checkpoint_every < 0) SFN_THROW(ConfigError, "checkpoint.every must be >= 0");
   if (eval_batch_size < 1) SFN_THROW(ConfigError, "eval.batch_size must be >= 1");
   if (eval_bn_samples < 1) SFN_THROW(ConfigError, "eval.bn_samples must be >= 1");
   if (checkpoint_keep < 1) SFN_THROW(ConfigError, "checkpoint.keep must be >= 1");
   if (simulation.clients < 1) SFN_THROW(ConfigError, "simulation.clients must be >= 1");
-  if (simulation.workers < 1) SFN_THROW(ConfigError, "simulation.workers must be >= 1");
-  if (simulation.torch_threads < 1) SFN_THROW(ConfigError, "simulation.torch_threads must be >= 1");
-  if (server.min_clients < 1) SFN_THROW(ConfigError, "server.min_clients must be >= 1");
+  if (simulation.workers < 1)
+    SFN_THROW(ConfigError, "simulation.workers must be >= 1 (got ", simulation.workers, ")");
+  if (simulation.torch_threads < 1)
+    SFN_THROW(ConfigError, "simulation.torch_threads must be >= 1 (got ", simulation.torch_threads,
+              ")");
+  if (server.min_clients < 1)
+    SFN_THROW(ConfigError, "server.min_clients must be >= 1 (got ", server.min_clients, ")");
   if (!(server.wait_clients_s > 0)) SFN_THROW(ConfigError, "server.wait_clients_s must be > 0");
   space.validate();
   data.validate();
   coordinator.validate();
+}
+
+void RunConfig::checkServerStart(unsigned cores) const {
+  checkThreads(torch_threads, "run.torch_threads", cores);
+}
+
+void RunConfig::checkFleetStart(unsigned cores) const {
+  // Two ints: their product always fits 64 bits.
+  checkThreads(static_cast<std::int64_t>(simulation.workers) * simulation.torch_threads,
+               "simulation.workers x simulation.torch_threads", cores);
+}
+
+void RunConfig::checkSimulationStart(unsigned cores) const {
+  checkFleetStart(cores);
+  if (coordinator.clients_per_round > simulation.clients)
+    SFN_THROW(ConfigError, "round.clients_per_round = ", coordinator.clients_per_round,
+              " exceeds simulation.clients = ", simulation.clients,
+              ": no round could select that many clients");
 }
 
 }  // namespace sfn

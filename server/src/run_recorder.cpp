@@ -4,38 +4,110 @@
 #include "sfn/io/atomic_file_writer.h"
 #include "sfn/model/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <span>
+#include <string_view>
 
 namespace sfn {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+constexpr const char* kJsonl = "metrics.jsonl";
+constexpr const char* kCsv = "metrics.csv";
+
+bool isNonEmptyFolder(const fs::path& p) {
+  std::error_code ec;
+  return fs::is_directory(p, ec) && fs::directory_iterator(p, ec) != fs::directory_iterator();
+}
+
+bool isNonEmptyFile(const fs::path& p) {
+  std::error_code ec;
+  const auto size = fs::file_size(p, ec);
+  return !ec && size > 0;
+}
+
+// Whether the CSV file has a row after its header line.
+bool hasCsvRows(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  return std::getline(in, line) && std::getline(in, line);
+}
+
+// Whether `file` lies in `folder` or below it.
+bool isInside(const fs::path& file, const fs::path& folder) {
+  std::error_code ec;
+  const fs::path f = fs::weakly_canonical(file, ec);
+  if (ec) return false;
+  const fs::path d = fs::weakly_canonical(folder, ec);
+  if (ec) return false;
+  const fs::path rel = f.lexically_relative(d);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+}  // namespace
+
 RunRecorder::RunRecorder(std::string run_dir, std::vector<std::string> eval_names,
-                         int checkpoint_keep, nlohmann::json run_info)
+                         int checkpoint_keep, nlohmann::json run_info, RunStart start)
     : dir_(std::move(run_dir)),
       eval_names_(std::move(eval_names)),
       keep_(checkpoint_keep),
       run_info_(std::move(run_info)) {
+  if (start == RunStart::kResume) return;
+  if (const std::optional<std::string> held = heldRun(dir_))
+    SFN_THROW(ConfigError, "run folder '", dir_, "' already holds a run (", *held,
+              "): pass --resume ", dir_, " to continue it, or choose another run folder (-o)");
+  startMetrics({});
+}
+
+std::optional<std::string> RunRecorder::heldRun(const std::string& dir) {
+  const fs::path d = dir;
+  std::string found;
+  auto add = [&found](std::string_view what) {
+    found += (found.empty() ? "" : ", ") + std::string(what);
+  };
+  if (isNonEmptyFolder(d / "checkpoints")) add("checkpoints/");
+  if (isNonEmptyFile(d / kJsonl)) add(kJsonl);
+  if (hasCsvRows(d / kCsv)) add(kCsv);
   std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) SFN_THROW(IoError, "cannot create run folder '", dir_, "': ", ec.message());
-  resetMetrics({});
+  if (fs::exists(d / "summary.json", ec)) add("summary.json");
+  if (found.empty()) return std::nullopt;
+  return found;
 }
 
 std::string RunRecorder::checkpointDir() const { return (fs::path(dir_) / "checkpoints").string(); }
 
-void RunRecorder::resetMetrics(const std::vector<RoundMetrics>& history) {
-  const auto jpath = fs::path(dir_) / "metrics.jsonl";
-  const auto cpath = fs::path(dir_) / "metrics.csv";
-  jsonl_ = std::ofstream(jpath, std::ios::trunc);
-  csv_ = std::ofstream(cpath, std::ios::trunc);
+void RunRecorder::startMetrics(const std::vector<RoundMetrics>& history) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) SFN_THROW(IoError, "cannot create run folder '", dir_, "': ", ec.message());
+  std::string jsonl;
+  std::string csv = RoundMetrics::csvHeader(eval_names_) + '\n';
+  for (const auto& m : history) {
+    jsonl += m.toJson().dump() + '\n';
+    csv += m.csvRow(eval_names_) + '\n';
+  }
+  jsonl_.close();
+  csv_.close();
+  // Replaced whole: a crash meanwhile leaves the old file or the new one, never a part.
+  writeFile(kJsonl, jsonl);
+  writeFile(kCsv, csv);
+  jsonl_ = std::ofstream(fs::path(dir_) / kJsonl, std::ios::app);
+  csv_ = std::ofstream(fs::path(dir_) / kCsv, std::ios::app);
   if (!jsonl_ || !csv_) SFN_THROW(IoError, "cannot write metrics files in '", dir_, "'");
-  csv_ << RoundMetrics::csvHeader(eval_names_) << '\n';
-  for (const auto& m : history) appendMetrics(m);
+  started_ = true;
+}
+
+void RunRecorder::requireStarted(std::string_view what) const {
+  SFN_ENFORCE(started_, Error, "RunRecorder::", what,
+              " before the run started: a RunStart::kResume recorder needs resumeFrom() first");
 }
 
 void RunRecorder::appendMetrics(const RoundMetrics& m) {
+  requireStarted("appendMetrics");
   jsonl_ << m.toJson().dump() << '\n';
   csv_ << m.csvRow(eval_names_) << '\n';
   // Flushed per round: a crash loses at most the round in progress.
@@ -61,6 +133,7 @@ void RunRecorder::writeSummary(const nlohmann::json& summary) {
 }
 
 std::string RunRecorder::checkpoint(Coordinator& coordinator) {
+  requireStarted("checkpoint");
   return coordinator.checkpoint([this](const Coordinator& c) { return save(c); });
 }
 
@@ -92,10 +165,13 @@ std::string RunRecorder::save(const Coordinator& coordinator) const {
 std::string RunRecorder::resumeFrom(const std::string& dir_or_file, Coordinator& coordinator) {
   const std::optional<std::string> file = findCheckpoint(dir_or_file);
   if (!file) SFN_THROW(IoError, "--resume: no checkpoint in '", dir_or_file, "'");
+  if (const std::optional<std::string> held = heldRun(dir_); held && !isInside(*file, dir_))
+    SFN_THROW(ConfigError, "run folder '", dir_, "' holds another run (", *held, "): resuming '",
+              *file, "' there would overwrite it; choose another run folder (-o)");
   // The resolved file, not the folder: a checkpoint written meanwhile cannot slip in.
   if (!resume(*file, coordinator))
     SFN_THROW(IoError, "--resume: no checkpoint in '", dir_or_file, "'");
-  resetMetrics(coordinator.history());
+  startMetrics(coordinator.history());
   return *file;
 }
 

@@ -26,6 +26,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
+#include <thread>
 
 namespace {
 
@@ -56,7 +58,8 @@ void addOptions(sfn::AppMain& app, ServerArgs& a) {
   cli.add_flag("--insecure", a.insecure,
                "no encryption or authentication (local development only)");
   cli.add_option("--min-clients", a.min_clients,
-                 "clients to wait for before each round (server.min_clients)");
+                 "clients to wait for before each round (server.min_clients)")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
 }
 
 // The setting flags as overrides, so they are applied and recorded (config.toml) like --set.
@@ -85,6 +88,10 @@ std::unique_ptr<sfn::ZmqServerTransport> makeTransport(const sfn::RunConfig& cfg
                 "server.key_file and server.allowlist_file are required unless --insecure");
     zo.server_keys = sfn::readKeyFile(cfg.server.key_file);
     zo.allowed_client_keys = sfn::readPublicKeys(cfg.server.allowlist_file);
+    // No key, no client could ever register: the run would wait forever for min_clients.
+    if (zo.allowed_client_keys.empty())
+      SFN_THROW(sfn::ConfigError, "server.allowlist_file '", cfg.server.allowlist_file,
+                "' holds no client public key: no client could register");
     log.info("CURVE on; {} allowed client keys", zo.allowed_client_keys.size());
   }
   auto transport = sfn::makeZmqServer(zo);
@@ -108,11 +115,16 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   const std::vector<std::string> overrides = effectiveOverrides(a);
   const sfn::RunConfig cfg = sfn::RunConfig::load(a.config_path, overrides);
   const auto log = app.logger(cfg.log_level);
+  cfg.checkServerStart(std::thread::hardware_concurrency());
   sfn::setTorchThreads(cfg.torch_threads);
   const std::string run_dir = !a.run_dir.empty() ? a.run_dir
                               : !a.resume.empty() && fs::is_directory(a.resume)
                                   ? a.resume
                                   : (fs::path(cfg.out_dir) / cfg.name).string();
+  // Before anything is bound or loaded: a folder that holds another run is refused at once.
+  sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
+                            cfg.checkpoint_keep, cfg.runInfo(a.config_path),
+                            a.resume.empty() ? sfn::RunStart::kNew : sfn::RunStart::kResume);
   auto transport = makeTransport(cfg, *log);
   // The endpoint file lets scripts and tests find an ephemeral port.
   fs::create_directories(run_dir);
@@ -123,8 +135,7 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   sfn::SteadyClock clock;
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *transport, clock,
                          &val_eval, log);
-  sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
-                            cfg.checkpoint_keep, cfg.runInfo(a.config_path));
+  coord.setHealthProbe(sfn::HealthProbe::validation(data, cfg.coordinator.robust.probe_samples));
   resumeIfAsked(a.resume, recorder, coord, *log);
   recorder.writeConfig(sfn::readTextFile(a.config_path, "config file"), overrides);
 

@@ -58,15 +58,6 @@ std::string fmtDuration(double s) {
   return buf;
 }
 
-// Workers x torch threads must fit the machine (the bound for every training pool).
-void checkCores(int workers, int torch_threads) {
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  if (static_cast<unsigned>(workers * torch_threads) > cores)
-    SFN_THROW(sfn::ConfigError,
-              "simulation.workers x simulation.torch_threads = ", workers * torch_threads,
-              " exceeds the ", cores, " cores of this machine");
-}
-
 std::vector<sfn::DeviceProfile> deviceProfiles(const sfn::RunConfig& cfg) {
   return cfg.simulation.devices_file.empty() ? std::vector<sfn::DeviceProfile>{sfn::DeviceProfile{}}
                                              : sfn::loadDeviceProfiles(cfg.simulation.devices_file);
@@ -204,7 +195,7 @@ sfn::ExitCode runConnect(const sfn::AppMain& app, const SimArgs& a, const sfn::S
   if (n > 2000)
     SFN_THROW(sfn::ConfigError, "--connect runs one socket and thread per client: ", n,
               " clients (simulation.clients) is more than the 2000 allowed; pass --clients");
-  checkCores(cfg.simulation.workers, cfg.simulation.torch_threads);
+  cfg.checkFleetStart(std::thread::hardware_concurrency());
   sfn::setTorchThreads(cfg.simulation.torch_threads);
   sfn::ZmqFleetOptions fo = fleetOptions(cfg, co, n, *log);
 
@@ -366,13 +357,17 @@ bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& 
   const auto t0 = std::chrono::steady_clock::now();
   sfn::RunConfig cfg = sfn::RunConfig::load(a.config_path, a.overrides);
   const auto log = simLogger(app, cfg.log_level, a.quiet);
-  checkCores(cfg.simulation.workers, cfg.simulation.torch_threads);
+  cfg.checkSimulationStart(std::thread::hardware_concurrency());
   sfn::setTorchThreads(cfg.simulation.torch_threads);
   const std::string run_dir =
       !a.run_dir.empty() ? a.run_dir
       : !a.resume.empty() && fs::is_directory(a.resume)
           ? a.resume
           : (fs::path(cfg.out_dir) / (cfg.name + "-" + timestamp())).string();
+  // Before the data is loaded: a folder that holds another run is refused at once.
+  sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
+                            cfg.checkpoint_keep, cfg.runInfo(a.config_path),
+                            a.resume.empty() ? sfn::RunStart::kNew : sfn::RunStart::kResume);
 
   log->info("loading data ({})", cfg.data.dataset);
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
@@ -385,8 +380,7 @@ bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& 
   const auto fleet = makeFleet(cfg, data, std::move(profiles), clock, *log);
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *fleet, clock,
                          &val_eval, log);
-  sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
-                            cfg.checkpoint_keep, cfg.runInfo(a.config_path));
+  coord.setHealthProbe(sfn::HealthProbe::validation(data, cfg.coordinator.robust.probe_samples));
   if (!a.resume.empty()) {
     recorder.resumeFrom(a.resume, coord);
     log->info("resumed at round {} from {}", coord.round(), a.resume);

@@ -10,7 +10,12 @@
 // No valid update is ever sent, so none of this client's tasks may be accepted. Each
 // message sent is printed as "bad-client: sent <kind>" for the script's log.
 //
-// Exit codes: 0 all bad messages sent, 1 runtime error or timeout, 2 usage error.
+// --mode poison (item "poison", issue 13): answers every TrainTask with a well-formed Update
+// whose float values are all 3e38 (finite, so it passes decoding and validation; only the
+// bound on an update's change stops it), until the server says Bye.
+//
+// Exit codes: 0 all bad messages sent (poison: the server said Bye after at least one
+// poisoned Update), 1 runtime error or timeout, 2 usage error.
 #include "sfn/core/error.h"
 #include "sfn/wire/wire.h"
 #include "sfn/net/zmq_transport.h"
@@ -39,6 +44,7 @@ struct Options {
   std::string server_key;
   std::string key;
   std::string name = "bad";
+  std::string mode = "malformed";
   std::uint64_t samples = 100;
   double timeout_s = 120;
 };
@@ -63,6 +69,7 @@ class BadClient {
     send(sfn::encode(reg), "Register");
     (void)next<sfn::WelcomeMsg>();
     std::cout << "bad-client: registered" << std::endl;
+    if (options_.mode == "poison") return poisonEveryTask();
 
     const sfn::TrainTaskMsg first = next<sfn::TrainTaskMsg>();
     std::cout << "bad-client: task 1: round " << first.round << " task " << first.task_id
@@ -91,6 +98,36 @@ class BadClient {
     const sfn::SendResult r = client_->send(std::move(bytes));
     SFN_ENFORCE(r.ok(), sfn::Error, "bad-client: sending ", kind, " failed: ", r.reason);
     std::cout << "bad-client: sent " << kind << std::endl;
+  }
+
+  // Answers every task with an all-3e38 Update until the server says Bye.
+  int poisonEveryTask() {
+    int sent = 0;
+    const auto deadline_of = [&] {
+      return Clock::now() +
+             std::chrono::milliseconds(static_cast<long long>(options_.timeout_s * 1e3));
+    };
+    auto deadline = deadline_of();
+    while (Clock::now() < deadline) {
+      std::optional<sfn::BytesPtr> bytes = client_->recv(200ms);
+      if (!bytes) continue;
+      sfn::DecodeResult d = sfn::decode(*bytes);
+      SFN_ENFORCE(d.ok(), sfn::ProtocolError,
+                  "bad-client: the server sent a bad message: ", d.error().reason);
+      if (std::holds_alternative<sfn::ByeMsg>(d.message())) {
+        std::cout << "bad-client: the server said Bye after " << sent << " poisoned Updates"
+                  << std::endl;
+        return sent > 0 ? 0 : 1;
+      }
+      if (auto* task = std::get_if<sfn::TrainTaskMsg>(&d.message())) {
+        std::cout << "bad-client: task: round " << task->round << " task " << task->task_id
+                  << std::endl;
+        send(sfn::encode(updateFor(*task, filled(task->tensors, 3e38f))), "poisoned Update");
+        ++sent;
+        deadline = deadline_of();
+      }
+    }
+    SFN_THROW(sfn::Error, "bad-client: timed out after ", options_.timeout_s, " s");
   }
 
   // The next message of type T, skipping anything else; throws on timeout.
@@ -159,6 +196,14 @@ class BadClient {
     return out;
   }
 
+  // Every float value set to `value` (integer buffers kept).
+  static sfn::NamedTensors filled(const sfn::NamedTensors& in, float value) {
+    sfn::NamedTensors out = in.clone();  // the received tensors are read-only views
+    for (auto& t : out)
+      if (t.tensor.scalar_type() == at::kFloat) t.tensor.fill_(value);
+    return out;
+  }
+
   static sfn::NamedTensors withNaN(const sfn::NamedTensors& in) {
     sfn::NamedTensors out = in.clone();  // the received tensors are read-only views
     for (auto& t : out) {
@@ -184,6 +229,11 @@ int main(int argc, char** argv) {
   app.add_option("--key", o.key, "this client's key pair file")->required();
   app.add_option("--name", o.name, "client name")->capture_default_str();
   app.add_option("--samples", o.samples, "sample count to register with")->capture_default_str();
+  app.add_option("--mode", o.mode,
+                 "malformed: the fixed sequence of bad messages; poison: an all-3e38 Update "
+                 "for every task until Bye")
+      ->check(CLI::IsMember({"malformed", "poison"}))
+      ->capture_default_str();
   app.add_option("--timeout-s", o.timeout_s, "give up waiting for a message after this long")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);

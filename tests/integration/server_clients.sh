@@ -23,8 +23,15 @@
 #   accepted, and every round still completes with the 3 good clients' updates. (That the
 #   aggregate equals a run without the bad client is checked in-process, with exact
 #   tensors, by tests/server/test_coordinator.cpp.)
+# poison (issue 13, item 1)
+#   sfn_bad_client --mode poison, allowlisted, answers every task of every round with a
+#   well-formed Update whose values are all 3e38 (finite: it passes decoding and validation).
+#   The bound on an update's change refuses it each time, logged with its reason and the
+#   client's name and counted per reason; every round completes with the 3 honest clients,
+#   and every checkpoint's SuperNet stays finite and of ordinary size. (Before the bound,
+#   such an update was merged and every later update came back non-finite.)
 #
-# Usage: server_clients.sh BUILD_DIR SOURCE_DIR [federation|dropout|bad_client|all]
+# Usage: server_clients.sh BUILD_DIR SOURCE_DIR [federation|dropout|bad_client|poison|all]
 # KEEP=1 keeps the work folder (logs, run folders) for inspection.
 set -euo pipefail
 BUILD=$1
@@ -63,6 +70,32 @@ sys.exit(1 if failed else 0)
 ' "$file" || fail "$what"
 }
 log_has() { grep -qF -- "$2" "$1"; }
+
+# supernet_ok CHECKPOINT: every float32 of the checkpoint's tensors is finite and below 1e3
+# in magnitude (sfn/model/checkpoint.h: magic, u32 header length, JSON header, data at the
+# next multiple of 64). Prints the largest magnitude.
+supernet_ok() {
+  python3 -c '
+import array, json, math, struct, sys
+raw = open(sys.argv[1], "rb").read()
+(h,) = struct.unpack_from("<I", raw, 8)
+header = json.loads(raw[12:12 + h])
+start = (12 + h + 63) // 64 * 64
+worst = 0.0
+for t in header["tensors"]:
+    if t["dtype"] != "float32":
+        continue
+    a = array.array("f")
+    a.frombytes(raw[start + t["offset"]:start + t["offset"] + t["length"]])
+    bad = [x for x in a if not math.isfinite(x)]
+    if bad:
+        sys.exit(t["name"] + ": non-finite value " + str(bad[0]))
+    worst = max([worst] + [abs(x) for x in a])
+if worst >= 1e3:
+    sys.exit("largest |value| " + str(worst))
+print("finite, largest |value| %.3g" % worst)
+' "$1"
+}
 
 # --- keys: server, 5 clients (c0..c4), the bad client ---
 "$SERVER" keygen --out "$WORK/keys" > /dev/null
@@ -279,15 +312,69 @@ EOF
   ok "5 - garbage, truncated, unknown member, wrong shapes, NaN, stale and duplicate: each rejected and logged; the bad client's updates were never accepted; the server kept serving"
 }
 
+# ---------------------------------------------------------------------------------------
+poison() {
+  local D=$WORK/poison
+  local rounds=3
+  start_server "$D" "$(allowlist poison c0 c1 c2 bad)" --set run.rounds=$rounds \
+    --set round.clients_per_round=4 --set round.quorum=3 --set round.deadline_s=90 \
+    --set server.min_clients=4
+  local ep
+  ep=$(endpoint_of "$D")
+  for c in c0 c1 c2; do start_client "$D" "$c" "$ep"; done
+  "$BAD_CLIENT" --server "$ep" --server-key "$WORK/keys/server.pub" \
+    --key "$WORK/keys/bad/client.key" --name bad --mode poison --timeout-s 200 > "$D/bad.log" 2>&1 &
+  local bad_pid=$!
+  PIDS+=("$bad_pid")
+  wait_exit "$SERVER_PID" 400
+  [ "$RC" = 0 ] || fail "poison: the server exited with '$RC'"
+  wait_exit "$bad_pid" 60
+  [ "$RC" = 0 ] || fail "poison: the poisoning client exited with '$RC'"
+  [ "$(grep -c "bad-client: sent poisoned Update" "$D/bad.log")" = $rounds ] ||
+    fail "poison: the client did not poison every round"
+
+  local key
+  key=$(pubkey bad)
+  # One refusal per round, with its reason and the client's name.
+  [ "$(grep -F -- "rejected message from client $key: update for task" "$D/server.log" |
+    grep -F "change rms 3e+38 over the cap" |
+    grep -cF "(reason change_over_cap, client name 'bad')")" = $rounds ] ||
+    fail "poison: not every poisoned Update was refused by the cap with its reason logged"
+  py "poison: rounds" "$D/run/metrics.jsonl" << EOF
+check([r["round"] for r in rows] == list(range($rounds)), f"rounds {[r['round'] for r in rows]}")
+for r in rows:
+    check(r["outcome"] == "completed" and r["accepted"] == 3,
+          f"round {r['round']}: {r['outcome']}, {r['accepted']} accepted")
+    check(r["rejected"] == 1 and r["rejected_reasons"] == {"change_over_cap": 1},
+          f"round {r['round']}: rejected {r['rejected']} {r['rejected_reasons']}")
+    bad = [t for t in r["tasks"] if t["client"] == "bad"]
+    check(len(bad) == 1 and bad[0]["status"] == "rejected" and bad[0]["change_rms"] > 1e38,
+          f"round {r['round']}: bad tasks {bad}")
+    good = [t for t in r["tasks"] if t["status"] == "accepted"]
+    check(sorted(t["client"] for t in good) == ["c0", "c1", "c2"], f"round {r['round']}: accepted {good}")
+    check(all(0 < t["change_rms"] < 1 for t in good), f"round {r['round']}: honest changes {good}")
+EOF
+  local ck verdict
+  for ck in "$D"/run/checkpoints/ckpt-*.sfn; do
+    verdict=$(supernet_ok "$ck" 2>&1) || fail "poison: $(basename "$ck"): $verdict"
+    echo "  $(basename "$ck"): $verdict"
+  done
+  [ -f "$D/run/checkpoints/ckpt-$(printf %06d $rounds).sfn" ] ||
+    fail "poison: no final checkpoint after round $rounds"
+  ok "poison - an all-3e38 Update in each of $rounds rounds was refused by the bound (reason logged and counted); every round completed with the 3 honest clients; every checkpoint's SuperNet stayed finite"
+}
+
 case $PART in
   federation) federation ;;
   dropout) dropout ;;
   bad_client) bad_client ;;
+  poison) poison ;;
   all)
     federation
     dropout
     bad_client
+    poison
     ;;
-  *) fail "unknown part '$PART' (federation | dropout | bad_client | all)" ;;
+  *) fail "unknown part '$PART' (federation | dropout | bad_client | poison | all)" ;;
 esac
 echo "$PASSED passed, 0 failed"

@@ -2,6 +2,7 @@
 
 #include "sfn/core/error.h"
 #include "sfn/model/shape_text.h"
+#include "prefix_box.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -13,51 +14,17 @@
 namespace sfn {
 namespace {
 
-// Tensors that take part in averaging. Scalars and bookkeeping buffers have no slice
-// structure and no meaningful average, so they get neither sum nor weight storage.
-bool isAveraged(const TensorSpec& spec) { return spec.averaged && !spec.shape.empty(); }
+using fl_detail::indexPrefixSlice;
+using fl_detail::isAveraged;
+using fl_detail::kChunkElements;
+using fl_detail::RowLayout;
+using fl_detail::rowLayout;
+using fl_detail::rowsPerChunk;
 
 // Weight storage shape: the elastic dimensions only (see the header's memory note).
 std::vector<std::int64_t> weightShape(const std::vector<std::int64_t>& shape) {
   if (shape.size() == 1) return {shape[0]};
   return {shape[0], shape[1]};
-}
-
-// A box of shape `box` inside a contiguous tensor of shape `full`, seen as `rows` runs of
-// cols * inner contiguous floats: row r starts at r * full_cols * inner in the full tensor
-// and at r * cols * inner in a contiguous slice; its weights are the `cols` entries starting
-// at r * full_cols. Vectors are a single row. This holds because boxes are prefixes in the
-// first two dimensions only, with whole kernel dimensions.
-struct RowLayout {
-  std::int64_t rows = 0;
-  std::int64_t cols = 0;
-  std::int64_t inner = 1;
-  std::int64_t full_cols = 0;
-  std::int64_t rowElements() const { return cols * inner; }
-  std::int64_t fullRowElements() const { return full_cols * inner; }
-};
-
-RowLayout rowLayout(at::IntArrayRef box, const std::vector<std::int64_t>& full) {
-  RowLayout l;
-  if (box.size() == 1) {
-    l.rows = 1;
-    l.cols = box[0];
-    l.full_cols = full[0];
-    return l;
-  }
-  l.rows = box[0];
-  l.cols = box[1];
-  l.full_cols = full[1];
-  for (std::size_t d = 2; d < box.size(); ++d) l.inner *= box[d];
-  return l;
-}
-
-// Rows per parallel work item: ~256 KB of floats, large enough that the fork/join and
-// per-item costs vanish next to the memory traffic, small enough to balance two threads.
-constexpr std::int64_t kChunkElements = std::int64_t{1} << 16;
-
-std::int64_t rowsPerChunk(std::int64_t row_elements) {
-  return std::max<std::int64_t>(1, kChunkElements / std::max<std::int64_t>(1, row_elements));
 }
 
 // s[0:n) += w * t[0:n). Cloned per ISA because the build targets baseline x86-64 (SSE2):
@@ -67,6 +34,14 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void axpy(float* __
                                                                        const float* __restrict__ t,
                                                                        std::int64_t n, float w) {
   for (std::int64_t j = 0; j < n; ++j) s[j] += w * t[j];
+}
+
+// s[0:n) += w * (r + c * (t - r))[0:n): the update's change from the SuperNet r, scaled by
+// c (norm clipping), added back onto r. Only for c < 1; c == 1 takes axpy.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void axpyScaledChange(
+    float* __restrict__ s, const float* __restrict__ t, const float* __restrict__ r, std::int64_t n,
+    float w, float c) {
+  for (std::int64_t j = 0; j < n; ++j) s[j] += w * (r[j] + c * (t[j] - r[j]));
 }
 
 // dst = sum / wsum for rows [begin, end) of a full-shape tensor, where wsum > 0. A true
@@ -81,59 +56,11 @@ void divideRows(const RowLayout& l, const float* sum, const float* wsum, float* 
   }
 }
 
-// Index of `name` in `specs`, searching from `cursor` onwards and wrapping around. Slices
-// arrive in canonical order, a subsequence of the SuperNet's, so the search is amortized
-// O(1) per tensor without a name index. Returns specs.size() if absent.
-std::size_t findSpec(const std::vector<TensorSpec>& specs, const std::string& name,
-                     std::size_t& cursor) {
-  const std::size_t n = specs.size();
-  for (std::size_t k = 0; k < n; ++k) {
-    const std::size_t i = (cursor + k) % n;
-    if (specs[i].name == name) {
-      cursor = i + 1;
-      return i;
-    }
-  }
-  return n;
-}
-
 void fillNegativeZero(at::Tensor& t) {
   // -0.0 is the exact additive identity (-0 + x == x for every x, including +0 and -0),
   // whereas +0 + -0 == +0 would flip a -0 value; starting from -0 keeps one full-coverage update
   // with weight 1 bit-for-bit equal to its input.
   if (t.defined()) t.fill_(-0.0);
-}
-
-// Checks that an averaged slice tensor is a float32 CPU prefix box of its SuperNet tensor.
-void checkPrefixBox(const NamedTensor& item, const TensorSpec& full) {
-  const at::Tensor& theta = item.tensor;
-  SFN_ENFORCE(theta.defined() && theta.scalar_type() == at::kFloat && theta.device().is_cpu(),
-              ShapeError, "slice tensor '", item.name, "' must be a float32 CPU tensor");
-  const auto sizes = theta.sizes();
-  bool fits = sizes.size() == full.shape.size();
-  for (std::size_t d = 0; fits && d < sizes.size(); ++d) {
-    // Weights are kept per [d0, d1] element, so trailing (kernel) dims must be whole.
-    fits = d < 2 ? sizes[d] <= full.shape[d] : sizes[d] == full.shape[d];
-  }
-  SFN_ENFORCE(fits, ShapeError, "slice tensor '", item.name, "' of shape ", shapeText(sizes),
-              " is not a prefix box of SuperNet shape ", shapeText(full.shape));
-}
-
-// The validation phase of addPrefixSlice: the SuperNet index of every slice tensor, after
-// checking them all, so that a rejected update is rejected before any sum changes.
-std::vector<std::size_t> indexPrefixSlice(const std::vector<TensorSpec>& spec,
-                                          const NamedTensors& slice) {
-  std::vector<std::size_t> index(slice.size());
-  std::size_t cursor = 0;
-  for (std::size_t k = 0; k < slice.size(); ++k) {
-    const auto& item = slice[k];
-    const std::size_t i = findSpec(spec, item.name, cursor);
-    SFN_ENFORCE(i < spec.size(), ShapeError, "slice tensor '", item.name,
-                "' is not a SuperNet tensor");
-    index[k] = i;
-    if (isAveraged(spec[i])) checkPrefixBox(item, spec[i]);
-  }
-  return index;
 }
 
 // One parallel work item of addPrefixSlice: rows [row_begin, row_end) of one tensor.
@@ -144,6 +71,7 @@ struct Chunk {
   RowLayout layout;
   std::int64_t row_begin;
   std::int64_t row_end;
+  const float* ref = nullptr;  // addScaledChange: the SuperNet tensor, laid out like `sum`
 };
 
 // The planning phase of addPrefixSlice: cuts every averaged tensor into row chunks, so the
@@ -156,7 +84,8 @@ std::vector<Chunk> planChunks(const std::vector<TensorSpec>& spec,
                               const std::vector<at::Tensor>& sums,
                               const std::vector<at::Tensor>& weights, const NamedTensors& slice,
                               const std::vector<std::size_t>& index,
-                              std::vector<at::Tensor>& contiguous, std::int64_t& total) {
+                              std::vector<at::Tensor>& contiguous, std::int64_t& total,
+                              const NamedTensors* reference = nullptr) {
   std::vector<Chunk> chunks;
   for (std::size_t k = 0; k < slice.size(); ++k) {
     const std::size_t i = index[k];
@@ -171,7 +100,8 @@ std::vector<Chunk> planChunks(const std::vector<TensorSpec>& spec,
     for (std::int64_t r = 0; r < layout.rows; r += step) {
       chunks.push_back(Chunk{theta->data_ptr<float>(), sums[i].data_ptr<float>(),
                              weights[i].data_ptr<float>(), layout, r,
-                             std::min(layout.rows, r + step)});
+                             std::min(layout.rows, r + step),
+                             reference ? (*reference)[i].tensor.data_ptr<float>() : nullptr});
     }
     total += theta->numel();
   }
@@ -185,6 +115,21 @@ void addChunks(const std::vector<Chunk>& chunks, std::int64_t begin, std::int64_
     const std::int64_t n = ch.layout.rowElements();
     for (std::int64_t r = ch.row_begin; r < ch.row_end; ++r) {
       axpy(ch.sum + r * ch.layout.fullRowElements(), ch.theta + r * n, n, w);
+      float* __restrict__ ws = ch.wsum + r * ch.layout.full_cols;
+      for (std::int64_t j = 0; j < ch.layout.cols; ++j) ws[j] += w;
+    }
+  }
+}
+
+// addChunks for addScaledChange: every chunk has its reference.
+void addScaledChunks(const std::vector<Chunk>& chunks, std::int64_t begin, std::int64_t end,
+                     float w, float c) {
+  for (std::int64_t k = begin; k < end; ++k) {
+    const Chunk& ch = chunks[static_cast<std::size_t>(k)];
+    const std::int64_t n = ch.layout.rowElements();
+    for (std::int64_t r = ch.row_begin; r < ch.row_end; ++r) {
+      const std::int64_t full = r * ch.layout.fullRowElements();
+      axpyScaledChange(ch.sum + full, ch.theta + r * n, ch.ref + full, n, w, c);
       float* __restrict__ ws = ch.wsum + r * ch.layout.full_cols;
       for (std::int64_t j = 0; j < ch.layout.cols; ++j) ws[j] += w;
     }
@@ -243,6 +188,39 @@ void OverlapAccumulator::addPrefixSlice(const NamedTensors& slice, double weight
   const auto count = static_cast<std::int64_t>(chunks.size());
   if (total < 2 * kChunkElements) {
     run(0, count);  // too little work to be worth waking the pool
+  } else {
+    at::parallel_for(0, count, 1, run);
+  }
+  ++updates_;
+}
+
+void OverlapAccumulator::addScaledChange(const NamedTensors& slice, const NamedTensors& reference,
+                                         double weight, double scale) {
+  SFN_ENFORCE(std::isfinite(scale) && scale > 0.0 && scale <= 1.0, Error, "change scale ", scale,
+              " must be in (0, 1]");
+  if (scale == 1.0) {
+    addPrefixSlice(slice, weight);  // bit for bit the unscaled update
+    return;
+  }
+  SFN_ENFORCE(std::isfinite(weight) && weight >= 0.0, Error, "update weight ", weight,
+              " must be finite and >= 0");
+  fl_detail::checkSuperNet(spec_, reference);
+  for (std::size_t i = 0; i < spec_.size(); ++i)
+    SFN_ENFORCE(!isAveraged(spec_[i]) || reference[i].tensor.is_contiguous(), ShapeError,
+                "reference tensor '", spec_[i].name, "' must be contiguous");
+  const std::vector<std::size_t> index = indexPrefixSlice(spec_, slice);
+  std::vector<at::Tensor> contiguous;
+  std::int64_t total = 0;
+  const std::vector<Chunk> chunks =
+      planChunks(spec_, sums_, weights_, slice, index, contiguous, total, &reference);
+  const auto w = static_cast<float>(weight);
+  const auto c = static_cast<float>(scale);
+  auto run = [&](std::int64_t begin, std::int64_t end) {
+    addScaledChunks(chunks, begin, end, w, c);
+  };
+  const auto count = static_cast<std::int64_t>(chunks.size());
+  if (total < 2 * kChunkElements) {
+    run(0, count);
   } else {
     at::parallel_for(0, count, 1, run);
   }

@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -58,12 +59,21 @@ std::string notA(std::string_view expected, const toml::node& n) {
   return "must be " + std::string(expected) + ", not " + typeName(n);
 }
 
+// "is out of range (<value>): must be in [<min>, <max>]", the range being T's: a value that
+// does not fit is refused, never wrapped.
+template <typename T>
+std::string outOfRange(const std::string& value) {
+  return "is out of range (" + value + "): must be in [" +
+         std::to_string(std::numeric_limits<T>::min()) + ", " +
+         std::to_string(std::numeric_limits<T>::max()) + "]";
+}
+
 // Whole doubles written for integers (20e6) are accepted when they fit T exactly.
 template <typename T>
 std::string convertInteger(const toml::node& n, T& out) {
   if (const auto* i = n.as_integer()) {
     const std::int64_t v = i->get();
-    if (!std::in_range<T>(v)) return "is out of range (" + std::to_string(v) + ")";
+    if (!std::in_range<T>(v)) return outOfRange<T>(std::to_string(v));
     out = static_cast<T>(v);
     return {};
   }
@@ -72,11 +82,26 @@ std::string convertInteger(const toml::node& n, T& out) {
     const double limit = std::ldexp(1.0, std::numeric_limits<T>::digits);
     const double low = std::is_signed_v<T> ? -limit : 0.0;
     if (!std::isfinite(d) || d != std::floor(d)) return "must be a whole number";
-    if (!(d >= low && d < limit)) return "is out of range";
+    if (!(d >= low && d < limit)) {
+      std::ostringstream text;
+      text << d;
+      return outOfRange<T>(text.str());
+    }
     out = static_cast<T>(d);
     return {};
   }
   return notA("an integer", n);
+}
+
+// Whether `text` is written as a decimal integer ("-12", "4_294_967_298"): an override
+// value that TOML refused although it looks like one is an integer beyond 64 bits, not a
+// bare-word string.
+bool looksLikeInteger(std::string_view text) {
+  if (!text.empty() && (text.front() == '+' || text.front() == '-')) text.remove_prefix(1);
+  return !text.empty() && std::isdigit(static_cast<unsigned char>(text.front())) &&
+         std::all_of(text.begin(), text.end(), [](char c) {
+           return std::isdigit(static_cast<unsigned char>(c)) || c == '_';
+         });
 }
 
 // Why `n` cannot be read as T ("" if it can); stores the value on success.
@@ -177,6 +202,9 @@ void TomlReader::applyOverride(const std::string& assignment) {
   try {
     parsed = toml::parse("v = " + value);
   } catch (const toml::parse_error&) {
+    if (looksLikeInteger(value))
+      SFN_THROW(ConfigError, "override '", assignment, "': '", path, "' ",
+                outOfRange<std::int64_t>(value));
     parsed = toml::table{{"v", value}};  // bare words are strings: round.policy=random
   }
   toml::table* t = &doc_->root;

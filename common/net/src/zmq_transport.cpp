@@ -288,7 +288,15 @@ ZmqServerTransport::ZmqServerTransport(const ZmqServerOptions& options)
     const int enforce = 1;
     setRawOption(socket_, kZapEnforceDomain, &enforce, sizeof enforce);
   }
-  socket_.bind(options_.bind_endpoint);
+  try {
+    socket_.bind(options_.bind_endpoint);
+  } catch (const zmq::error_t& e) {
+    // libzmq says only "Address already in use": which endpoint is the operator's question.
+    const bool malformed =
+        e.num() == EINVAL || e.num() == EPROTONOSUPPORT || e.num() == ENOCOMPATPROTO;
+    if (malformed) SFN_THROW(ConfigError, "cannot bind ", options_.bind_endpoint, ": ", e.what());
+    SFN_THROW(IoError, "cannot bind ", options_.bind_endpoint, ": ", e.what());
+  }
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
 }
 

@@ -87,11 +87,45 @@ TEST_CASE("toml config reader: integers must fit their type") {
   int i = 0;
   std::uint64_t u = 0;
   std::int64_t l = 0;
-  CHECK(errorOf([&] { t.get("big", i); }).find("'big' is out of range") != std::string::npos);
+  // The key and the target type's range are named; the value is never wrapped (2^32 + 2
+  // used to run as 2).
+  i = 5;
+  CHECK(errorOf([&] { t.get("big", i); }) ==
+        "n.toml: 'big' is out of range (3000000000): must be in [-2147483648, 2147483647]");
+  CHECK(i == 5);
   CHECK(t.get("big", l));
   CHECK(l == 3'000'000'000);
-  CHECK(errorOf([&] { t.get("neg", u); }).find("'neg' is out of range") != std::string::npos);
-  CHECK(errorOf([&] { t.get("huge", l); }).find("'huge' is out of range") != std::string::npos);
+  CHECK(errorOf([&] { t.get("neg", u); }) ==
+        "n.toml: 'neg' is out of range (-1): must be in [0, 18446744073709551615]");
+  CHECK(errorOf([&] { t.get("huge", l); }) ==
+        "n.toml: 'huge' is out of range (1e+30): must be in [-9223372036854775808, "
+        "9223372036854775807]");
+  std::vector<int> v;
+  TomlReader list = TomlReader::parse("widths = [8, 4294967298]\n", "l.toml");
+  CHECK(errorOf([&] { list.get("widths", v); }) ==
+        "l.toml: 'widths[1]' is out of range (4294967298): must be in [-2147483648, 2147483647]");
+  // The edges of the range fit.
+  TomlReader edges = TomlReader::parse("lo = -2147483648\nhi = 2147483647\n", "e.toml");
+  CHECK(edges.require<int>("lo") == -2147483648);
+  CHECK(edges.require<int>("hi") == 2147483647);
+}
+
+TEST_CASE("toml config reader: an override beyond 64 bits is out of range, not a string") {
+  TomlReader root = TomlReader::parse("", "o.toml");
+  // TOML has no integer that large: it used to become the string "999...", whose error
+  // said "must be an integer, not a string".
+  CHECK(errorOf([&] { root.applyOverride("train.epochs=99999999999999999999"); }) ==
+        "override 'train.epochs=99999999999999999999': 'train.epochs' is out of range "
+        "(99999999999999999999): must be in [-9223372036854775808, 9223372036854775807]");
+  CHECK(errorOf([&] {
+          root.applyOverride("run.seed=-1_000_000_000_000_000_000_000");
+        }).find("'run.seed' is out of range") != std::string::npos);
+  // Bare words stay strings, digits inside included.
+  root.applyOverride("run.name=run42");
+  root.applyOverride("run.tag=42abc");
+  TomlReader run = root.table("run");
+  CHECK(run.require<std::string>("name") == "run42");
+  CHECK(run.require<std::string>("tag") == "42abc");
 }
 
 TEST_CASE("toml config reader: unknown keys are rejected by name, with a hint") {

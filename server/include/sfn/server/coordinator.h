@@ -7,12 +7,21 @@
 // receive side).
 //
 // Round state machine (one pass per runRound()):
-//   kSelecting    choose clients among the available ones (seeded by round)
-//   kTraining     send each its SubNet slice; stream accepted updates into the accumulator
-//                 until the target count arrives or the deadline passes
-//   kAggregating  quorum reached: write averages into the SuperNet; else abandon the round
+//   kBackingOff   only after robust.backoff_after abandoned or rolled-back rounds in a row:
+//                 wait (clock time, doubling, capped), serving messages, before selecting
+//   kSelecting    choose clients among the available ones (seeded by round), leaving out
+//                 clients quarantined after a rolled-back round
+//   kTraining     send each its SubNet slice; check each update against the bound on its
+//                 change (sfn/fl/update_bound.h) and stream the accepted ones into the
+//                 accumulator until the target count arrives or the deadline passes
+//   kAggregating  quorum reached: write averages into the SuperNet, then (with a health
+//                 probe) check the new SuperNet and roll the round back if it is broken;
+//                 below quorum: abandon the round
 //   kEvaluating   every eval.every rounds: MaxNet, MinNet and fixed SubNets on validation
 //   -> kIdle
+// A back-off wait is not a round: it neither runs one nor counts against run.rounds. The
+// failed rounds before it do count (each was a real attempt with its own metrics line);
+// the back-off spaces further attempts out so a fault that lasts burns few rounds.
 // Between rounds, checkpoint() passes through kCheckpointing (kIdle -> kCheckpointing ->
 // kIdle) while the run loop (sfn/server/federation.h) writes a checkpoint.
 #pragma once
@@ -21,7 +30,11 @@
 #include "sfn/core/clock.h"
 #include "sfn/server/coordinator_options.h"
 #include "sfn/train/evaluator.h"
+#include "sfn/fl/covered_backup.h"
 #include "sfn/fl/overlap_accumulator.h"
+#include "sfn/fl/trimmed_mean_aggregator.h"
+#include "sfn/fl/update_bound.h"
+#include "sfn/server/health_probe.h"
 #include "sfn/server/round_metrics.h"
 #include "sfn/fl/subnet_assigner.h"
 #include "sfn/model/supernet.h"
@@ -36,11 +49,20 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace sfn {
 
-enum class RoundState { kIdle, kSelecting, kTraining, kAggregating, kEvaluating, kCheckpointing };
+enum class RoundState {
+  kIdle,
+  kBackingOff,
+  kSelecting,
+  kTraining,
+  kAggregating,
+  kEvaluating,
+  kCheckpointing
+};
 std::string_view toString(RoundState state);
 
 // Everything a checkpoint must hold to resume exactly (besides the SuperNet tensors).
@@ -63,6 +85,11 @@ class Coordinator {
   bool waitForClients(std::size_t min_clients, double timeout_s);
   // Handles every message that is already queued (0 timeout), e.g. between rounds.
   void pump();
+
+  // The health guard's probe (sfn/server/health_probe.h); without one (the default, or a
+  // probe with no samples) rounds are never rolled back.
+  void setHealthProbe(HealthProbe probe) { probe_ = std::move(probe); }
+  const HealthProbe& healthProbe() const { return probe_; }
 
   // Runs one round and returns its metrics (also appended to history()).
   RoundMetrics runRound();
@@ -91,6 +118,9 @@ class Coordinator {
   // Tells connected clients the server is going away (best effort).
   void sayGoodbye(const std::string& reason);
 
+  // The update bound as it stands (its median and history), for tests and status.
+  const UpdateBound& updateBound() const { return bound_; }
+
  private:
   struct PendingTask {
     std::uint64_t task_id = 0;
@@ -110,6 +140,7 @@ class Coordinator {
   };
 
   // The phases of runRound(), in order; each records into round_.
+  void backOffIfDue();
   std::vector<Selected> selectClients();
   double sendTasks(const std::vector<Selected>& selected);  // returns the deadline
   void collectUpdates(double deadline);
@@ -117,14 +148,27 @@ class Coordinator {
   void evaluateIfDue();
   void logRound() const;
 
+  // The health guard after aggregation: probes the new SuperNet and, if it is broken,
+  // restores the saved elements, marks the round rolled back and logs who is quarantined.
+  void guardHealth();
+  // Adds an accepted update (clipped, or kept for the trimmed mean, as configured).
+  void mergeUpdate(NamedTensors& tensors, double weight, double change_rms);
+  // Derived from history_ alone, so that a resumed run decides as the original would:
+  int failedInARow() const;                                      // trailing non-completed rounds
+  std::unordered_set<std::uint64_t> quarantinedClients() const;  // ids barred this round
+  std::optional<ProbeLosses> lastHealthyProbe() const;
+
   // Decodes and dispatches one received message. Returns true if it was an accepted update.
   bool handle(const Received& received);
   void handleRegister(const PeerId& peer, const RegisterMsg& msg);
   bool handleUpdate(const PeerId& peer, UpdateMsg& msg);
   // Refuses the update for `it`'s task: logged, counted, the task marked rejected and closed.
-  void rejectTask(const PeerId& peer, const std::string& why, PendingMap::iterator it);
-  void reject(const PeerId& peer, const std::string& why);
+  void rejectTask(const PeerId& peer, RejectReason reason, const std::string& why,
+                  PendingMap::iterator it);
+  // Logs (with the client's name when registered) and counts a refused message.
+  void reject(const PeerId& peer, RejectReason reason, const std::string& why);
   void markTask(std::uint64_t task_id, TaskStatus status);
+  TaskRecord* taskRecord(std::uint64_t task_id);  // this round's record of the task, or null
   // Returns the bytes sent (0 if the transport refused the message).
   std::size_t send(const PeerId& peer, const Message& msg);
   void setState(RoundState s);
@@ -139,6 +183,10 @@ class Coordinator {
   ClientRegistry registry_;
   SubNetAssigner assigner_;
   OverlapAccumulator accumulator_;
+  std::optional<TrimmedMeanAggregator> trimmed_;  // robust.trim_fraction > 0: replaces the above
+  UpdateBound bound_;
+  CoveredBackup backup_;  // the round's covered elements, saved for a rollback (with a probe)
+  HealthProbe probe_;
   DecodeCounters decode_counters_;
 
   RoundState state_ = RoundState::kIdle;

@@ -6,6 +6,7 @@
 #include "sfn/fl/lr_schedule.h"
 #include "sfn/train/local_trainer.h"
 #include "sfn/fl/subnet_assigner.h"
+#include "sfn/server/robust_options.h"
 #include "sfn/wire/wire.h"
 
 #include <cstdint>
@@ -33,6 +34,7 @@ struct CoordinatorOptions {
   std::vector<std::string> eval_subnets = {"max", "min"};  // names: max, min or SubNet text
   int eval_every = 1;                                      // 0 = never
   DecodeLimits limits;
+  RobustOptions robust;  // [robust]: update bound, robust aggregation, health guard, back-off
 
   int effectiveQuorum() const { return quorum > 0 ? quorum : (clients_per_round + 1) / 2; }
   void validate() const;  // throws ConfigError naming the key

@@ -3,7 +3,7 @@
 // Unknown tables or keys are errors that name the key, so typos never pass silently.
 //
 // Tables: [run] [supernet] [data] [round] [weighting] [train] [eval] [checkpoint]
-// [devices.<class>] [simulation] [server]. See experiments/configs/fmnist-default.toml for every
+// [devices.<class>] [simulation] [server] [robust]. See experiments/configs/fmnist-default.toml for every
 // key with its default.
 #pragma once
 
@@ -80,7 +80,21 @@ struct RunConfig {
                          const std::string& base_dir, const std::vector<std::string>& overrides);
   static RunConfig load(const std::string& path, const std::vector<std::string>& overrides);
 
+  // Each value alone: ranges, names (run.log_level: spdlog's level names), run.device (a
+  // torch device this LibTorch build can use: a CUDA device needs CUDA). Called by parse()
+  // and load(). Throws ConfigError naming the key.
   void validate() const;
+  // Start-up checks of settings against each other and this machine, for the binary that
+  // uses them; `cores` is std::thread::hardware_concurrency(). Throw ConfigError naming the
+  // keys.
+  // sfn-server: run.torch_threads <= cores.
+  void checkServerStart(unsigned cores) const;
+  // sfn-sim --connect (a fleet of real clients): simulation.workers x
+  // simulation.torch_threads <= cores.
+  void checkFleetStart(unsigned cores) const;
+  // sfn-sim: as checkFleetStart, and round.clients_per_round <= simulation.clients (a round
+  // cannot select more clients than the simulation has).
+  void checkSimulationStart(unsigned cores) const;
   // The evaluators' options on cfg.device, with `threads` torch threads while scoring.
   EvalOptions evalOptions(int threads) const;
   // What checkpoints record about the run so tools reading them (sfn-search) can rebuild

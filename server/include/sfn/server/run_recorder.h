@@ -6,6 +6,10 @@
 //   summary.json    written last, once all rounds are done (its presence marks a finished run)
 // Used by sfn-server and sfn-sim alike (through runFederation, sfn/server/federation.h), so
 // both write the same files; sfn-server adds `endpoint`.
+//
+// A folder's history (checkpoints, metrics rows, summary) is never truncated or repointed
+// unless a run continues it: a new run refuses a folder that holds one, and a resumed run
+// changes nothing until its checkpoint has been restored.
 #pragma once
 
 #include "sfn/server/coordinator.h"
@@ -15,23 +19,38 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sfn {
 
+// How a run uses its folder.
+enum class RunStart {
+  kNew,     // a new run: the folder must not hold one (RunRecorder::heldRun)
+  kResume,  // continues a checkpoint's run: nothing is written before resumeFrom()
+};
+
 class RunRecorder {
  public:
-  // Creates `run_dir` (and checkpoints/). `eval_names` fix the CSV's accuracy columns.
-  // `run_info` (data source, split seed...) is stored in every checkpoint so that tools
-  // reading it (sfn-search) can rebuild the same validation split.
+  // Opens `run_dir` for a run. `eval_names` fix the CSV's accuracy columns. `run_info`
+  // (data source, split seed...) is stored in every checkpoint so that tools reading it
+  // (sfn-search) can rebuild the same validation split.
+  // kNew creates the folder and empty metrics files; it throws ConfigError naming the
+  // folder if it already holds a run (pass --resume to continue it, or choose another
+  // folder), IoError if it cannot be created. kResume touches nothing until resumeFrom().
   RunRecorder(std::string run_dir, std::vector<std::string> eval_names, int checkpoint_keep,
-              nlohmann::json run_info);
+              nlohmann::json run_info, RunStart start = RunStart::kNew);
+
+  // What in `dir` shows that it holds a run, e.g. "checkpoints/, metrics.jsonl": any
+  // checkpoint, a metrics row or summary.json. nullopt for a missing folder or one without
+  // them (files of no history, such as a log a script opens there first, do not count).
+  static std::optional<std::string> heldRun(const std::string& dir);
 
   const std::string& dir() const { return dir_; }
   std::string checkpointDir() const;
 
-  // Rewrites metrics files from `history` (used on resume), then appends from there on.
-  void resetMetrics(const std::vector<RoundMetrics>& history);
+  // Appends one round to both metrics files, flushed. Only once the run has started (kNew,
+  // or kResume after resumeFrom()).
   void appendMetrics(const RoundMetrics& m);
 
   // config.toml: `config_text` followed by "# override: <assignment>" per entry of
@@ -41,7 +60,7 @@ class RunRecorder {
   void writeSummary(const nlohmann::json& summary);
 
   // Writes a checkpoint of the coordinator (SuperNet + snapshot), with the coordinator in
-  // state kCheckpointing meanwhile; returns its path.
+  // state kCheckpointing meanwhile; returns its path. Only once the run has started.
   std::string checkpoint(Coordinator& coordinator);
   // The checkpoint file resume() would read: `dir_or_file` itself if it is a file, else the
   // newest checkpoint in it (or in its checkpoints/); nullopt if there is none.
@@ -49,11 +68,18 @@ class RunRecorder {
   // Restores `coordinator` from the newest checkpoint in `dir` (or a checkpoint file).
   // Returns false if there is none. Throws IoError on a corrupt file.
   static bool resume(const std::string& dir_or_file, Coordinator& coordinator);
-  // --resume: restores `coordinator` (IoError if there is no checkpoint) and rewrites this
-  // run's metrics files from the restored history. Returns the checkpoint file it read.
+  // --resume: restores `coordinator` from the newest checkpoint of `dir_or_file`, then
+  // rewrites this run's metrics files (atomically) from the restored history: each round
+  // before the checkpoint appears once, and rows of later rounds, which run again, are
+  // gone. Returns the checkpoint file it read. Throws IoError if there is no checkpoint or
+  // it cannot be read, ConfigError if this folder holds a run that the checkpoint is not
+  // from (it lies outside the folder); the folder is left untouched then.
   std::string resumeFrom(const std::string& dir_or_file, Coordinator& coordinator);
 
  private:
+  // Writes the metrics files afresh from `history` and opens them for appending.
+  void startMetrics(const std::vector<RoundMetrics>& history);
+  void requireStarted(std::string_view what) const;
   std::string save(const Coordinator& coordinator) const;
   void writeFile(const std::string& name, const std::string& text) const;
 
@@ -63,6 +89,7 @@ class RunRecorder {
   nlohmann::json run_info_;
   std::ofstream jsonl_;
   std::ofstream csv_;
+  bool started_ = false;  // metrics files open: the run owns the folder
 };
 
 }  // namespace sfn

@@ -33,6 +33,13 @@ class OverlapAccumulator {
   // Adds a slice whose tensors are prefix boxes of the SuperNet tensors of the same name
   // (shapes checked against the SuperNet spec only). Used after add() validated the config.
   void addPrefixSlice(const NamedTensors& slice, double weight);
+  // Adds ref + scale * (slice - ref) with weight `weight`, where ref is the slice's box of
+  // `reference`, the SuperNet the slice was cut from (contiguous tensors in SuperNet order):
+  // the update with its change from the SuperNet scaled down (norm clipping, sfn/fl/
+  // change_norm.h). scale must be in (0, 1]; 1 is exactly addPrefixSlice. Throws ShapeError
+  // (nothing added) for a slice or reference that does not fit, Error for a bad scale.
+  void addScaledChange(const NamedTensors& slice, const NamedTensors& reference, double weight,
+                       double scale);
 
   // Element-wise addition of another accumulator's sums and weights (hierarchical merge).
   void merge(const OverlapAccumulator& other);

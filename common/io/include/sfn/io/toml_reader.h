@@ -6,7 +6,8 @@
 // - Typed reads. A value of the wrong type is a ConfigError naming the file, the key
 //   ("round.clients_per_round"), the expected and the found type; it never falls back to
 //   the default. Integers may be written as whole floats (20e6) and must fit the target
-//   type; floating-point keys accept integers.
+//   type: a value that does not is a ConfigError naming the key and the type's range, never
+//   a wrapped number. Floating-point keys accept integers.
 // - Unknown keys are errors. rejectUnknown() names the first key of a table that no read
 //   asked for, with a "did you mean" for a near miss of a known key.
 // - Required keys are read with require(); get() leaves an absent optional key's default.
@@ -39,7 +40,8 @@ class TomlReader {
 
   // Sets a dotted key ("round.clients_per_round") to a value in TOML syntax; bare words are
   // strings (round.policy=random). Only valid on the document's root reader, before reads.
-  // Throws ConfigError for a malformed assignment or a path through a non-table.
+  // Throws ConfigError for a malformed assignment, an integer beyond 64 bits or a path
+  // through a non-table.
   void applyOverride(const std::string& assignment);
 
   // Whether the key is present (marks it as known).
