@@ -656,6 +656,19 @@ bool benchRssRuns(const BenchOptions& o, Json& result) {
          result["rss_bytes_per_idle_client"].get<double>() <= 1024;
 }
 
+// The evaluation runs, frozen and trainable BN, each in its own child; adds their figures to
+// `result` and returns whether the eval_ratio goal is met.
+bool benchEvalRuns(const BenchOptions& o, Json& result) {
+  std::cerr << "bench_sim: evaluation\n";
+  const Json frozen = runInChild([&] { return benchEval(o, sfn::BnMode::kFrozen); });
+  const Json trainable = runInChild([&] { return benchEval(o, sfn::BnMode::kTrainable); });
+  evalFigures(frozen, "", result);
+  evalFigures(trainable, "_trainable", result);
+  result["eval"] = Json{{"frozen", frozen}, {"trainable", trainable},
+                        {"samples", o.eval_samples}, {"bn_samples", o.eval_bn_samples}};
+  return result["eval_ratio"].is_number() && result["eval_ratio"].get<double>() >= 0.9;
+}
+
 // The flat figures (--json): every top-level number of the full result.
 bool writeFlat(const std::string& path, const Json& result, bool met) {
   Json flat{{"goals_met", met}};
@@ -710,16 +723,7 @@ int main(int argc, char** argv) {
     result["throughput"] = std::move(tp);
   }
 
-  if (!o.skip_eval) {
-    std::cerr << "bench_sim: evaluation\n";
-    const Json frozen = runInChild([&] { return benchEval(o, sfn::BnMode::kFrozen); });
-    const Json trainable = runInChild([&] { return benchEval(o, sfn::BnMode::kTrainable); });
-    evalFigures(frozen, "", result);
-    evalFigures(trainable, "_trainable", result);
-    met = met && result["eval_ratio"].is_number() && result["eval_ratio"].get<double>() >= 0.9;
-    result["eval"] = Json{{"frozen", frozen}, {"trainable", trainable},
-                          {"samples", o.eval_samples}, {"bn_samples", o.eval_bn_samples}};
-  }
+  if (!o.skip_eval) met = benchEvalRuns(o, result) && met;
   if (!o.skip_rss && o.rss_clients.size() >= 2) met = benchRssRuns(o, result) && met;
   double load_end[1] = {0};
   (void)::getloadavg(load_end, 1);

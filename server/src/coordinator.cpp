@@ -219,15 +219,7 @@ bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg) {
   // The bound, measured as the update arrives: the SuperNet is still the slice that was sent.
   const ChangeNorm change = measureChange(msg.tensors, supernet_.tensors());
   if (TaskRecord* record = taskRecord(msg.task_id)) record->change_rms = change.rms();
-  if (log_->should_log(spdlog::level::debug)) {
-    const auto largest = std::max_element(
-        change.tensors.begin(), change.tensors.end(),
-        [](const TensorChange& a, const TensorChange& b) { return a.rms() < b.rms(); });
-    log_->debug("round {}: task {} from client {}: change rms {:.4g}, largest in '{}' ({:.4g})",
-                next_round_, msg.task_id, peer, change.rms(),
-                largest == change.tensors.end() ? "" : largest->name,
-                largest == change.tensors.end() ? 0.0 : largest->rms());
-  }
+  logChange(peer, msg.task_id, change);
   if (const BoundCheck bound = bound_.check(change); !bound.ok()) {
     rejectTask(peer,
                bound.verdict == BoundVerdict::kOverCap ? RejectReason::kChangeOverCap
@@ -249,6 +241,18 @@ bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg) {
   }
   pending_.erase(it);
   return true;
+}
+
+void Coordinator::logChange(const PeerId& peer, std::uint64_t task_id,
+                            const ChangeNorm& change) const {
+  if (!log_->should_log(spdlog::level::debug)) return;
+  const auto largest = std::max_element(
+      change.tensors.begin(), change.tensors.end(),
+      [](const TensorChange& a, const TensorChange& b) { return a.rms() < b.rms(); });
+  log_->debug("round {}: task {} from client {}: change rms {:.4g}, largest in '{}' ({:.4g})",
+              next_round_, task_id, peer, change.rms(),
+              largest == change.tensors.end() ? "" : largest->name,
+              largest == change.tensors.end() ? 0.0 : largest->rms());
 }
 
 void Coordinator::mergeUpdate(NamedTensors& tensors, double weight, double change_rms) {

@@ -30,6 +30,7 @@
 #include "sfn/core/clock.h"
 #include "sfn/server/coordinator_options.h"
 #include "sfn/train/evaluator.h"
+#include "sfn/fl/change_norm.h"
 #include "sfn/fl/covered_backup.h"
 #include "sfn/fl/overlap_accumulator.h"
 #include "sfn/fl/trimmed_mean_aggregator.h"
@@ -151,6 +152,8 @@ class Coordinator {
   // The health guard after aggregation: probes the new SuperNet and, if it is broken,
   // restores the saved elements, marks the round rolled back and logs who is quarantined.
   void guardHealth();
+  // Debug level: the change of one arriving update and its largest tensor.
+  void logChange(const PeerId& peer, std::uint64_t task_id, const ChangeNorm& change) const;
   // Adds an accepted update (clipped, or kept for the trimmed mean, as configured).
   void mergeUpdate(NamedTensors& tensors, double weight, double change_rms);
   // Derived from history_ alone, so that a resumed run decides as the original would:
