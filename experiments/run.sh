@@ -185,7 +185,17 @@ run_plan() {
     else
       mkdir -p "$dir"
       local -a resume=()
-      if compgen -G "$dir/checkpoints/*" >/dev/null; then resume=(--resume "$dir"); fi
+      if compgen -G "$dir/checkpoints/*" >/dev/null; then
+        resume=(--resume "$dir")
+      elif [ -s "$dir/metrics.jsonl" ] || [ -s "$dir/metrics.csv" ]; then
+        # Interrupted before its first checkpoint: nothing to resume from, and sfn-sim refuses
+        # to start a new run over another run's rows. Keep them aside, never delete them.
+        local aside
+        aside="$dir.interrupted-$(date +%Y%m%d-%H%M%S)"
+        log "[$done_runs/$total] $label: interrupted before its first checkpoint; moved to ${aside#"$OUT"/}"
+        mv "$dir" "$aside"
+        mkdir -p "$dir"
+      fi
       log "[$done_runs/$total] $label${resume:+ (resuming)}"
       local t0=$SECONDS
       if ! "$SIM" --config "$CONFIG" "${sets[@]}" -o "$dir" -q "${resume[@]}" >"$dir/sim.log" 2>&1; then

@@ -1,0 +1,26 @@
+set terminal pngcairo size 1000,640 font ',11'
+set grid
+set key outside right top
+$d1 << EOD
+1.38643 83.51 0
+3.25267 84.97 0
+4.60886 85.28 0
+7.35984 86.53 0
+EOD
+$d2 << EOD
+1.91174 83.78 0
+2.18822 84.03 0
+2.18822 84.03 0
+EOD
+$d3 << EOD
+1.38643 88.45 0
+3.25267 88.64 0
+4.60886 88.17 0
+EOD
+set output 'accuracy_vs_macs_a1.png'
+set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
+set xlabel 'forward MACs per image (millions)'
+set ylabel 'test accuracy (%)'
+plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=1)', \
+     $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=1)', \
+     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1)'
