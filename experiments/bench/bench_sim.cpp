@@ -541,9 +541,12 @@ Json evalPoint(const sfn::SuperNet& net, const sfn::EvalTarget& target, const sf
   const double n = static_cast<double>(scored.size());
   const double peer_s = bestSeconds(3, peer);
   const double ev_s = bestSeconds(3, [&] { (void)ev.evaluate(net, target); });
-  return Json{{"subnet", target.name},       {"batch", batch},
-              {"threads", threads},          {"evaluator_images_per_s", n / ev_s},
-              {"peer_images_per_s", n / peer_s}, {"ratio", peer_s / ev_s}};
+  return Json{{"subnet", target.name},
+              {"batch", batch},
+              {"threads", threads},
+              {"evaluator_images_per_s", n / ev_s},
+              {"peer_images_per_s", n / peer_s},
+              {"ratio", peer_s / ev_s}};
 }
 
 Json benchEval(const BenchOptions& o, sfn::BnMode bn) {
@@ -664,8 +667,10 @@ bool benchEvalRuns(const BenchOptions& o, Json& result) {
   const Json trainable = runInChild([&] { return benchEval(o, sfn::BnMode::kTrainable); });
   evalFigures(frozen, "", result);
   evalFigures(trainable, "_trainable", result);
-  result["eval"] = Json{{"frozen", frozen}, {"trainable", trainable},
-                        {"samples", o.eval_samples}, {"bn_samples", o.eval_bn_samples}};
+  result["eval"] = Json{{"frozen", frozen},
+                        {"trainable", trainable},
+                        {"samples", o.eval_samples},
+                        {"bn_samples", o.eval_bn_samples}};
   return result["eval_ratio"].is_number() && result["eval_ratio"].get<double>() >= 0.9;
 }
 
@@ -719,7 +724,8 @@ int main(int argc, char** argv) {
           "speedup_2w_schedule_bound", "cores_used_2w", "ratio_1w_of_best", "speedup_2w_of_best"})
       result[key] = tp.contains(key) ? tp[key] : Json(nullptr);
     met = met && tp.contains("ratio_1w") && tp["ratio_1w"].get<double>() >= 0.9 &&
-          tp["speedup_2w"].get<double>() >= 1.7 && tp["round_overhead_fraction"].get<double>() < 0.05;
+          tp["speedup_2w"].get<double>() >= 1.7 &&
+          tp["round_overhead_fraction"].get<double>() < 0.05;
     result["throughput"] = std::move(tp);
   }
 

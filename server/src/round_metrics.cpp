@@ -173,8 +173,8 @@ RoundMetrics RoundMetrics::fromJson(const nlohmann::json& j) {
                    SFN_FIELD(dropped), SFN_FIELD(rejected), SFN_FIELD(late), SFN_FIELD(duplicate),
                    SFN_FIELD(clipped), SFN_FIELD(quarantined)});
   readOrZero<std::uint64_t>(j, m, {SFN_FIELD(bytes_sent), SFN_FIELD(bytes_received)});
-  readOrZero<double>(j, m, {SFN_FIELD(train_loss), SFN_FIELD(beta), SFN_FIELD(lr),
-                               SFN_FIELD(effective_clients)});
+  readOrZero<double>(
+      j, m, {SFN_FIELD(train_loss), SFN_FIELD(beta), SFN_FIELD(lr), SFN_FIELD(effective_clients)});
   m.train_macs = j.value("train_macs", std::int64_t{0});
   m.backoff_s = j.value("backoff_s", 0.0);
   m.probe_loss_max = readLoss(j, "probe_loss_max");

@@ -28,8 +28,8 @@ namespace {
 
 // The tables of a run config, each read by one function below: it reads the keys it knows
 // (absent keys keep their defaults), then rejects any other key of its table.
-constexpr std::string_view kTables[] = {"run",       "supernet",   "data",  "round",
-                                        "weighting", "train",      "eval",  "checkpoint",
+constexpr std::string_view kTables[] = {"run",       "supernet",   "data",   "round",
+                                        "weighting", "train",      "eval",   "checkpoint",
                                         "devices",   "simulation", "server", "robust"};
 
 void readRun(TomlReader t, RunConfig& c) {

@@ -48,8 +48,8 @@ RunSummary summarizeRun(const Coordinator& coordinator, const Evaluator& test,
 }
 
 RunSummary finishRun(const Coordinator& coordinator, const DataBundle& data,
-                     const EvalOptions& test_options, const Evaluator& val,
-                     RunRecorder& recorder, const std::string& checkpoint, double wall_s) {
+                     const EvalOptions& test_options, const Evaluator& val, RunRecorder& recorder,
+                     const std::string& checkpoint, double wall_s) {
   // BN calibration (trainable BN) on the training split, never on the test images.
   const Evaluator test = Evaluator::test(data, test_options);
   RunSummary summary = summarizeRun(coordinator, test, val);

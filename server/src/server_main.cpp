@@ -148,7 +148,8 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
             result.checkpoint);
   coord.sayGoodbye(stopped ? "server stopping" : "training finished");
   if (!stopped)
-    sfn::finishRun(coord, data, cfg.evalOptions(cfg.torch_threads), val_eval, recorder, result.checkpoint,
+    sfn::finishRun(coord, data, cfg.evalOptions(cfg.torch_threads), val_eval, recorder,
+                   result.checkpoint,
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   std::cout << "run folder: " << run_dir << std::endl;
   return !stopped;

@@ -6,6 +6,7 @@
 #include "sfn/server/round_metrics.h"
 #include "sfn/server/run_config.h"
 #include "sfn/server/run_recorder.h"
+#include "server/scripted_transport.h"
 #include "temp_dir.h"
 
 #include <fmt/format.h>
@@ -24,37 +25,7 @@ using namespace sfn;
 
 namespace {
 
-// A ServerTransport whose clients are test code. recv() on an empty queue advances the
-// virtual clock by the timeout, like a fleet with nothing in flight.
-class ScriptedTransport final : public ServerTransport {
- public:
-  explicit ScriptedTransport(VirtualClock& clock) : clock_(clock) {}
-  std::function<void(const PeerId&, Message&)> on_send;
-  std::deque<Received> inbox;
-
-  SendResult send(const PeerId& peer, BytesPtr message) override {
-    DecodeResult d = decode(message);
-    REQUIRE(d.ok());
-    if (on_send) on_send(peer, d.message());
-    return {};
-  }
-  std::optional<Received> recv(std::chrono::milliseconds timeout) override {
-    if (inbox.empty()) {
-      clock_.advanceTo(clock_.now() + timeout.count() / 1000.0);
-      return std::nullopt;
-    }
-    Received r = std::move(inbox.front());
-    inbox.pop_front();
-    return r;
-  }
-  void push(const PeerId& peer, const Message& m) { inbox.push_back({peer, encode(m)}); }
-  void pushRaw(const PeerId& peer, std::vector<std::uint8_t> bytes) {
-    inbox.push_back({peer, std::make_shared<VectorBytes>(std::move(bytes))});
-  }
-
- private:
-  VirtualClock& clock_;
-};
+using test::ScriptedTransport;
 
 // A deterministic "training": every weight of the slice plus a client-specific constant.
 UpdateMsg fakeUpdate(const TrainTaskMsg& task, float delta, std::uint64_t samples) {

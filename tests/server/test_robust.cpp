@@ -15,6 +15,7 @@
 #include "sfn/server/robust_options.h"
 #include "sfn/server/round_metrics.h"
 #include "sfn/server/run_config.h"
+#include "server/scripted_transport.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -64,35 +65,7 @@ float at2(const NamedTensors& t, std::size_t i, std::int64_t r, std::int64_t c) 
   return t[i].tensor[r][c].item<float>();
 }
 
-// ---------------------------------------------------------------------------------------
-// A ServerTransport whose clients are test code (as in test_coordinator.cpp). recv() on an
-// empty queue advances the virtual clock by the timeout, like a fleet with nothing in flight.
-class ScriptedTransport final : public ServerTransport {
- public:
-  explicit ScriptedTransport(VirtualClock& clock) : clock_(clock) {}
-  std::function<void(const PeerId&, Message&)> on_send;
-  std::deque<Received> inbox;
-
-  SendResult send(const PeerId& peer, BytesPtr message) override {
-    DecodeResult d = decode(message);
-    REQUIRE(d.ok());
-    if (on_send) on_send(peer, d.message());
-    return {};
-  }
-  std::optional<Received> recv(std::chrono::milliseconds timeout) override {
-    if (inbox.empty()) {
-      clock_.advanceTo(clock_.now() + static_cast<double>(timeout.count()) / 1000.0);
-      return std::nullopt;
-    }
-    Received r = std::move(inbox.front());
-    inbox.pop_front();
-    return r;
-  }
-  void push(const PeerId& peer, const Message& m) { inbox.push_back({peer, encode(m)}); }
-
- private:
-  VirtualClock& clock_;
-};
+using test::ScriptedTransport;
 
 // The slice of `task` moved by small seeded noise (an honest client's training), or scaled
 // / shifted as an attacker would.

@@ -158,8 +158,8 @@ TEST_CASE("centralized sanity: the fmnist MaxNet reaches 90% test accuracy withi
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     MESSAGE("fmnist MaxNet, epoch " << epoch + 1 << " (lr " << opts.lr << "): test accuracy "
-                                    << e.accuracy << ", train loss " << r.mean_loss << ", "
-                                    << secs << " s");
+                                    << e.accuracy << ", train loss " << r.mean_loss << ", " << secs
+                                    << " s");
     CHECK(e.samples == 10000);
   }
   CHECK(accuracy >= 0.90);

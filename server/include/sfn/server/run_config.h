@@ -3,8 +3,8 @@
 // Unknown tables or keys are errors that name the key, so typos never pass silently.
 //
 // Tables: [run] [supernet] [data] [round] [weighting] [train] [eval] [checkpoint]
-// [devices.<class>] [simulation] [server] [robust]. See experiments/configs/fmnist-default.toml for every
-// key with its default.
+// [devices.<class>] [simulation] [server] [robust]. See experiments/configs/fmnist-default.toml for
+// every key with its default.
 #pragma once
 
 #include "sfn/server/coordinator_options.h"
@@ -62,7 +62,7 @@ struct RunConfig {
   // [eval] batch_size, bn_samples: how every evaluation of the run scores (bench_sim eval).
   int eval_batch_size = 500;
   int eval_bn_samples = 2000;  // trainable BN: training images each SubNet is calibrated on
-  int checkpoint_every = 5;        // [checkpoint] every (0 = only at the end)
+  int checkpoint_every = 5;    // [checkpoint] every (0 = only at the end)
   int checkpoint_keep = 3;
   SimulationSection simulation;
   ServerSection server;  // [server], sfn-server only

@@ -16,8 +16,8 @@ LrScheduleKind parseLrScheduleKind(std::string_view text);
 
 struct LrSchedule {
   LrScheduleKind kind = LrScheduleKind::kConstant;
-  double final_lr = 0.0;      // cosine: the lr from round decay_rounds on
-  double decay_rounds = 0.0;  // cosine: rounds from lr to final_lr; <= 0 means no decay
+  double final_lr = 0.0;           // cosine: the lr from round decay_rounds on
+  double decay_rounds = 0.0;       // cosine: rounds from lr to final_lr; <= 0 means no decay
   void validate(double lr) const;  // throws ConfigError naming the train.* key
 
   // The lr of round t (the same 0-based round count the MaxNet beta uses).
