@@ -4,19 +4,23 @@
 //   sfn-client profile --out lut.json  measures this device's latency table
 //   sfn-client --server tcp://H:P --server-key server.pub --key client.key --partition I ...
 //
-// The client's data is its shard of the Fashion-MNIST training split: the same
-// loadDataBundle + makePartition calls, with the same seed, that the server and the
-// simulator make, so every process agrees on who holds which samples.
+//   sfn-client -c client.toml              the same settings from a file ([client] [server] [data])
+//
+// The client's data is its own (--data: files in IDX, CIFAR-10 binary or torch.save format)
+// or, for experiments, shard I of N of the run's dataset (--partition I --of N). Either
+// way the run's settings (SuperNet, normalisation, seeds) come from the server's Welcome.
 #include "sfn/app/app_main.h"
 #include "sfn/app/key_files.h"
 #include "sfn/app/stop_signal.h"
+#include "sfn/client/client_config.h"
 #include "sfn/client/client_runner.h"
+#include "sfn/client/own_data.h"
+#include "sfn/client/shard_data.h"
 #include "sfn/client/zmq_client_factory.h"
 #include "sfn/core/error.h"
 #include "sfn/core/exit_code.h"
 #include "sfn/core/rng.h"
-#include "sfn/data/data_source.h"
-#include "sfn/data/partitioner.h"
+#include "sfn/data/local_data.h"
 #include "sfn/model/design_space.h"
 #include "sfn/model/latency_table.h"
 #include "sfn/model/supernet.h"
@@ -24,7 +28,9 @@
 #include "sfn/train/local_trainer.h"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -32,6 +38,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -107,115 +114,109 @@ sfn::ExitCode profile(const ProfileCli& p) {
   return sfn::ExitCode::kOk;
 }
 
-struct CliOptions {
-  std::string server;
-  std::string server_key;
-  std::string key;
+// Flags as "table.key=value" overrides of the client config (a JSON string is a valid TOML
+// basic string), so a flag and a config key are one setting with one validation.
+struct CliFlags {
+  std::string config;
+  std::vector<std::string> overrides;  // --set, then the flags below
+  struct Flag {
+    std::string key;  // config key
+    std::string value;
+    bool number = false;  // written as a TOML number, not a string
+  };
+  std::vector<Flag> flags;
   bool insecure = false;
-  std::string name;
-  std::string device_class = "default";
-  std::string preset = "fmnist";
-  std::string data = "fmnist";
-  std::string data_dir;
-  int partition = 0;
-  int of = 1;
-  std::string scheme = "dirichlet";
-  double alpha = 1.0;
-  std::uint64_t seed = 0;
-  double val_fraction = 0.1;
-  int threads = 1;
-  std::string device = "cpu";
-  double heartbeat_s = 5.0;
-  double liveness_s = 120.0;
-  double register_timeout_s = 10.0;
-  double backoff_max_s = 30.0;
+  bool stay = false;
+
+  std::vector<std::string> all() const {
+    std::vector<std::string> out = overrides;
+    for (const Flag& f : flags)
+      if (!f.value.empty())
+        out.push_back(f.key + "=" + (f.number ? f.value : nlohmann::json(f.value).dump()));
+    if (insecure) out.push_back("server.insecure=true");
+    if (stay) out.push_back("client.stay=true");
+    return out;
+  }
 };
 
 std::chrono::milliseconds fromSeconds(double s) {
   return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
 }
 
-sfn::ClientOptions clientOptionsFrom(const CliOptions& cli) {
-  if (cli.server.empty()) SFN_THROW(sfn::ConfigError, "--server is required");
-  if (cli.of < 1 || cli.partition < 0 || cli.partition >= cli.of)
-    SFN_THROW(sfn::ConfigError, "--partition must be in [0, --of), got ", cli.partition, " of ",
-              cli.of);
+std::string hostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "client";
+  return buf;
+}
+
+sfn::ClientOptions clientOptionsFrom(const sfn::ClientConfig& c) {
   sfn::ClientOptions opts;
-  opts.name = cli.name.empty() ? "client-" + std::to_string(cli.partition) : cli.name;
-  opts.device_class = cli.device_class;
-  opts.device = cli.device;
-  opts.server = cli.server;
-  opts.heartbeat_interval = fromSeconds(cli.heartbeat_s);
-  opts.liveness_timeout = fromSeconds(cli.liveness_s);
-  opts.register_timeout = fromSeconds(cli.register_timeout_s);
-  opts.backoff_max = fromSeconds(cli.backoff_max_s);
+  opts.name = !c.name.empty() ? c.name
+              : c.shardMode() ? "client-" + std::to_string(c.partition)
+                              : hostName();
+  opts.device_class = c.device_class;
+  opts.device = c.device;
+  opts.server = c.endpoint;
+  opts.stay = c.stay;
+  opts.heartbeat_interval = fromSeconds(c.heartbeat_s);
+  opts.liveness_timeout = fromSeconds(c.liveness_s);
+  opts.register_timeout = fromSeconds(c.register_timeout_s);
+  opts.backoff_max = fromSeconds(c.backoff_max_s);
   opts.validate();
   return opts;
 }
 
 // Endpoint and CURVE keys of the ZeroMQ connection. `insecure` is for local development
 // only and is logged as a warning on every connect (zmqClientFactory).
-sfn::ZmqClientOptions transportOptionsFrom(const CliOptions& cli) {
+sfn::ZmqClientOptions transportOptionsFrom(const sfn::ClientConfig& c) {
   sfn::ZmqClientOptions zo;
-  zo.server_endpoint = cli.server;
-  zo.insecure = cli.insecure;
-  if (!cli.insecure) {
-    if (cli.server_key.empty() || cli.key.empty())
-      SFN_THROW(sfn::ConfigError, "--server-key and --key are required unless --insecure");
-    zo.server_public_key = sfn::readKeyFile(cli.server_key).public_key;
-    zo.client_keys = sfn::readKeyFile(cli.key);
+  zo.server_endpoint = c.endpoint;
+  zo.insecure = c.insecure;
+  if (!c.insecure) {
+    zo.server_public_key = sfn::readKeyFile(c.server_key).public_key;
+    zo.client_keys = sfn::readKeyFile(c.key);
     if (zo.client_keys.secret_key.empty())
-      SFN_THROW(sfn::ConfigError, "--key ", cli.key,
+      SFN_THROW(sfn::ConfigError, "server.key (--key) ", c.key,
                 " holds no secret key (use the client.key written by keygen)");
   }
   zo.validate();
   return zo;
 }
 
-// This client's shard: every process computes the whole partition and keeps its own shard.
-// Partitioning is cheap next to loading the images, and it is the only way to agree on the
-// shards.
-sfn::IndexList loadShard(const CliOptions& cli, const sfn::DesignSpace& space,
-                         sfn::DataBundle& data) {
-  sfn::DataOptions data_opts;
-  data_opts.dataset = cli.data;
-  data_opts.dir = cli.data_dir;
-  data_opts.val_fraction = cli.val_fraction;
-  data_opts.split_seed = cli.seed;  // the server defaults split_seed to run.seed as well
-  data_opts.synthetic_channels = space.in_channels;
-  data_opts.synthetic_image_size = space.image_size;
-  data_opts.synthetic_classes = space.num_classes;
-  data_opts.partition.scheme = cli.scheme;
-  data_opts.partition.alpha = cli.alpha;
-  data_opts.validate();
-  data = sfn::loadDataBundle(data_opts);
-  sfn::Partition partition =
-      sfn::makePartition(data_opts.partition, data.split.train, data.train.labelVector(),
-                         data.train.num_classes, cli.of, cli.seed);
-  return std::move(partition.at(static_cast<std::size_t>(cli.partition)));
+// The client's data: its own samples, or (shard mode) a shard of the run's dataset that
+// is cut once the server's Welcome says how.
+std::unique_ptr<sfn::ClientData> loadClientData(const sfn::ClientConfig& c, spdlog::logger& log) {
+  if (c.shardMode()) {
+    log.info("shard mode: shard {} of {} of the run's dataset (settings from the server)",
+             c.partition, c.of);
+    return std::make_unique<sfn::ShardData>(static_cast<std::uint32_t>(c.partition),
+                                            static_cast<std::uint32_t>(c.of), c.data_path);
+  }
+  sfn::Dataset raw = sfn::loadLocalData(c.data_path, sfn::parseLocalDataFormat(c.data_format));
+  log.info("own data {}: {} samples of {}x{}x{}, labels 0..{}", c.data_path, raw.size(),
+           raw.images.size(1), raw.images.size(2), raw.images.size(3), raw.num_classes - 1);
+  return std::make_unique<sfn::OwnData>(std::move(raw));
 }
 
-// Rejected is an authentication refusal (3); stopping, by signal or by the server's Bye,
-// is a normal end (0).
+// Refused registrations and keys are authentication refusals (3); stopping, by signal or
+// by the server's Bye, is a normal end (0).
 sfn::ExitCode outcomeExitCode(sfn::RunOutcome outcome) {
-  return outcome == sfn::RunOutcome::kRejected ? sfn::ExitCode::kAuthRefused : sfn::ExitCode::kOk;
+  return outcome == sfn::RunOutcome::kRejected || outcome == sfn::RunOutcome::kAuthRefused
+             ? sfn::ExitCode::kAuthRefused
+             : sfn::ExitCode::kOk;
 }
 
-sfn::ExitCode runClient(const CliOptions& cli, const sfn::AppMain& app) {
+sfn::ExitCode runClient(const CliFlags& flags, const sfn::AppMain& app) {
   auto log = app.logger("info");
-  sfn::ClientOptions opts = clientOptionsFrom(cli);
+  const sfn::ClientConfig cfg = sfn::ClientConfig::load(flags.config, flags.all());
+  sfn::ClientOptions opts = clientOptionsFrom(cfg);
   sfn::ClientTransportFactory connect =
-      sfn::zmqClientFactory(transportOptionsFrom(cli), nullptr, log, opts.name);
-
-  sfn::setTorchThreads(cli.threads);
-  const sfn::DesignSpace space = sfn::DesignSpace::preset(cli.preset);
-  sfn::DataBundle data;
-  sfn::IndexList shard = loadShard(cli, space, data);
-  log->info("client {}: {} data, shard {} of {} ({} alpha {}, seed {}): {} samples", opts.name,
-            cli.data, cli.partition, cli.of, cli.scheme, cli.alpha, cli.seed, shard.size());
+      sfn::zmqClientFactory(transportOptionsFrom(cfg), nullptr, log, opts.name);
+  sfn::setTorchThreads(cfg.threads);
+  const std::unique_ptr<sfn::ClientData> data = loadClientData(cfg, *log);
 
   const sfn::StopSignal stop;
-  sfn::ClientRunner runner(opts, space, data.train, std::move(shard), std::move(connect), log);
+  sfn::ClientRunner runner(opts, *data, std::move(connect), log);
   const sfn::RunOutcome outcome = runner.run(stop.flag());
   const sfn::ExitCode code = outcomeExitCode(outcome);
   log->info("client {}: {}; exiting with code {}", opts.name, sfn::toString(outcome),
@@ -258,65 +259,47 @@ CLI::App* addProfileCommand(CLI::App& app, ProfileCli& p) {
   return pf;
 }
 
-// The server connection and the client's identity and timing.
-void addConnectionOptions(CLI::App& app, CliOptions& cli) {
-  app.add_option("--server", cli.server, "server endpoint, e.g. tcp://10.0.0.1:5555");
-  app.add_option("--server-key", cli.server_key, "the server's public key file (server.pub)");
-  app.add_option("--key", cli.key, "this client's key pair file from keygen (client.key)");
-  app.add_flag("--insecure", cli.insecure,
+// Every setting flag is an override of the client config key named in its help.
+void addSettingOptions(CLI::App& app, CliFlags& f) {
+  app.add_option("-c,--config", f.config, "client config (TOML: [client] [server] [data] [timing])")
+      ->check(CLI::ExistingFile);
+  app.add_option("-s,--set", f.overrides, "override a config key: table.key=value (repeatable)");
+  f.flags.reserve(16);  // add_option keeps pointers into the vector: no reallocation
+  const auto add = [&](const std::string& flag, const std::string& key, const std::string& help,
+                       bool number) {
+    f.flags.push_back({key, "", number});
+    CLI::Option* o = app.add_option(flag, f.flags.back().value, help + " (" + key + ")");
+    if (number) o->check(CLI::Number);
+  };
+  const auto str = [&](const std::string& flag, const std::string& key, const std::string& help) {
+    add(flag, key, help, false);
+  };
+  const auto num = [&](const std::string& flag, const std::string& key, const std::string& help) {
+    add(flag, key, help, true);
+  };
+  str("--server", "server.endpoint", "server endpoint, e.g. tcp://10.0.0.1:5555");
+  str("--server-key", "server.server_key", "the server's public key file (server.pub)");
+  str("--key", "server.key", "this client's key pair file from keygen (client.key)");
+  app.add_flag("--insecure", f.insecure,
                "no encryption or authentication (local development only; the server must "
                "run --insecure too)");
-  app.add_option("--name", cli.name, "client name shown in logs (default client-<partition>)");
-  app.add_option("--device-class", cli.device_class,
-                 "device class reported to the server; selects its MACs budget")
-      ->capture_default_str();
-  app.add_option("--heartbeat-s", cli.heartbeat_s, "seconds between heartbeats")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--liveness-s", cli.liveness_s,
-                 "reconnect and re-register after this many seconds without a server message "
-                 "while idle (0 = never)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  app.add_option("--register-timeout-s", cli.register_timeout_s,
-                 "seconds to wait for Welcome/Reject before reconnecting")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--backoff-max-s", cli.backoff_max_s,
-                 "cap of the reconnect delay (starts at 1 s, doubles, +-20% jitter)")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-}
-
-// The local data shard and training.
-void addDataOptions(CLI::App& app, CliOptions& cli) {
-  app.add_option("--preset", cli.preset, "SuperNet design space; must match the server's")
-      ->capture_default_str();
-  app.add_option("--data", cli.data, "local data: fmnist | synthetic")
-      ->check(CLI::IsMember({"fmnist", "synthetic"}))
-      ->capture_default_str();
-  app.add_option("--data-dir", cli.data_dir,
-                 "Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)");
-  app.add_option("--partition", cli.partition, "index of this client's shard, in [0, --of)")
-      ->capture_default_str();
-  app.add_option("--of", cli.of, "number of shards the training split is cut into")
-      ->capture_default_str();
-  app.add_option("--scheme", cli.scheme, "partition scheme: iid | dirichlet | shards")
-      ->check(CLI::IsMember({"iid", "dirichlet", "shards"}))
-      ->capture_default_str();
-  app.add_option("--alpha", cli.alpha, "Dirichlet concentration (smaller = more label skew)")
-      ->capture_default_str();
-  app.add_option("--seed", cli.seed,
-                 "seed of the validation split and the partition; must equal the server's "
-                 "run.seed")
-      ->capture_default_str();
-  app.add_option("--val-fraction", cli.val_fraction,
-                 "fraction of the training set held out for validation (as the server)")
-      ->capture_default_str();
-  app.add_option("--threads", cli.threads, "torch intra-op threads (<= 0 keeps torch's default)")
-      ->capture_default_str();
-  app.add_option("--device", cli.device, "torch device for local training (cpu, cuda:0)")
-      ->capture_default_str();
+  str("--name", "client.name", "client name in logs (default: client-<partition>, or host name)");
+  str("--device-class", "client.device_class", "device class; selects the server's MACs budget");
+  str("--device", "client.device", "torch device for local training (cpu, cuda:0)");
+  num("--threads", "client.threads", "torch intra-op threads (<= 0 keeps torch's default)");
+  app.add_flag("--stay", f.stay,
+               "after the server's last round, reconnect for its next run instead of exiting 0");
+  str("--data", "data.path",
+      "own data: IDX folder, CIFAR-10 .bin file or folder, or a torch.save file of "
+      "{'images', 'labels'}; shard mode: the folder of the run's dataset");
+  str("--data-format", "data.format", "auto | idx | cifar10 | torch");
+  num("--partition", "data.partition", "shard mode: index of this client's shard, in [0, --of)");
+  num("--of", "data.of", "shard mode: number of shards the run's training split is cut into");
+  num("--heartbeat-s", "timing.heartbeat_s", "seconds between heartbeats");
+  num("--liveness-s", "timing.liveness_s",
+      "reconnect after this many silent seconds while idle (0 = never)");
+  num("--register-timeout-s", "timing.register_timeout_s", "seconds to wait for Welcome/Reject");
+  num("--backoff-max-s", "timing.backoff_max_s", "cap of the reconnect delay (doubles from 1 s)");
 }
 
 }  // namespace
@@ -326,10 +309,13 @@ int main(int argc, char** argv) {
       "sfn-client",
       "sfn-client: SuperFedNAS federated client. Registers with sfn-server over ZeroMQ "
       "(CURVE-encrypted and authenticated unless --insecure), trains the SubNets it is "
-      "assigned on its local data shard and reports the updates. Reconnects with backoff "
-      "and re-registers when the server restarts. SIGINT/SIGTERM: say Bye and exit 0.\n"
-      "Exit codes: 0 stopped, 1 runtime error, 2 usage or configuration error, 3 registration "
-      "rejected by the server, 4 data or integrity error.");
+      "assigned on its own data (--data) or on a shard of the run's dataset (--partition, "
+      "--of) and reports the updates. The run's settings come from the server. Reconnects "
+      "with backoff and re-registers when the server restarts. SIGINT/SIGTERM: say Bye and "
+      "exit 0.\n"
+      "Exit codes: 0 stopped or the server's run finished, 1 runtime error, 2 usage or "
+      "configuration error, 3 refused by the server (key not on its allowlist, or data that "
+      "does not fit the run), 4 data or integrity error.");
   CLI::App& cli_app = app.cli();
   cli_app.require_subcommand(0, 1);
   auto* kg = cli_app.add_subcommand("keygen", "write a client CURVE key pair (never overwrites)");
@@ -338,15 +324,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   ProfileCli pcli;
   CLI::App* pf = addProfileCommand(cli_app, pcli);
-  CliOptions cli;
-  addConnectionOptions(cli_app, cli);
-  addDataOptions(cli_app, cli);
+  CliFlags flags;
+  addSettingOptions(cli_app, flags);
 
   return app.run(argc, argv, [&] {
     if (kg->parsed())
       return sfn::runKeygen(kg_out, "client", sfn::KeyType::kCurve,
                             "add it to the server's allowlist");
     if (pf->parsed()) return profile(pcli);
-    return runClient(cli, app);
+    return runClient(flags, app);
   });
 }

@@ -67,6 +67,10 @@ std::string_view toString(RunOutcome outcome) {
       return "rejected";
     case RunOutcome::kServerBye:
       return "server_bye";
+    case RunOutcome::kFinished:
+      return "finished";
+    case RunOutcome::kAuthRefused:
+      return "auth_refused";
   }
   return "unknown";
 }
@@ -92,14 +96,15 @@ void ClientOptions::validate() const {
 
 // How one connection ended.
 struct ClientRunner::SessionEnd {
-  enum class Kind { kStopped, kRejected, kLost } kind = Kind::kLost;
+  enum class Kind { kStopped, kRejected, kAuthRefused, kFinished, kLost } kind = Kind::kLost;
   bool was_registered = false;  // a Welcome arrived on this connection (resets the backoff)
   bool server_bye = false;      // lost because the server said Bye
   std::string reason;
 };
 
 // The state of one connection. The training worker never touches it: it only reads what
-// its job owns plus space_, data_ and indices_ (through context_), which outlive it.
+// its job owns plus settings_ and data_ (through context_), which no Welcome changes while
+// a task runs (tasks are abandoned before registering again).
 struct ClientRunner::Session {
   std::unique_ptr<ClientTransport> transport;
   std::optional<RunningTask> running;
@@ -107,21 +112,16 @@ struct ClientRunner::Session {
   Steady::time_point next_heartbeat;
 };
 
-ClientRunner::ClientRunner(ClientOptions options, const DesignSpace& space, const Dataset& data,
-                           IndexList local_indices, ClientTransportFactory connect,
+ClientRunner::ClientRunner(ClientOptions options, ClientData& data, ClientTransportFactory connect,
                            std::shared_ptr<spdlog::logger> log)
     : options_(std::move(options)),
-      space_(space),
       data_(data),
-      indices_(std::move(local_indices)),
       connect_(std::move(connect)),
-      log_(std::move(log)),
-      context_{space_, data_, indices_, options_.device, options_.compute_clock} {
+      log_(std::move(log)) {
   SFN_ENFORCE(log_ != nullptr, ConfigError, "ClientRunner needs a logger");
   SFN_ENFORCE(connect_ != nullptr, ConfigError, "client ", options_.name,
               ": ClientRunner needs a transport factory");
   options_.validate();
-  if (indices_.empty()) SFN_THROW(ConfigError, "client ", options_.name, " has no local samples");
   if (options_.cores == 0) options_.cores = std::max(1u, std::thread::hardware_concurrency());
   if (options_.memory_bytes == 0) options_.memory_bytes = physicalMemoryBytes();
 }
@@ -156,21 +156,29 @@ bool ClientRunner::sendMessage(ClientTransport& transport, const Message& messag
 ClientRunner::RegisterOutcome ClientRunner::registerWith(ClientTransport& transport,
                                                          const std::atomic<bool>& stop) {
   setState(ClientState::kRegistering);
+  const DataClaim claim = data_.claim();
   RegisterMsg reg;
   reg.client_name = options_.name;
   reg.device_class = options_.device_class;
   reg.cores = options_.cores;
   reg.memory_bytes = options_.memory_bytes;
-  reg.samples = indices_.size();
+  reg.samples = claim.samples;
+  reg.data = claim.data;
+  reg.shard = claim.shard;
   // Before the connection is up the message waits in ZeroMQ's queue; a full queue means
   // the server is unreachable, which the timeout below turns into a reconnect.
   (void)sendMessage(transport, reg);
-  log_->info("client {}: registering with {} ({} samples, device class {})", options_.name,
-             options_.server, reg.samples, reg.device_class);
+  if (reg.shard)
+    log_->info("client {}: registering with {} (shard {} of {}, device class {})", options_.name,
+               options_.server, reg.shard->index, reg.shard->count, reg.device_class);
+  else
+    log_->info("client {}: registering with {} ({} samples, device class {})", options_.name,
+               options_.server, reg.samples, reg.device_class);
 
   const auto deadline = Steady::now() + options_.register_timeout;
   while (!stop.load()) {
     const auto now = Steady::now();
+    if (transport.authenticationRefused()) return RegisterOutcome::kAuthRefused;
     if (now >= deadline) return RegisterOutcome::kTimeout;
     const auto wait = std::min<Steady::duration>(deadline - now, options_.poll_interval);
     std::optional<BytesPtr> bytes = transport.recv(std::chrono::ceil<milliseconds>(wait));
@@ -182,8 +190,7 @@ ClientRunner::RegisterOutcome ClientRunner::registerWith(ClientTransport& transp
       continue;
     }
     if (auto* welcome = std::get_if<WelcomeMsg>(&decoded.message())) {
-      log_->info("client {}: registered with server '{}' as client id {}", options_.name,
-                 welcome->server_name, welcome->client_id);
+      joinRun(*welcome);
       return RegisterOutcome::kWelcome;
     }
     if (auto* reject = std::get_if<RejectMsg>(&decoded.message())) {
@@ -205,6 +212,20 @@ ClientRunner::RegisterOutcome ClientRunner::registerWith(ClientTransport& transp
   return RegisterOutcome::kStopped;
 }
 
+void ClientRunner::joinRun(const WelcomeMsg& welcome) {
+  context_.reset();
+  settings_ = RunSettings::fromWelcome(welcome);
+  data_.prepare(*settings_);
+  context_.emplace(ClientContext{settings_->space, data_.dataset(), data_.indices(),
+                                 options_.device, options_.compute_clock});
+  log_->info(
+      "client {}: registered with server '{}' as client id {}: run '{}', SuperNet '{}' "
+      "({}x{}x{}, {} classes), training on {} samples",
+      options_.name, welcome.server_name, welcome.client_id, settings_->run_id,
+      settings_->space.name, settings_->space.in_channels, settings_->space.image_size,
+      settings_->space.image_size, settings_->space.num_classes, data_.indices().size());
+}
+
 ClientRunner::SessionEnd ClientRunner::runSession(const std::atomic<bool>& stop,
                                                   std::uint64_t& heartbeat_seq) {
   using Kind = SessionEnd::Kind;
@@ -220,6 +241,8 @@ ClientRunner::SessionEnd ClientRunner::runSession(const std::atomic<bool>& stop,
       break;
     case RegisterOutcome::kRejected:
       return {.kind = Kind::kRejected, .reason = "registration rejected"};
+    case RegisterOutcome::kAuthRefused:
+      return {.kind = Kind::kAuthRefused, .reason = "key refused"};
     case RegisterOutcome::kTimeout:
       return {.kind = Kind::kLost,
               .reason = "no answer to Register within " +
@@ -325,21 +348,21 @@ void ClientRunner::startTask(Session& session, TrainTaskMsg&& msg) {
   const std::string subnet = msg.subnet;
   std::optional<TrainTask> task;
   try {
-    task = TrainTask::accept(std::move(msg), space_, options_.device);
+    task = TrainTask::accept(std::move(msg), settings_->space, options_.device);
   } catch (const ConfigError& e) {
     log_->error("client {}: bad task ({}); skipped", options_.name, e.what());
     return;
   }
   log_->info("client {}: round {} task {}: training {} for {} epoch(s) on {} samples",
              options_.name, task->round, task->task_id, subnet, task->options.epochs,
-             indices_.size());
+             data_.indices().size());
   RunningTask rt;
   rt.round = task->round;
   rt.task_id = task->task_id;
   rt.deadline = session.last_heard + milliseconds(task->deadline_ms);
   // The task's tensors are views into the received message: moving them into the job keeps
   // the message alive exactly until the job is done.
-  auto job = [this, task = std::move(*task)]() { return runTrainTask(task, context_); };
+  auto job = [this, task = std::move(*task)]() { return runTrainTask(task, *context_); };
   rt.result = options_.train_executor ? options_.train_executor(std::move(job))
                                       : std::async(std::launch::async, std::move(job));
   session.running = std::move(rt);
@@ -360,10 +383,13 @@ std::optional<ClientRunner::SessionEnd> ClientRunner::handleMessage(Session& ses
   if (auto* task = std::get_if<TrainTaskMsg>(&msg)) {
     startTask(session, std::move(*task));
   } else if (auto* bye = std::get_if<ByeMsg>(&msg)) {
-    log_->info("client {}: server said Bye: {}", options_.name, bye->reason);
+    log_->info("client {}: server said Bye ({}): {}", options_.name, toString(bye->code),
+               bye->reason);
     abandonTask(session, "server said Bye");
-    return SessionEnd{
-        .kind = Kind::kLost, .server_bye = true, .reason = "server said Bye (" + bye->reason + ")"};
+    const bool finished = bye->code == ByeCode::kFinished && !options_.stay;
+    return SessionEnd{.kind = finished ? Kind::kFinished : Kind::kLost,
+                      .server_bye = true,
+                      .reason = "server said Bye (" + bye->reason + ")"};
   } else if (auto* reject = std::get_if<RejectMsg>(&msg)) {
     if (reject->code != RejectCode::kNotRegistered) {
       log_->warn("client {}: unexpected Reject {} ({}) while registered; ignored", options_.name,
@@ -381,6 +407,8 @@ std::optional<ClientRunner::SessionEnd> ClientRunner::handleMessage(Session& ses
         break;
       case RegisterOutcome::kRejected:
         return SessionEnd{.kind = Kind::kRejected, .reason = "registration rejected"};
+      case RegisterOutcome::kAuthRefused:
+        return SessionEnd{.kind = Kind::kAuthRefused, .reason = "key refused"};
       case RegisterOutcome::kTimeout:
         return SessionEnd{.kind = Kind::kLost, .reason = "no answer to Register"};
       case RegisterOutcome::kStopped:
@@ -407,6 +435,17 @@ RunOutcome ClientRunner::run(const std::atomic<bool>& stop) {
     if (end.kind == SessionEnd::Kind::kRejected) {
       setState(ClientState::kStopping);
       return RunOutcome::kRejected;
+    }
+    if (end.kind == SessionEnd::Kind::kAuthRefused) {
+      setState(ClientState::kStopping);
+      log_->error("client {}: refused by the server: this client's key is not on its allowlist",
+                  options_.name);
+      return RunOutcome::kAuthRefused;
+    }
+    if (end.kind == SessionEnd::Kind::kFinished) {
+      setState(ClientState::kStopping);
+      log_->info("client {}: the server finished its run; exiting", options_.name);
+      return RunOutcome::kFinished;
     }
     if (end.server_bye && options_.stop_on_server_bye) {
       setState(ClientState::kStopping);

@@ -65,6 +65,8 @@ Coordinator::Coordinator(CoordinatorOptions options, SuperNet supernet, ServerTr
       clock_(clock),
       evaluator_(evaluator),
       log_(logger ? std::move(logger) : spdlog::default_logger()),
+      admission_(supernet_.space(), options_.server_name, options_.run_id,
+                 options_.max_samples_per_client),
       assigner_(supernet_.space(), options_.policy, options_.seed,
                 fixedSubNet(options_, supernet_.space())),
       accumulator_(superNetSpec(supernet_.space())),
@@ -150,17 +152,18 @@ bool Coordinator::handle(const Received& received) {
 }
 
 void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
-  if (msg.samples == 0 || msg.samples > options_.max_samples_per_client) {
-    log_->warn("client {} ({}) refused: sample count {} out of range", msg.client_name, peer,
-               msg.samples);
-    send(peer, RejectMsg{RejectCode::kSampleCountOutOfRange, "sample count out of range"});
+  auto decision = admission_.admit(msg);
+  if (const auto* refused = std::get_if<RejectMsg>(&decision)) {
+    log_->warn("client {} ({}) refused: {}", msg.client_name, peer, refused->reason);
+    send(peer, *refused);
     return;
   }
+  Admitted& admitted = std::get<Admitted>(decision);
   ClientInfo info;
   info.name = msg.client_name;
   info.device_class = msg.device_class;
   info.cores = msg.cores;
-  info.samples = msg.samples;
+  info.samples = admitted.samples;
   auto it = options_.device_macs_budget.find(msg.device_class);
   info.macs_budget = it == options_.device_macs_budget.end() ? 0 : it->second;
   const ClientInfo* stored = registry_.upsert(peer, std::move(info), clock_.now());
@@ -171,7 +174,8 @@ void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
   }
   log_->debug("client {} ({}, {}) registered as {}", stored->name, peer, stored->device_class,
               stored->id);
-  send(peer, WelcomeMsg{stored->id, options_.server_name, kProtocolVersion});
+  admitted.welcome.client_id = stored->id;
+  send(peer, admitted.welcome);
 }
 
 void Coordinator::rejectTask(const PeerId& peer, RejectReason reason, const std::string& why,
@@ -564,9 +568,9 @@ void Coordinator::restore(const CoordinatorSnapshot& snap) {
   bound_.restore(changes);
 }
 
-void Coordinator::sayGoodbye(const std::string& reason) {
+void Coordinator::sayGoodbye(ByeCode code, const std::string& reason) {
   for (const ClientInfo* c : registry_.available(clock_.now(), options_.liveness_s))
-    send(c->peer, ByeMsg{reason});
+    send(c->peer, ByeMsg{reason, code});
 }
 
 }  // namespace sfn

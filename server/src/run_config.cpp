@@ -172,6 +172,7 @@ RunConfig readConfig(TomlReader root, const std::vector<std::string>& overrides)
   readRobust(root.table("robust"), co.robust);
   co.train.device = c.device;
   co.seed = c.seed;
+  co.run_id = c.name;
   c.data.split_seed = c.data.split_seed ? c.data.split_seed : c.seed;
   c.validate();
   return c;

@@ -16,6 +16,7 @@
 #include "sfn/server/run_config.h"
 #include "sfn/server/run_recorder.h"
 #include "sfn/server/run_summary.h"
+#include "sfn/server/shard_catalog.h"
 #include "sfn/train/evaluator.h"
 #include "sfn/train/local_trainer.h"
 
@@ -136,6 +137,8 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *transport, clock,
                          &val_eval, log);
   coord.setHealthProbe(sfn::HealthProbe::validation(data, cfg.coordinator.robust.probe_samples));
+  coord.setShardService(
+      sfn::ShardCatalog::service(std::make_shared<sfn::ShardCatalog>(cfg.data, data, cfg.seed)));
   resumeIfAsked(a.resume, recorder, coord, *log);
   recorder.writeConfig(sfn::readTextFile(a.config_path, "config file"), overrides);
 
@@ -146,7 +149,8 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   const bool stopped = result.end == sfn::FederationEnd::kStopped;
   log->info("{}; checkpoint {}", stopped ? "stopped by signal" : "training finished",
             result.checkpoint);
-  coord.sayGoodbye(stopped ? "server stopping" : "training finished");
+  coord.sayGoodbye(stopped ? sfn::ByeCode::kStopping : sfn::ByeCode::kFinished,
+                   stopped ? "server stopping" : "training finished");
   if (!stopped)
     sfn::finishRun(coord, data, cfg.evalOptions(cfg.torch_threads), val_eval, recorder,
                    result.checkpoint,

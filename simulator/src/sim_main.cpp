@@ -208,7 +208,7 @@ sfn::ExitCode runConnect(const sfn::AppMain& app, const SimArgs& a, const sfn::S
   log->info("{} shards ({} partition, seed {}) of {} training samples", shards.size(),
             cfg.data.partition.scheme, cfg.seed, data.split.train.size());
 
-  sfn::ZmqFleet fleet(std::move(fo), cfg.space, data.train, shards, deviceProfiles(cfg), log,
+  sfn::ZmqFleet fleet(std::move(fo), data.train, shards, deviceProfiles(cfg), log,
                       client_log);
   const bool tty = isatty(STDERR_FILENO) && !a.quiet;
   const sfn::ZmqFleetReport report = fleet.run(stop.flag(), statusPrinter(co, log, tty));

@@ -1,5 +1,6 @@
 #include "sfn/simulator/virtual_fleet.h"
 
+#include "sfn/client/client_data.h"
 #include "sfn/client/train_task.h"
 #include "sfn/core/error.h"
 #include "sfn/core/rng.h"
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <span>
 
 namespace sfn {
 
@@ -176,6 +178,8 @@ std::optional<Received> VirtualFleet::recv(std::chrono::milliseconds timeout) {
     reg.device_class = profiles_[clients_[c].profile].name;
     reg.cores = static_cast<std::uint32_t>(options_.torch_threads);
     reg.samples = clients_[c].count;
+    reg.data = describeData(data_, std::span<const std::int64_t>(
+                                       indices_.data() + clients_[c].offset, clients_[c].count));
     return Received{peerName(c), encode(reg)};
   }
   for (; unposted_ > 0; --unposted_) boost::asio::post(*pool_, [this]() { runNextTask(); });

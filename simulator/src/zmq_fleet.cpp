@@ -26,9 +26,9 @@ void ZmqFleetOptions::validate(std::size_t clients) const {
   }
 }
 
-ZmqFleet::ZmqFleet(ZmqFleetOptions options, const DesignSpace& space, const Dataset& data,
-                   const Partition& shards, const std::vector<DeviceProfile>& profiles,
-                   std::shared_ptr<spdlog::logger> log, std::shared_ptr<spdlog::logger> client_log)
+ZmqFleet::ZmqFleet(ZmqFleetOptions options, const Dataset& data, const Partition& shards,
+                   const std::vector<DeviceProfile>& profiles, std::shared_ptr<spdlog::logger> log,
+                   std::shared_ptr<spdlog::logger> client_log)
     : options_(std::move(options)), log_(std::move(log)) {
   SFN_ENFORCE(log_ != nullptr && client_log != nullptr, ConfigError, "ZmqFleet needs loggers");
   options_.validate(shards.size());
@@ -36,13 +36,15 @@ ZmqFleet::ZmqFleet(ZmqFleetOptions options, const DesignSpace& space, const Data
   pool_ = std::make_unique<boost::asio::thread_pool>(static_cast<std::size_t>(options_.workers));
   const std::vector<DeviceProfile> classes =
       profiles.empty() ? std::vector<DeviceProfile>{DeviceProfile{}} : profiles;
+  data_.reserve(shards.size());
   runners_.reserve(shards.size());
   device_class_.reserve(shards.size());
   for (std::size_t i = 0; i < shards.size(); ++i) {
     ClientOptions co = clientOptions(i, classes);
     ClientTransportFactory connect = transportFactory(i, co.name, client_log);
     device_class_.push_back(co.device_class);
-    runners_.push_back(std::make_unique<ClientRunner>(std::move(co), space, data, shards[i],
+    data_.push_back(std::make_unique<PreparedData>(data, shards[i]));
+    runners_.push_back(std::make_unique<ClientRunner>(std::move(co), *data_.back(),
                                                       std::move(connect), client_log));
   }
   outcomes_.assign(runners_.size(), std::nullopt);
@@ -179,9 +181,11 @@ void ZmqFleet::countOutcomes(ZmqFleetReport& report) const {
     if (!outcomes_[i]) continue;  // the runner failed locally; run() rethrows it
     switch (*outcomes_[i]) {
       case RunOutcome::kServerBye:
+      case RunOutcome::kFinished:
         ++report.ended_by_server_bye;
         break;
       case RunOutcome::kRejected:
+      case RunOutcome::kAuthRefused:
         ++report.rejected;
         break;
       case RunOutcome::kStopped:

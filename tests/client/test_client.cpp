@@ -3,7 +3,11 @@
 // one test also runs over real ZeroMQ with CURVE on tcp loopback, for what only that backend
 // has: the CURVE identity the server sees, the socket factory, and the Bye that the socket's
 // linger must flush when the session ends.
+#include "sfn/client/client_config.h"
 #include "sfn/client/client_runner.h"
+#include "sfn/client/own_data.h"
+#include "sfn/client/prepared_data.h"
+#include "sfn/client/shard_data.h"
 #include "sfn/client/train_task.h"
 #include "sfn/client/zmq_client_factory.h"
 #include "sfn/core/error.h"
@@ -89,20 +93,38 @@ TestNetwork zmqNetwork() {
   return t;
 }
 
+// The Welcome of a run of `space` (what the Coordinator's ClientAdmission sends).
+sfn::WelcomeMsg welcome(std::uint64_t id, const sfn::DesignSpace& space) {
+  sfn::WelcomeMsg w;
+  w.client_id = id;
+  w.server_name = "test-server";
+  w.run_id = "test-run";
+  w.design_space = space.toToml();
+  return w;
+}
+
+sfn::IndexList allOf(const sfn::Dataset& data) {
+  sfn::IndexList indices(static_cast<std::size_t>(data.size()));
+  std::iota(indices.begin(), indices.end(), 0);
+  return indices;
+}
+
 // The server side of the test, plus a runner on its own thread.
 struct Harness {
   sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
   sfn::Dataset data =
       sfn::makeSyntheticDataset(48, space.in_channels, space.image_size, space.num_classes, 7);
+  sfn::PreparedData prepared{data, allOf(data)};
   TestNetwork net;
   std::atomic<bool> stop{false};
   std::optional<sfn::RunOutcome> outcome;
   std::unique_ptr<sfn::ClientRunner> runner;
   std::thread thread;
 
-  explicit Harness(Backend backend = Backend::kInproc)
+  explicit Harness(Backend backend = Backend::kInproc, bool stay = false)
       : net(backend == Backend::kZmq ? zmqNetwork() : inprocNetwork()) {
     sfn::ClientOptions co;
+    co.stay = stay;
     co.name = kClientName;
     co.device_class = "phone";
     co.cores = 2;
@@ -113,10 +135,7 @@ struct Harness {
     co.backoff_initial = 50ms;
     co.backoff_max = 200ms;
     co.jitter_seed = 1;
-    sfn::IndexList indices(static_cast<std::size_t>(data.size()));
-    std::iota(indices.begin(), indices.end(), 0);
-    runner =
-        std::make_unique<sfn::ClientRunner>(co, space, data, indices, net.connect, testLogger());
+    runner = std::make_unique<sfn::ClientRunner>(co, prepared, net.connect, testLogger());
     thread = std::thread([this] { outcome = runner->run(stop); });
   }
   ~Harness() {
@@ -204,7 +223,13 @@ void registerAndTrainOnce(Backend backend) {
   CHECK(reg.device_class == "phone");
   CHECK(reg.cores == 2);
   CHECK(reg.samples == 48);
-  h.send(sfn::WelcomeMsg{42, "test-server", sfn::kProtocolVersion});
+  REQUIRE(reg.data.has_value());
+  CHECK(*reg.data == sfn::describeData(h.data, allOf(h.data)));
+  CHECK(reg.data->channels == 1);
+  CHECK(reg.data->height == 8);
+  CHECK(reg.data->max_label == 3);
+  CHECK_FALSE(reg.shard.has_value());
+  h.send(welcome(42, h.space));
 
   h.send(minNetTask(h.space, 3, 11));
   const sfn::UpdateMsg update = h.expect<sfn::UpdateMsg>(kTrainWait);
@@ -283,6 +308,8 @@ TEST_CASE("client: run outcomes have names") {
   CHECK(sfn::toString(sfn::RunOutcome::kStopped) == "stopped");
   CHECK(sfn::toString(sfn::RunOutcome::kRejected) == "rejected");
   CHECK(sfn::toString(sfn::RunOutcome::kServerBye) == "server_bye");
+  CHECK(sfn::toString(sfn::RunOutcome::kFinished) == "finished");
+  CHECK(sfn::toString(sfn::RunOutcome::kAuthRefused) == "auth_refused");
 }
 
 // --- the runner --------------------------------------------------------------------------
@@ -305,7 +332,7 @@ TEST_CASE("client: a rejected registration ends run() with kRejected") {
 TEST_CASE("client: re-registers after the server forgets it and reconnects after a Bye") {
   Harness h;
   (void)h.expect<sfn::RegisterMsg>();
-  h.send(sfn::WelcomeMsg{1, "test-server", sfn::kProtocolVersion});
+  h.send(welcome(1, h.space));
 
   // A Reject the client does not expect while registered (not kNotRegistered) is ignored:
   // it answers the next task instead of registering again (expect() fails on a Register).
@@ -319,12 +346,12 @@ TEST_CASE("client: re-registers after the server forgets it and reconnects after
   h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "who are you"});
   h.send(sfn::RejectMsg{sfn::RejectCode::kNotRegistered, "who are you"});
   (void)h.expect<sfn::RegisterMsg>();
-  h.send(sfn::WelcomeMsg{2, "test-server", sfn::kProtocolVersion});
+  h.send(welcome(2, h.space));
 
   // Bye from the server: the client backs off, reconnects on a new transport and registers.
-  h.send(sfn::ByeMsg{"server restarting"});
+  h.send(sfn::ByeMsg{"server restarting", sfn::ByeCode::kStopping});
   (void)h.expect<sfn::RegisterMsg>();
-  h.send(sfn::WelcomeMsg{3, "test-server", sfn::kProtocolVersion});
+  h.send(welcome(3, h.space));
 
   // Still fully working on the new connection.
   h.send(minNetTask(h.space, 5, 1));
@@ -343,7 +370,8 @@ TEST_CASE("client: with stop_on_server_bye, a Bye from the server ends run() wit
   co.name = kClientName;
   co.poll_interval = 20ms;
   co.stop_on_server_bye = true;
-  sfn::ClientRunner runner(co, space, data, {0, 1, 2}, net.connect, testLogger());
+  sfn::PreparedData prepared(data, {0, 1, 2});
+  sfn::ClientRunner runner(co, prepared, net.connect, testLogger());
   std::atomic<bool> stop{false};
   std::optional<sfn::RunOutcome> outcome;
   std::thread t([&] { outcome = runner.run(stop); });
@@ -352,9 +380,9 @@ TEST_CASE("client: with stop_on_server_bye, a Bye from the server ends run() wit
        !r && std::chrono::steady_clock::now() < deadline;)
     r = net.server->recv(50ms);
   REQUIRE(r.has_value());  // the Register
-  REQUIRE(
-      net.server->send(kClientName, sfn::encode(sfn::WelcomeMsg{1, "s", sfn::kProtocolVersion})));
-  REQUIRE(net.server->send(kClientName, sfn::encode(sfn::ByeMsg{"training finished"})));
+  REQUIRE(net.server->send(kClientName, sfn::encode(welcome(1, space))));
+  REQUIRE(net.server->send(kClientName,
+                           sfn::encode(sfn::ByeMsg{"server stopping", sfn::ByeCode::kStopping})));
   t.join();
   REQUIRE(outcome.has_value());
   CHECK(*outcome == sfn::RunOutcome::kServerBye);
@@ -363,7 +391,7 @@ TEST_CASE("client: with stop_on_server_bye, a Bye from the server ends run() wit
 TEST_CASE("client: a task it cannot accept is skipped and the next task is still trained") {
   Harness h;
   (void)h.expect<sfn::RegisterMsg>();
-  h.send(sfn::WelcomeMsg{7, "test-server", sfn::kProtocolVersion});
+  h.send(welcome(7, h.space));
 
   sfn::TrainTaskMsg bad = minNetTask(h.space, 1, 1);
   bad.subnet = "d=9-9-9-9;e=nonsense";  // not a SubNet of this design space
@@ -384,4 +412,108 @@ TEST_CASE("client: a task it cannot accept is skipped and the next task is still
   // Read after run() returned: the counter moves just after the send, so the server may see
   // the Update first.
   CHECK(h.runner->updatesSent() == 1);
+}
+
+TEST_CASE("client: the server's Bye(finished) ends run() with kFinished; --stay reconnects") {
+  {
+    Harness h;
+    (void)h.expect<sfn::RegisterMsg>();
+    h.send(welcome(1, h.space));
+    h.send(sfn::ByeMsg{"training finished", sfn::ByeCode::kFinished});
+    CHECK(h.join() == sfn::RunOutcome::kFinished);
+  }
+  Harness stays(Backend::kInproc, /*stay=*/true);
+  (void)stays.expect<sfn::RegisterMsg>();
+  stays.send(welcome(1, stays.space));
+  stays.send(sfn::ByeMsg{"training finished", sfn::ByeCode::kFinished});
+  (void)stays.expect<sfn::RegisterMsg>();  // back for the server's next run
+  stays.send(welcome(2, stays.space));
+  stays.stop = true;
+  (void)stays.expect<sfn::ByeMsg>();
+  CHECK(stays.join() == sfn::RunOutcome::kStopped);
+}
+
+TEST_CASE("client data: own samples are normalised with the statistics of the Welcome") {
+  sfn::Dataset raw = sfn::makeSyntheticDataset(6, 1, 8, 4, 3);
+  raw.images = raw.images.sigmoid();  // pixel values in [0, 1], as loadLocalData gives
+  const at::Tensor pixels = raw.images.clone();
+  sfn::OwnData own(raw);
+  const sfn::DataClaim claim = own.claim();
+  CHECK(claim.samples == 6);
+  REQUIRE(claim.data.has_value());
+  CHECK(claim.data->max_label == raw.labels.max().item<std::int64_t>());
+
+  sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
+  space.norm_mean = {0.5};
+  space.norm_std = {0.25};
+  sfn::RunSettings settings = sfn::RunSettings::fromWelcome(welcome(1, space));
+  CHECK(settings.run_id == "test-run");
+  CHECK(settings.space.norm_std == std::vector<double>{0.25});
+  own.prepare(settings);
+  CHECK(at::allclose(own.dataset().images, (pixels - 0.5) / 0.25));
+  CHECK(own.indices().size() == 6);
+
+  // Another run's SuperNet takes 28x28 images: nothing is trained on 8x8 ones.
+  settings.space = sfn::DesignSpace::preset("fmnist");
+  CHECK_THROWS_WITH_AS(own.prepare(settings), doctest::Contains("1x8x8"), sfn::DataError);
+  // A Welcome without a design space (an older server) is a protocol error.
+  CHECK_THROWS_AS(sfn::RunSettings::fromWelcome(sfn::WelcomeMsg{}), sfn::ProtocolError);
+}
+
+TEST_CASE("client data: a shard is cut with the Welcome's settings and checked against its size") {
+  sfn::ShardData shard(2, 5, "");
+  const sfn::DataClaim claim = shard.claim();
+  CHECK(claim.samples == 0);
+  CHECK_FALSE(claim.data.has_value());
+  REQUIRE(claim.shard.has_value());
+  CHECK(claim.shard->index == 2);
+  CHECK(claim.shard->count == 5);
+  CHECK_THROWS_AS(sfn::ShardData(5, 5, ""), sfn::ConfigError);
+
+  const sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
+  sfn::ShardSettings s;
+  s.dataset = sfn::DatasetKind::kSynthetic;
+  s.seed = 4;
+  s.split_seed = 4;
+  s.val_fraction = 0.1;
+  s.scheme = sfn::PartitionScheme::kIid;
+  s.synthetic_train = 200;
+  s.synthetic_test = 20;
+  s.samples = 36;  // 180 training samples (200 minus 10 %) in 5 equal IID shards
+  sfn::RunSettings settings{"run", space, s};
+  shard.prepare(settings);
+  CHECK(shard.indices().size() == 36);
+  for (std::int64_t i : shard.indices()) CHECK(i < 200);
+
+  settings.shard->samples = 37;  // the server's copy of the data differs
+  sfn::ShardData other(2, 5, "");
+  CHECK_THROWS_WITH_AS(other.prepare(settings), doctest::Contains("differs"), sfn::DataError);
+  settings.shard.reset();
+  CHECK_THROWS_AS(other.prepare(settings), sfn::DataError);
+}
+
+TEST_CASE("client config: a TOML file with flags as overrides, and errors that name the key") {
+  const auto load = [](std::vector<std::string> o) { return sfn::ClientConfig::load("", o); };
+  const sfn::ClientConfig c = load({"server.endpoint=\"tcp://h:5555\"", "server.insecure=true",
+                                    "data.path=\"/d\"", "client.threads=3"});
+  CHECK(c.endpoint == "tcp://h:5555");
+  CHECK(c.data_path == "/d");
+  CHECK(c.threads == 3);
+  CHECK_FALSE(c.shardMode());
+  CHECK(load({"server.endpoint=\"e\"", "server.insecure=true", "data.partition=1", "data.of=4"})
+            .shardMode());
+  CHECK_THROWS_WITH_AS(load({"server.endpoint=\"e\"", "server.insecure=true"}),
+                       doctest::Contains("--data PATH"), sfn::ConfigError);
+  CHECK_THROWS_WITH_AS(load({"server.insecure=true", "data.path=\"/d\""}),
+                       doctest::Contains("--server"), sfn::ConfigError);
+  CHECK_THROWS_WITH_AS(load({"server.endpoint=\"e\"", "data.path=\"/d\""}),
+                       doctest::Contains("--key"), sfn::ConfigError);
+  CHECK_THROWS_WITH_AS(
+      load({"server.endpoint=\"e\"", "server.insecure=true", "data.partition=4", "data.of=4"}),
+      doctest::Contains("data.partition"), sfn::ConfigError);
+  CHECK_THROWS_WITH_AS(load({"server.endpoint=\"e\"", "server.insecure=true", "data.path=\"/d\"",
+                             "data.format=\"png\""}),
+                       doctest::Contains("data.format"), sfn::ConfigError);
+  CHECK_THROWS_WITH_AS(load({"client.nmae=\"x\""}), doctest::Contains("nmae"), sfn::ConfigError);
+  CHECK_THROWS_WITH_AS(load({"seed.value=1"}), doctest::Contains("[seed]"), sfn::ConfigError);
 }

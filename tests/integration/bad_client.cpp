@@ -66,6 +66,7 @@ class BadClient {
     reg.cores = 1;
     reg.memory_bytes = 1 << 30;
     reg.samples = options_.samples;
+    reg.data = sfn::DataInfo{1, 28, 28, 9};  // Fashion-MNIST, as the integration runs use
     send(sfn::encode(reg), "Register");
     (void)next<sfn::WelcomeMsg>();
     std::cout << "bad-client: registered" << std::endl;

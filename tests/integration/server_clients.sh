@@ -9,8 +9,8 @@
 #   2. the server is killed (-9) after round 2 and restarted with --resume: it loads a
 #      checkpoint byte-identical to the one last written (SHA-256), continues at the next
 #      round, and the clients reconnect and re-register by themselves;
-#   4a. a client whose key is not on the allowlist is refused by the ZAP handler and never
-#      reaches the Coordinator. (4b, no ZAP handler -> connections fail, is a doctest in
+#   4a. a client whose key is not on the allowlist is refused by the ZAP handler, never
+#      reaches the Coordinator, and exits 3 saying so. (4b, no ZAP handler -> connections fail, is a doctest in
 #      tests/common/test_transport.cpp: it needs a server socket sfn-server never makes.)
 # dropout (item 3)
 #   4 clients, quorum 2, short deadline: one client is killed -9 mid-round, another is
@@ -125,13 +125,13 @@ endpoint_of() {
   cat "$1/run/endpoint"
 }
 # start_client DIR NAME ENDPOINT [ARGS...]: sfn-client with key NAME, shard NAME's index of
-# $SHARDS (default 100; Dirichlet alpha 1, seed 5 = run.seed of integration.toml), one torch
-# thread.
+# $SHARDS (default 100), one torch thread. The shard's settings (Dirichlet alpha 1, seed 5 =
+# run.seed of integration.toml) come from the server's Welcome.
 start_client() {
   local dir=$1 name=$2 ep=$3
   shift 3
   "$CLIENT" --server "$ep" --server-key "$WORK/keys/server.pub" --key "$WORK/keys/$name/client.key" \
-    --name "$name" --partition "${name#c}" --of "${SHARDS:-100}" --alpha 1 --seed 5 --threads 1 \
+    --name "$name" --partition "${name#c}" --of "${SHARDS:-100}" --threads 1 \
     --heartbeat-s 1 --backoff-max-s 2 "$@" >> "$dir/$name.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
@@ -153,6 +153,7 @@ federation() {
     pids+=("$LAST_PID")
   done
   start_client "$D" c4 "$ep" --register-timeout-s 2 # not on the allowlist
+  local c4_pid=$LAST_PID
 
   # --- 2: kill -9 once round 2 is checkpointed ---
   # `latest` is written after the checkpoint file itself, and a resume follows `latest`
@@ -174,8 +175,12 @@ federation() {
   log_has "$D/server.log" "client key not allowlisted" ||
     fail "4a: the ZAP handler did not log the refused key"
   if log_has "$D/c4.log" "registered with server"; then fail "4a: c4 was welcomed"; fi
-  # c4 gives up after its 2 s register timeout, which a fast run may not have reached yet.
-  wait_for "4a: c4 to time out registering" 60 log_has "$D/c4.log" "no answer to Register"
+  # c4 sees the refusal in its handshake (ZeroMQ's authentication event) and gives up with
+  # exit code 3 instead of retrying; a fast run may not have got there yet.
+  wait_for "4a: c4 to give up" 60 log_has "$D/c4.log" "this client's key is not on its allowlist"
+  local c4_rc=0
+  wait "$c4_pid" || c4_rc=$?
+  [ "$c4_rc" = 3 ] || fail "4a: c4 exited with $c4_rc, expected 3 (authentication refused)"
   py "4a: the refused client reached the Coordinator" "$D/metrics.before-kill.jsonl" << 'EOF'
 for r in rows:
     check(r["available"] <= 3, f"round {r['round']}: {r['available']} clients available")

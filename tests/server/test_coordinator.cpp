@@ -20,6 +20,7 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 
 using namespace sfn;
 
@@ -72,6 +73,7 @@ struct Harness {
       RegisterMsg r;
       // fmt: GCC 12 -O3 warns (falsely, -Wstringop-overflow) on std::to_string inlined here.
       r.client_name = fmt::format("c{}", i);
+      r.data = DataInfo{1, 8, 8, 3};  // the "tiny" SuperNet's input, labels 0..3
       r.samples = 100;
       transport.push(fmt::format("peer-{}", i), r);
     }
@@ -468,4 +470,71 @@ TEST_CASE("[weighting] defaults: bT = 1/K, decay_rounds = round(0.8 x rounds), s
   CHECK(e.coordinator.weighting.decay_rounds == 30.0);
   const RunConfig z = RunConfig::parse("[weighting]\ndecay_rounds = 0\n", "w.toml");
   CHECK(z.coordinator.weighting.beta(5) == doctest::Approx(0.9));  // 0: no decay, b0 always
+}
+
+TEST_CASE("admission: data that does not fit the SuperNet is refused with its reason") {
+  Harness h(options(2));
+  std::map<PeerId, Message> replies;
+  h.transport.on_send = [&](const PeerId& peer, Message& m) { replies[peer] = m; };
+  const auto reg = [](std::optional<DataInfo> data, std::uint64_t samples = 50) {
+    RegisterMsg r;
+    r.client_name = "c";
+    r.samples = samples;
+    r.data = data;
+    return r;
+  };
+  h.transport.push("ok", reg(DataInfo{1, 8, 8, 3}));
+  h.transport.push("rgb", reg(DataInfo{3, 32, 32, 3}));
+  h.transport.push("labels", reg(DataInfo{1, 8, 8, 9}));
+  h.transport.push("silent", reg(std::nullopt));
+  h.transport.push("empty", reg(DataInfo{1, 8, 8, 3}, 0));
+  h.transport.push("shard", [] {
+    RegisterMsg r;
+    r.client_name = "s";
+    r.shard = ShardRequest{1, 10};
+    return r;
+  }());
+  h.coord.pump();
+
+  const auto* w = std::get_if<WelcomeMsg>(&replies["ok"]);
+  REQUIRE(w != nullptr);
+  CHECK(DesignSpace::fromToml(w->design_space).toToml() == DesignSpace::preset("tiny").toToml());
+  CHECK_FALSE(w->shard.has_value());
+  const auto refusal = [&](const PeerId& peer) {
+    const auto* r = std::get_if<RejectMsg>(&replies[peer]);
+    REQUIRE_MESSAGE(r != nullptr, peer);
+    return *r;
+  };
+  CHECK((refusal("rgb").code == RejectCode::kDataMismatch));
+  CHECK(refusal("rgb").reason.find("3x32x32") != std::string::npos);
+  CHECK(refusal("rgb").reason.find("1x8x8") != std::string::npos);
+  CHECK(refusal("labels").reason.find("label 9") != std::string::npos);
+  CHECK((refusal("silent").code == RejectCode::kDataMismatch));
+  CHECK((refusal("empty").code == RejectCode::kSampleCountOutOfRange));
+  // No shard service: shard mode is refused, with what to do instead.
+  CHECK(refusal("shard").reason.find("--data") != std::string::npos);
+  CHECK(h.coord.registry().size() == 1);
+
+  // With one, the shard's size is the server's and the Welcome carries the settings.
+  ShardService service;
+  service.settings.dataset = DatasetKind::kSynthetic;
+  service.settings.seed = 9;
+  service.size = [](std::uint32_t index, std::uint32_t count) -> std::optional<std::uint64_t> {
+    if (index >= count) return std::nullopt;
+    return 100 + index;
+  };
+  h.coord.setShardService(service);
+  h.transport.push("shard", [] {
+    RegisterMsg r;
+    r.client_name = "s";
+    r.shard = ShardRequest{3, 10};
+    return r;
+  }());
+  h.coord.pump();
+  w = std::get_if<WelcomeMsg>(&replies["shard"]);
+  REQUIRE(w != nullptr);
+  REQUIRE(w->shard.has_value());
+  CHECK(w->shard->samples == 103);
+  CHECK(w->shard->seed == 9);
+  CHECK(h.coord.registry().find("shard")->samples == 103);
 }

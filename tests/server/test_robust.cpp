@@ -124,6 +124,7 @@ struct Harness {
     for (int i = 0; i < n; ++i) {
       RegisterMsg r;
       r.client_name = fmt::format("c{}", i);
+      r.data = DataInfo{1, 8, 8, 3};  // the "tiny" SuperNet's input, labels 0..3
       r.samples = 100;
       transport.push(fmt::format("peer-{}", i), r);
     }

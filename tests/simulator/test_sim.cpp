@@ -267,7 +267,7 @@ TEST_CASE("a fleet of real clients with no server stops promptly when asked") {
   std::vector<DeviceProfile> profiles(2);
   profiles[0].name = "a";
   profiles[1].name = "b";
-  ZmqFleet fleet(fo, space, data, shards, profiles, log, log);
+  ZmqFleet fleet(fo, data, shards, profiles, log, log);
   std::atomic<bool> stop{false};
   std::size_t statuses = 0;
   std::chrono::steady_clock::time_point asked{};
@@ -299,11 +299,12 @@ TEST_CASE("a fleet of real clients with no server stops promptly when asked") {
   // Secure mode without keys is a configuration error, caught before any socket exists.
   ZmqFleetOptions bad = fo;
   bad.insecure = false;
-  CHECK_THROWS_AS(ZmqFleet(bad, space, data, shards, profiles, log, log), ConfigError);
+  CHECK_THROWS_AS(ZmqFleet(bad, data, shards, profiles, log, log), ConfigError);
 }
 
 // --- one client task handler -------------------------------------------------------------
 #include "sfn/client/client_runner.h"
+#include "sfn/client/prepared_data.h"
 #include "sfn/core/rng.h"
 #include "sfn/net/inproc_transport.h"
 
@@ -380,13 +381,17 @@ BytesPtr runnerAnswer(const HandlerCase& c) {
     });
   };
   auto log = std::make_shared<spdlog::logger>("handler-test");  // no sinks: silent
+  PreparedData prepared(c.data, c.shard);
   ClientRunner runner(
-      co, c.space, c.data, c.shard, [&net] { return net.connect("real"); }, log);
+      co, prepared, [&net] { return net.connect("real"); }, log);
   std::atomic<bool> stop{false};
   std::thread client([&] { (void)runner.run(stop); });
   const bool registered = nextFromClient<RegisterMsg>(*server) != nullptr;
   if (registered) {
-    CHECK(server->send("real", encode(WelcomeMsg{1, "test", kProtocolVersion})).ok());
+    WelcomeMsg welcome;
+    welcome.client_id = 1;
+    welcome.design_space = c.space.toToml();
+    CHECK(server->send("real", encode(welcome)).ok());
     CHECK(server->send("real", c.task_bytes).ok());
   }
   BytesPtr update = registered ? nextFromClient<UpdateMsg>(*server) : nullptr;

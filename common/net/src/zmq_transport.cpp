@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -29,6 +30,15 @@ constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 constexpr std::chrono::milliseconds kMaxHeartbeatTtl{6'553'599};
 // The ZAP thread re-checks its stop flag this often; it bounds destructor latency.
 constexpr std::chrono::milliseconds kZapPollInterval{50};
+// The handshake outcomes a client watches. NO_DETAIL (a connection that broke during the
+// handshake) is left out: it comes with every failed reconnect and says nothing about keys.
+constexpr int kMonitorEvents =
+    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+// RFC 27: 400 is a definite "no"; 300 (temporary) and 500 (internal) may pass on a retry.
+constexpr std::int32_t kZapStatusRefused = 400;
+// Sockets per context: each client needs three (see zmq_transport.h), and libzmq's default
+// of 1023 would cap a shared-context fleet at about 340 clients.
+constexpr int kMaxContextSockets = 16'384;
 
 // A received frame, kept alive (and not copied) for as long as anything uses its bytes.
 class ZmqBytes final : public Bytes {
@@ -79,16 +89,21 @@ void applySocketOptions(zmq::socket_t& socket, const ZmqSocketOptions& o) {
   socket.set(zmq::sockopt::sndtimeo, toInt(o.send_timeout));
 }
 
-// poll() for input on one socket; false on timeout. EINTR counts as a (short) timeout so
-// callers simply re-check their deadline.
+// poll() for input on `items` (revents tell which are readable). EINTR counts as a (short)
+// timeout so callers simply re-check their deadline.
+void pollInput(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout) {
+  for (std::size_t i = 0; i < count; ++i) items[i].revents = 0;
+  try {
+    zmq::poll(items, count, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) throw;
+  }
+}
+
+// poll() for input on one socket; false on timeout (or EINTR).
 bool waitReadable(zmq::socket_ref socket, std::chrono::milliseconds timeout) {
   zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-  try {
-    zmq::poll(&item, 1, timeout);
-  } catch (const zmq::error_t& e) {
-    if (e.num() == EINTR) return false;
-    throw;
-  }
+  pollInput(&item, 1, timeout);
   return (item.revents & ZMQ_POLLIN) != 0;
 }
 
@@ -264,6 +279,11 @@ std::shared_ptr<zmq::context_t> makeZmqContext(int io_threads) {
   // decode() never needs to copy to realign.
   // Best effort: should an older libzmq refuse the option, decode() copies and counts it.
   (void)zmq_ctx_set(context->handle(), kZeroCopyRecv, 0);
+  // Only possible before the first socket exists, hence here. libzmq caps it at what its
+  // poller supports (ZMQ_SOCKET_LIMIT).
+  const int limit = zmq_ctx_get(context->handle(), ZMQ_SOCKET_LIMIT);
+  const int max_sockets = limit > 0 ? std::min(limit, kMaxContextSockets) : kMaxContextSockets;
+  if (zmq_ctx_set(context->handle(), ZMQ_MAX_SOCKETS, max_sockets) != 0) throw zmq::error_t();
   return context;
 }
 
@@ -405,11 +425,81 @@ ZmqClientTransport::ZmqClientTransport(const ZmqClientOptions& options,
                  requireCurveKey(options_.client_keys.public_key, "client public key"));
     setBinaryKey(socket_, ZMQ_CURVE_SECRETKEY,
                  requireCurveKey(options_.client_keys.secret_key, "client secret key"));
+    startMonitor();  // before connect(), or the first handshake could go unseen
   }
   socket_.connect(options_.server_endpoint);
 }
 
-ZmqClientTransport::~ZmqClientTransport() = default;
+ZmqClientTransport::~ZmqClientTransport() {
+  if (!monitor_) return;
+  // Stops libzmq's side (it closes its PAIR and unbinds the endpoint) before our side and
+  // the DEALER close; all three must be closed before a shared context can terminate.
+  (void)zmq_socket_monitor(socket_.handle(), nullptr, 0);
+  monitor_.close();
+}
+
+void ZmqClientTransport::startMonitor() {
+  // Unique within the (possibly shared) context while this object lives. A predecessor at
+  // the same address may not have released its endpoint yet (libzmq unbinds in its reaper
+  // thread), hence the suffix that counts up on EADDRINUSE.
+  const std::string base =
+      "inproc://sfn-client-monitor-" + std::to_string(reinterpret_cast<std::uintptr_t>(this));
+  constexpr int kAttempts = 1000;
+  std::string endpoint;
+  for (int attempt = 0;; ++attempt) {
+    endpoint = base + "-" + std::to_string(attempt);
+    if (zmq_socket_monitor(socket_.handle(), endpoint.c_str(), kMonitorEvents) == 0) break;
+    if (zmq_errno() != EADDRINUSE || attempt + 1 >= kAttempts) throw zmq::error_t();
+  }
+  monitor_ = zmq::socket_t(*context_, zmq::socket_type::pair);
+  monitor_.set(zmq::sockopt::linger, 0);
+  monitor_.connect(endpoint);
+}
+
+void ZmqClientTransport::drainMonitor() {
+  if (!monitor_) return;
+  for (;;) {
+    // Each event is two frames: [u16 event, i32 value] in host order, then the endpoint.
+    zmq::message_t event;
+    if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
+    zmq::message_t endpoint;
+    if (event.more()) {
+      // The parts of a message arrive together, so the rest is already there.
+      if (monitor_.recv(endpoint, zmq::recv_flags::dontwait)) drainFrames(monitor_, endpoint);
+    }
+    if (event.size() < sizeof(std::uint16_t) + sizeof(std::int32_t)) continue;
+    std::uint16_t id = 0;
+    std::int32_t value = 0;
+    std::memcpy(&id, event.data(), sizeof id);
+    std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof id, sizeof value);
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+      onHandshakeFailed(id, value, endpoint.to_string());
+  }
+}
+
+void ZmqClientTransport::onHandshakeFailed(int event, std::int32_t value,
+                                           const std::string& endpoint) {
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value == kZapStatusRefused) {
+    // The caller decides what to do (and logs that); this names the key to allowlist.
+    if (!refused_)
+      spdlog::warn(
+          "zmq client: server {} refused this client's CURVE key {} (ZAP status {}): the key "
+          "is not on the server's allowlist",
+          endpoint, options_.client_keys.public_key, value);
+    refused_ = true;
+  } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+    spdlog::warn("zmq client: server {} could not authenticate this client (ZAP status {})",
+                 endpoint, value);
+  } else {
+    spdlog::warn("zmq client: handshake with {} failed: ZeroMQ protocol error {:#x}", endpoint,
+                 static_cast<std::uint32_t>(value));
+  }
+}
+
+bool ZmqClientTransport::authenticationRefused() {
+  drainMonitor();
+  return refused_;
+}
 
 SendResult ZmqClientTransport::send(BytesPtr message) {
   if (!message) return {SendStatus::kError, "null message"};
@@ -427,17 +517,29 @@ SendResult ZmqClientTransport::send(BytesPtr message) {
   return {};
 }
 
+std::optional<BytesPtr> ZmqClientTransport::receiveFrame() {
+  zmq::message_t frame;
+  if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return std::nullopt;
+  if (!frame.more()) return std::make_shared<ZmqBytes>(std::move(frame));
+  drainFrames(socket_, frame);  // not a protocol message: drop it
+  return std::nullopt;
+}
+
 std::optional<BytesPtr> ZmqClientTransport::recv(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  // The monitor is polled too, so that a refusal ends the wait at once.
+  std::array<zmq::pollitem_t, 2> items{
+      {{socket_.handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}}};
+  const std::size_t count = monitor_ ? 2 : 1;
   for (;;) {
-    if (waitReadable(socket_, remainingUntil(deadline))) {
-      zmq::message_t frame;
-      if (socket_.recv(frame, zmq::recv_flags::dontwait)) {
-        if (!frame.more()) return std::make_shared<ZmqBytes>(std::move(frame));
-        drainFrames(socket_, frame);  // not a protocol message: drop it
-      }
+    // Once refused nothing new can arrive, but frames received before still count.
+    const bool refused = authenticationRefused();
+    pollInput(items.data(), count,
+              refused ? std::chrono::milliseconds{0} : remainingUntil(deadline));
+    if ((items[0].revents & ZMQ_POLLIN) != 0) {
+      if (auto frame = receiveFrame()) return frame;
     }
-    if (Clock::now() >= deadline) return std::nullopt;
+    if (refused || Clock::now() >= deadline) return std::nullopt;
   }
 }
 

@@ -158,14 +158,33 @@ PayloadOffset writePayload(FlatBufferBuilder& fbb, const RegisterMsg& m,
       entries.push_back(fbw::CreateLatencyEntry(fbb, fbb.CreateString(e.key), e.ms));
     latency = fbb.CreateVector(entries);
   }
-  auto off = fbw::CreateRegister(fbb, name, device, m.cores, m.memory_bytes, m.samples, latency);
+  Offset<fbw::DataInfo> data;
+  if (m.data)
+    data = fbw::CreateDataInfo(fbb, m.data->channels, m.data->height, m.data->width,
+                               m.data->max_label);
+  Offset<fbw::ShardRequest> shard;
+  if (m.shard) shard = fbw::CreateShardRequest(fbb, m.shard->index, m.shard->count);
+  auto off = fbw::CreateRegister(fbb, name, device, m.cores, m.memory_bytes, m.samples, latency,
+                                 data, shard);
   return {fbw::Payload::Register, off.Union()};
+}
+
+Offset<fbw::ShardSettings> writeShardSettings(FlatBufferBuilder& fbb, const ShardSettings& s) {
+  return fbw::CreateShardSettings(
+      fbb, static_cast<fbw::DatasetKind>(static_cast<std::uint8_t>(s.dataset)), s.seed,
+      s.val_fraction, static_cast<fbw::PartitionScheme>(static_cast<std::uint8_t>(s.scheme)),
+      s.alpha, s.synthetic_train, s.synthetic_test, s.samples, s.shards_per_client, s.min_samples,
+      s.split_seed);
 }
 
 PayloadOffset writePayload(FlatBufferBuilder& fbb, const WelcomeMsg& m,
                            const std::vector<PreparedTensor>&) {
-  auto off =
-      fbw::CreateWelcome(fbb, m.client_id, fbb.CreateString(m.server_name), m.protocol_version);
+  auto server = fbb.CreateString(m.server_name);
+  auto run_id = fbb.CreateString(m.run_id);
+  auto space = fbb.CreateString(m.design_space);
+  Offset<fbw::ShardSettings> shard;
+  if (m.shard) shard = writeShardSettings(fbb, *m.shard);
+  auto off = fbw::CreateWelcome(fbb, m.client_id, server, m.protocol_version, run_id, space, shard);
   return {fbw::Payload::Welcome, off.Union()};
 }
 
@@ -214,7 +233,9 @@ PayloadOffset writePayload(FlatBufferBuilder& fbb, const HeartbeatMsg& m,
 
 PayloadOffset writePayload(FlatBufferBuilder& fbb, const ByeMsg& m,
                            const std::vector<PreparedTensor>&) {
-  return {fbw::Payload::Bye, fbw::CreateBye(fbb, fbb.CreateString(m.reason)).Union()};
+  auto off = fbw::CreateBye(fbb, fbb.CreateString(m.reason),
+                            static_cast<fbw::ByeCode>(static_cast<std::uint8_t>(m.code)));
+  return {fbw::Payload::Bye, off.Union()};
 }
 
 // Strings and small lists of a message, for the builder's initial size.
@@ -226,7 +247,8 @@ std::size_t otherBytesBound(const Message& message) {
           n += m.client_name.size() + m.device_class.size();
         if constexpr (requires { m.latency; })
           for (const auto& e : m.latency) n += e.key.size() + 64;
-        if constexpr (requires { m.server_name; }) n += m.server_name.size();
+        if constexpr (requires { m.server_name; })
+          n += m.server_name.size() + m.run_id.size() + m.design_space.size();
         if constexpr (requires { m.reason; }) n += m.reason.size();
         if constexpr (requires { m.subnet; }) n += m.subnet.size();
         return n;
@@ -417,7 +439,33 @@ PayloadResult decodePayload(const fbw::Register& p, const DecodeLimits& limits, 
       m.latency.push_back(std::move(e));
     }
   }
+  if (const auto* d = p.data())
+    m.data = DataInfo{d->channels(), d->height(), d->width(), d->max_label()};
+  if (const auto* s = p.shard()) m.shard = ShardRequest{s->index(), s->count()};
   return m;
+}
+
+// A value a newer peer may add reads as 0 (kUnknown); the receiver refuses what it needs.
+template <typename E, typename F>
+E knownOrUnknown(F value, E last) {
+  const auto v = static_cast<std::uint8_t>(value);
+  return v <= static_cast<std::uint8_t>(last) ? static_cast<E>(v) : E{};
+}
+
+ShardSettings readShardSettings(const fbw::ShardSettings& s) {
+  ShardSettings out;
+  out.dataset = knownOrUnknown(s.dataset(), DatasetKind::kCifar10);
+  out.seed = s.seed();
+  out.val_fraction = s.val_fraction();
+  out.scheme = knownOrUnknown(s.scheme(), PartitionScheme::kShards);
+  out.alpha = s.alpha();
+  out.synthetic_train = s.synthetic_train();
+  out.synthetic_test = s.synthetic_test();
+  out.samples = s.samples();
+  out.shards_per_client = s.shards_per_client();
+  out.min_samples = s.min_samples();
+  out.split_seed = s.split_seed();
+  return out;
 }
 
 PayloadResult decodePayload(const fbw::Welcome& p, const DecodeLimits& limits, const BytesPtr&) {
@@ -426,6 +474,11 @@ PayloadResult decodePayload(const fbw::Welcome& p, const DecodeLimits& limits, c
   if (auto e = readString(p.server_name(), limits.max_string_bytes, "server_name", m.server_name))
     return *e;
   m.protocol_version = p.protocol_version();
+  if (auto e = readString(p.run_id(), limits.max_string_bytes, "run_id", m.run_id)) return *e;
+  if (auto e =
+          readString(p.design_space(), limits.max_string_bytes, "design_space", m.design_space))
+    return *e;
+  if (const auto* s = p.shard()) m.shard = readShardSettings(*s);
   return m;
 }
 
@@ -489,6 +542,7 @@ PayloadResult decodePayload(const fbw::Heartbeat& p, const DecodeLimits&, const 
 PayloadResult decodePayload(const fbw::Bye& p, const DecodeLimits& limits, const BytesPtr&) {
   ByeMsg m;
   if (auto e = readString(p.reason(), limits.max_string_bytes, "reason", m.reason)) return *e;
+  m.code = knownOrUnknown(p.code(), ByeCode::kStopping);
   return m;
 }
 
@@ -595,6 +649,46 @@ std::int64_t firstNonFinite(const at::Tensor& t) {
 }
 
 }  // namespace
+
+namespace {
+constexpr std::array<std::string_view, 4> kDatasetNames = {"unknown", "fmnist", "synthetic",
+                                                           "cifar10"};
+constexpr std::array<std::string_view, 4> kSchemeNames = {"unknown", "iid", "dirichlet", "shards"};
+
+template <typename E, std::size_t N>
+E parseName(std::string_view text, const std::array<std::string_view, N>& names) {
+  for (std::size_t i = 1; i < N; ++i)
+    if (names[i] == text) return static_cast<E>(i);
+  return E{};
+}
+}  // namespace
+
+std::string_view toString(DatasetKind kind) {
+  const auto i = static_cast<std::size_t>(kind);
+  return i < kDatasetNames.size() ? kDatasetNames[i] : "unknown";
+}
+DatasetKind parseDatasetKind(std::string_view text) {
+  return parseName<DatasetKind>(text, kDatasetNames);
+}
+std::string_view toString(PartitionScheme scheme) {
+  const auto i = static_cast<std::size_t>(scheme);
+  return i < kSchemeNames.size() ? kSchemeNames[i] : "unknown";
+}
+PartitionScheme parsePartitionScheme(std::string_view text) {
+  return parseName<PartitionScheme>(text, kSchemeNames);
+}
+
+std::string_view toString(ByeCode code) {
+  switch (code) {
+    case ByeCode::kUnspecified:
+      return "unspecified";
+    case ByeCode::kFinished:
+      return "finished";
+    case ByeCode::kStopping:
+      return "stopping";
+  }
+  return "unknown";
+}
 
 std::string_view toString(RejectCode code) {
   switch (code) {

@@ -268,6 +268,94 @@ TEST_CASE("zmq: a client with the wrong server key never gets through") {
   CHECK_FALSE(server->recv(500ms).has_value());
 }
 
+// Polls `client` the way sfn-client does (short recv() calls) until the server refuses it
+// or `limit` passes; returns whether it was refused. Anything received fails the test.
+bool waitForRefusal(sfn::ClientTransport& client, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!client.authenticationRefused()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    CHECK_FALSE(client.recv(100ms).has_value());
+  }
+  return true;
+}
+
+TEST_CASE("zmq: a client whose key is not allowlisted learns that it was refused") {
+  OneKeyServer s;
+  auto& server = s.server;
+  auto bad_client = sfn::makeZmqClient(s.clientOptions(sfn::generateCurveKeyPair()));
+  REQUIRE(bad_client->send(message("heartbeat 666")).ok());  // queued locally
+  CHECK_FALSE(server->recv(0ms).has_value());
+  REQUIRE(waitForRefusal(*bad_client, 10'000ms));
+  CHECK(server->refusedHandshakes() >= 1);
+  CHECK_FALSE(server->recv(300ms).has_value());  // its queued message never arrives
+
+  // Refusal is final: recv() no longer waits out its timeout, the flag stays set.
+  const auto start = std::chrono::steady_clock::now();
+  CHECK_FALSE(bad_client->recv(10'000ms).has_value());
+  CHECK(std::chrono::steady_clock::now() - start < 5'000ms);
+  CHECK(bad_client->authenticationRefused());
+}
+
+TEST_CASE("zmq: an allowlisted client is not reported as refused") {
+  OneKeyServer s;
+  auto& server = s.server;
+  auto client = sfn::makeZmqClient(s.clientOptions(s.good));
+  CHECK_FALSE(client->authenticationRefused());
+  REQUIRE(client->send(message("register 1")).ok());
+  auto got = server->recv(kWait);
+  REQUIRE(got.has_value());
+  CHECK(got->peer == s.good.public_key);
+  REQUIRE(server->send(got->peer, message("welcome 1")).ok());
+  auto back = client->recv(kWait);
+  REQUIRE(back.has_value());
+  CHECK(textOf(*back) == "welcome 1");
+  CHECK_FALSE(client->authenticationRefused());
+  CHECK(server->refusedHandshakes() == 0);
+}
+
+// Documented in zmq_transport.h: the server closes the connection without saying why, the
+// same as a plaintext server or one that dies mid-handshake, so this is not a refusal.
+TEST_CASE("zmq: a wrong server key is not reported as refused") {
+  OneKeyServer s;
+  auto& server = s.server;
+  const auto impostor_server = sfn::generateCurveKeyPair();
+  auto client = sfn::makeZmqClient(s.clientOptions(s.good, impostor_server.public_key));
+  REQUIRE(client->send(message("heartbeat 1")).ok());
+  // Long enough for a dozen failed handshakes (reconnect_interval 100 ms, then backoff).
+  CHECK_FALSE(waitForRefusal(*client, 2'000ms));
+  CHECK_FALSE(server->recv(0ms).has_value());
+  CHECK(server->refusedHandshakes() == 0);  // the ZAP handler was never even asked
+}
+
+// Several hundred clients on one context, as sfn-sim --connect runs them: each brings a
+// monitor, so this needs more than libzmq's default 1023 sockets, and each monitor needs an
+// endpoint of its own even where a new client reuses a destroyed one's address.
+TEST_CASE("zmq: monitors of a fleet sharing one context stay apart") {
+  OneKeyServer s;
+  auto context = sfn::makeZmqContext();
+  constexpr int kIdle = 400;
+  std::vector<std::unique_ptr<sfn::ZmqClientTransport>> fleet;
+  fleet.reserve(kIdle);
+  const auto stranger = sfn::generateCurveKeyPair();
+  for (int i = 0; i < kIdle; ++i) {
+    // Bad keys but never connecting (nothing listens on port 1), so no handshake traffic.
+    auto opts = secureClientOptions("tcp://127.0.0.1:1", stranger, s.server_keys.public_key);
+    opts.reconnect_interval = opts.reconnect_interval_max = 60'000ms;
+    fleet.push_back(sfn::makeZmqClient(opts, context));
+  }
+  for (int i = 0; i < 50; ++i) fleet.pop_back();  // frees addresses for the next two
+  auto bad_client = sfn::makeZmqClient(s.clientOptions(stranger), context);
+  auto good_client = sfn::makeZmqClient(s.clientOptions(s.good), context);
+  REQUIRE(good_client->send(message("heartbeat 1")).ok());
+  REQUIRE(bad_client->send(message("heartbeat 2")).ok());
+  auto got = s.server->recv(kWait);
+  REQUIRE(got.has_value());
+  CHECK(got->peer == s.good.public_key);
+  REQUIRE(waitForRefusal(*bad_client, 10'000ms));
+  CHECK_FALSE(good_client->authenticationRefused());
+  for (auto& idle : fleet) CHECK_FALSE(idle->authenticationRefused());
+}
+
 // ZmqServerTransport always starts its ZAP handler before binding, so a server without one
 // is built by hand here: a CURVE ROUTER configured exactly like ours (zap_domain set) in a
 // context where nothing serves inproc://zeromq.zap.01.
@@ -358,6 +446,7 @@ TEST_CASE("zmq: plaintext only when explicitly requested") {
   REQUIRE(back.has_value());
   CHECK(textOf(*back) == "heartbeat 8");
   CHECK(server->send("zz-not-hex", message("heartbeat 9")).status == SendStatus::kUnknownPeer);
+  CHECK_FALSE(client->authenticationRefused());  // no handshake to watch: never refused
 }
 
 TEST_CASE("zmq: key generation and key files") {
@@ -429,6 +518,7 @@ TEST_CASE("inproc: zero-copy hand-over, bounds and lifecycle") {
 
   auto orphan = network.connect("early");
   CHECK(orphan->send(message("heartbeat 1")).status == SendStatus::kClosed);
+  CHECK_FALSE(orphan->authenticationRefused());  // no authentication to refuse
 
   auto server = network.server();
   CHECK_THROWS_AS((void)network.server(), sfn::ConfigError);

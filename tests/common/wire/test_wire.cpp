@@ -162,13 +162,31 @@ bool somePaddingMisaligns(const std::function<Offset<fbw::Tensor>(FlatBufferBuil
 
 }  // namespace
 
+TEST_CASE("wire: enum names are the [data] names") {
+  CHECK(sfn::toString(sfn::DatasetKind::kFashionMnist) == "fmnist");
+  CHECK((sfn::parseDatasetKind("cifar10") == sfn::DatasetKind::kCifar10));
+  CHECK((sfn::parseDatasetKind("mnist") == sfn::DatasetKind::kUnknown));
+  CHECK((sfn::parsePartitionScheme("dirichlet") == sfn::PartitionScheme::kDirichlet));
+  CHECK(sfn::toString(sfn::PartitionScheme::kShards) == "shards");
+  CHECK(sfn::toString(sfn::ByeCode::kStopping) == "stopping");
+}
+
 TEST_CASE("wire: handshake and control messages round-trip") {
   sfn::DecodeCounters counters;
 
   SUBCASE("Register") {
-    sfn::RegisterMsg m{"client-7", "rpi4", 4,
-                       4ull << 30, 1234,   {{"stage0.block0", 1.5f}, {"head", 0.25f}}};
+    sfn::RegisterMsg m{"client-7",
+                       "rpi4",
+                       4,
+                       4ull << 30,
+                       1234,
+                       {{"stage0.block0", 1.5f}, {"head", 0.25f}},
+                       sfn::DataInfo{3, 32, 30, 9},
+                       std::nullopt};
     auto out = roundTrip(m, &counters);
+    REQUIRE(out.data.has_value());
+    CHECK(*out.data == sfn::DataInfo{3, 32, 30, 9});
+    CHECK_FALSE(out.shard.has_value());
     CHECK(out.client_name == m.client_name);
     CHECK(out.device_class == m.device_class);
     CHECK(out.cores == 4);
@@ -177,14 +195,44 @@ TEST_CASE("wire: handshake and control messages round-trip") {
     REQUIRE(out.latency.size() == 2);
     CHECK(out.latency[0].key == "stage0.block0");
     CHECK(out.latency[1].ms == 0.25f);
-    auto no_table = roundTrip(sfn::RegisterMsg{"c", "x86", 1, 1, 1, {}});
+    sfn::RegisterMsg shard;
+    shard.client_name = "c";
+    shard.shard = sfn::ShardRequest{7, 100};
+    auto no_table = roundTrip(shard);
     CHECK(no_table.latency.empty());
+    CHECK_FALSE(no_table.data.has_value());
+    REQUIRE(no_table.shard.has_value());
+    CHECK(*no_table.shard == sfn::ShardRequest{7, 100});
   }
   SUBCASE("Welcome") {
-    auto out = roundTrip(sfn::WelcomeMsg{99, "server-a", sfn::kProtocolVersion}, &counters);
+    sfn::WelcomeMsg w;
+    w.client_id = 99;
+    w.server_name = "server-a";
+    w.run_id = "run-1";
+    w.design_space = "name = \"tiny\"\nin_channels = 1\n";
+    auto out = roundTrip(w, &counters);
     CHECK(out.client_id == 99);
     CHECK(out.server_name == "server-a");
     CHECK(out.protocol_version == sfn::kProtocolVersion);
+    CHECK(out.run_id == "run-1");
+    CHECK(out.design_space == w.design_space);
+    CHECK_FALSE(out.shard.has_value());
+    sfn::ShardSettings s;
+    s.dataset = sfn::DatasetKind::kFashionMnist;
+    s.seed = 5;
+    s.split_seed = 6;
+    s.val_fraction = 0.1;
+    s.scheme = sfn::PartitionScheme::kDirichlet;
+    s.alpha = 0.3;
+    s.synthetic_train = 11;
+    s.synthetic_test = 12;
+    s.samples = 541;
+    s.shards_per_client = 3;
+    s.min_samples = 7;
+    w.shard = s;
+    out = roundTrip(w, &counters);
+    REQUIRE(out.shard.has_value());
+    CHECK(*out.shard == s);
   }
   SUBCASE("Reject") {
     const auto out =
@@ -195,7 +243,12 @@ TEST_CASE("wire: handshake and control messages round-trip") {
   SUBCASE("Heartbeat") {
     CHECK(roundTrip(sfn::HeartbeatMsg{123456789}, &counters).sequence == 123456789);
   }
-  SUBCASE("Bye") { CHECK(roundTrip(sfn::ByeMsg{"shutdown"}, &counters).reason == "shutdown"); }
+  SUBCASE("Bye") {
+    const auto out = roundTrip(sfn::ByeMsg{"shutdown", sfn::ByeCode::kFinished}, &counters);
+    CHECK(out.reason == "shutdown");
+    CHECK((out.code == sfn::ByeCode::kFinished));
+    CHECK((roundTrip(sfn::ByeMsg{"x"}, &counters).code == sfn::ByeCode::kUnspecified));
+  }
 
   checkZeroCopyDecodes(counters);
 }

@@ -5,12 +5,18 @@
 //   Connecting --transport made, Register sent--> Registering
 //   Registering --Welcome--> Idle
 //   Registering --Reject--> (run() returns kRejected: the server refused us for good)
+//   Registering --handshake refused (our key is not on the allowlist)--> (kAuthRefused)
 //   Registering --no answer within register_timeout--> Backoff
 //   Idle --TrainTask--> Training --trained, Update sent--> Idle
-//   Idle/Training --Bye from server, or server silent for liveness_timeout--> Backoff
+//   Idle/Training --Bye(finished) from server--> (kFinished; Backoff with stay)
+//   Idle/Training --other Bye from server, or server silent for liveness_timeout--> Backoff
 //   Idle --Reject kNotRegistered (server restarted and forgot us)--> Registering
 //   Backoff --delay (backoff_initial doubling to backoff_max, +-jitter)--> Connecting
 //   any --stop flag--> Stopping (Bye sent, run() returns kStopped)
+//
+// Each Welcome carries the run's settings (client_data.h): the runner makes its ClientData
+// ready for them (normalisation, shard) before the first task; a DataError from that ends
+// run() (the client cannot train for this run).
 //
 // A task is handled by the client's one task handler (train_task.h), the same code the
 // simulator's virtual clients run: TrainTask::accept on receipt (a bad task is refused at
@@ -30,6 +36,7 @@
 // transport identity, the CURVE key over ZeroMQ).
 #pragma once
 
+#include "sfn/client/client_data.h"
 #include "sfn/client/train_task.h"
 #include "sfn/core/clock.h"
 #include "sfn/data/dataset.h"
@@ -85,6 +92,9 @@ struct ClientOptions {
   // server stopping) instead of reconnecting; a fleet of load-test clients ends with its
   // server this way. Off for sfn-client, which outlives server restarts.
   bool stop_on_server_bye = false;
+  // Stay after the server's Bye(finished) and reconnect for its next run; off: run() returns
+  // kFinished (sfn-client exits 0).
+  bool stay = false;
 
   // Throws ConfigError naming the offending field.
   void validate() const;
@@ -95,29 +105,30 @@ std::string_view toString(ClientState state);
 
 // How run() ended.
 enum class RunOutcome {
-  kStopped,    // the stop flag was set (Bye sent if registered)
-  kRejected,   // the server refused the registration
-  kServerBye,  // the server said Bye and stop_on_server_bye is set
+  kStopped,      // the stop flag was set (Bye sent if registered)
+  kRejected,     // the server refused the registration
+  kServerBye,    // the server said Bye and stop_on_server_bye is set
+  kFinished,     // the server said the run is finished (and stay is off)
+  kAuthRefused,  // the server refused this client's key (not on its allowlist)
 };
 std::string_view toString(RunOutcome outcome);
 
 class ClientRunner {
  public:
-  // `data` and `space` must outlive the runner; `local_indices` index into `data` (the
-  // client's shard). `connect` makes each session's transport. Throws ConfigError for
-  // invalid options, an empty shard, or a missing factory or logger.
-  ClientRunner(ClientOptions options, const DesignSpace& space, const Dataset& data,
-               IndexList local_indices, ClientTransportFactory connect,
+  // `data` must outlive the runner. `connect` makes each session's transport. Throws
+  // ConfigError for invalid options or a missing factory or logger.
+  ClientRunner(ClientOptions options, ClientData& data, ClientTransportFactory connect,
                std::shared_ptr<spdlog::logger> log);
   ~ClientRunner();
   ClientRunner(const ClientRunner&) = delete;
   ClientRunner& operator=(const ClientRunner&) = delete;
 
-  // Runs until `stop` becomes true (then sends Bye and returns kStopped) or the server
-  // rejects the registration (kRejected) or, with stop_on_server_bye, the server says Bye
-  // (kServerBye). Checks `stop` at least every poll_interval, except while waiting for an
-  // unfinished training step to end. Throws only for local failures that retrying cannot
-  // fix (the factory's: bad keys, bad endpoint).
+  // Runs until `stop` becomes true (then sends Bye and returns kStopped), the server
+  // rejects the registration (kRejected) or the key (kAuthRefused), the run is finished
+  // (kFinished, unless stay) or, with stop_on_server_bye, the server says Bye (kServerBye).
+  // Checks `stop` at least every poll_interval, except while waiting for an unfinished
+  // training step to end. Throws only for failures that retrying cannot fix: the factory's
+  // (bad keys, bad endpoint), DataError when the data does not fit the run's settings.
   [[nodiscard]] RunOutcome run(const std::atomic<bool>& stop);
 
   // Current state, for tests and status logs (safe to read from any thread).
@@ -128,7 +139,7 @@ class ClientRunner {
  private:
   struct SessionEnd;  // how one connection ended (client_runner.cpp)
   struct Session;     // the state of one connection (client_runner.cpp)
-  enum class RegisterOutcome { kWelcome, kRejected, kTimeout, kStopped };
+  enum class RegisterOutcome { kWelcome, kRejected, kAuthRefused, kTimeout, kStopped };
 
   // One connection: new transport, registration, then runRegistered until it is lost.
   SessionEnd runSession(const std::atomic<bool>& stop, std::uint64_t& heartbeat_seq);
@@ -137,6 +148,8 @@ class ClientRunner {
                            std::uint64_t& heartbeat_seq);
   // Sends Register and waits (bounded by register_timeout) for Welcome or Reject.
   RegisterOutcome registerWith(ClientTransport& transport, const std::atomic<bool>& stop);
+  // Takes the run's settings from a Welcome and makes the data ready for them.
+  void joinRun(const WelcomeMsg& welcome);
   // Decodes one message from the server and acts on it; returns how the session ended if
   // the message ended it.
   std::optional<SessionEnd> handleMessage(Session& session, const BytesPtr& bytes,
@@ -158,12 +171,12 @@ class ClientRunner {
   bool sleepUnlessStopped(std::chrono::milliseconds delay, const std::atomic<bool>& stop) const;
 
   ClientOptions options_;
-  const DesignSpace& space_;
-  const Dataset& data_;
-  IndexList indices_;
+  ClientData& data_;
   ClientTransportFactory connect_;
   std::shared_ptr<spdlog::logger> log_;
-  ClientContext context_;  // refers to space_, data_, indices_: declared after them
+  // The run joined by the last Welcome; context_ refers to settings_->space and data_.
+  std::optional<RunSettings> settings_;
+  std::optional<ClientContext> context_;
   std::atomic<ClientState> state_{ClientState::kConnecting};
   std::atomic<std::uint64_t> updates_sent_{0};
 };

@@ -26,6 +26,7 @@
 // kIdle) while the run loop (sfn/server/federation.h) writes a checkpoint.
 #pragma once
 
+#include "sfn/server/client_admission.h"
 #include "sfn/server/client_registry.h"
 #include "sfn/core/clock.h"
 #include "sfn/server/coordinator_options.h"
@@ -91,6 +92,8 @@ class Coordinator {
   // probe with no samples) rounds are never rolled back.
   void setHealthProbe(HealthProbe probe) { probe_ = std::move(probe); }
   const HealthProbe& healthProbe() const { return probe_; }
+  // Shard mode (client_admission.h); without it, shard-mode clients are refused.
+  void setShardService(ShardService service) { admission_.setShardService(std::move(service)); }
 
   // Runs one round and returns its metrics (also appended to history()).
   RoundMetrics runRound();
@@ -116,8 +119,9 @@ class Coordinator {
   CoordinatorSnapshot snapshot() const;
   void restore(const CoordinatorSnapshot& snap);
 
-  // Tells connected clients the server is going away (best effort).
-  void sayGoodbye(const std::string& reason);
+  // Tells connected clients the server is going away (best effort): kFinished ends their
+  // run, kStopping lets them reconnect to a restarted server.
+  void sayGoodbye(ByeCode code, const std::string& reason);
 
   // The update bound as it stands (its median and history), for tests and status.
   const UpdateBound& updateBound() const { return bound_; }
@@ -183,6 +187,7 @@ class Coordinator {
   Evaluator* evaluator_;
   std::shared_ptr<spdlog::logger> log_;
 
+  ClientAdmission admission_;
   ClientRegistry registry_;
   SubNetAssigner assigner_;
   OverlapAccumulator accumulator_;

@@ -18,6 +18,7 @@ namespace sfn {
 
 struct CoordinatorOptions {
   std::string server_name = "sfn";
+  std::string run_id;  // sent in every Welcome (run.name)
   std::uint64_t seed = 1;
   int clients_per_round = 10;     // K: updates a round waits for
   double over_selection = 0.0;    // select ceil(K * (1 + o)) clients, keep the first K

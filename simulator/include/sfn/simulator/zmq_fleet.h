@@ -22,6 +22,7 @@
 #include "sfn/client/client_runner.h"
 #include "sfn/data/dataset.h"
 #include "sfn/data/partitioner.h"
+#include "sfn/client/prepared_data.h"
 #include "sfn/model/design_space.h"
 #include "sfn/net/zmq_transport.h"
 #include "sfn/simulator/device_profile.h"
@@ -83,12 +84,13 @@ struct ZmqFleetReport {
 class ZmqFleet {
  public:
   // `shards[i]` indexes client i's samples in `data`; `profiles` gives device classes by
-  // share (names only matter here: the server maps them to MACs budgets). `space` and
-  // `data` must outlive the fleet. `log` gets fleet lines, `client_log` the runners' own.
-  // Throws ConfigError for invalid options, a missing key pair or an empty shard.
-  ZmqFleet(ZmqFleetOptions options, const DesignSpace& space, const Dataset& data,
-           const Partition& shards, const std::vector<DeviceProfile>& profiles,
-           std::shared_ptr<spdlog::logger> log, std::shared_ptr<spdlog::logger> client_log);
+  // share (names only matter here: the server maps them to MACs budgets). `data` must
+  // outlive the fleet; it is prepared with the run's own pipeline (the SuperNet and its
+  // settings come from the server's Welcome). `log` gets fleet lines, `client_log` the runners'
+  // own. Throws ConfigError for invalid options, a missing key pair or an empty shard.
+  ZmqFleet(ZmqFleetOptions options, const Dataset& data, const Partition& shards,
+           const std::vector<DeviceProfile>& profiles, std::shared_ptr<spdlog::logger> log,
+           std::shared_ptr<spdlog::logger> client_log);
   ~ZmqFleet();
   ZmqFleet(const ZmqFleet&) = delete;
   ZmqFleet& operator=(const ZmqFleet&) = delete;
@@ -117,6 +119,7 @@ class ZmqFleet {
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<zmq::context_t> context_;
   std::vector<std::string> device_class_;
+  std::vector<std::unique_ptr<PreparedData>> data_;  // per runner; outlives it
   std::vector<std::unique_ptr<ClientRunner>> runners_;
   std::vector<std::optional<RunOutcome>> outcomes_;  // empty: run() threw
   std::unique_ptr<boost::asio::thread_pool> pool_;

@@ -85,6 +85,10 @@ class ClientTransport {
   virtual ~ClientTransport() = default;
   [[nodiscard]] virtual SendResult send(BytesPtr message) = 0;
   [[nodiscard]] virtual std::optional<BytesPtr> recv(std::chrono::milliseconds timeout) = 0;
+  // Whether the server refused this connection's authentication (a ZeroMQ CURVE key not on
+  // its allowlist). Retrying cannot help: the caller should give up. Backends that cannot
+  // tell return false. Call it from the thread that uses the transport, like send/recv.
+  [[nodiscard]] virtual bool authenticationRefused() { return false; }
 };
 
 }  // namespace sfn

@@ -118,6 +118,29 @@ std::unique_ptr<ZmqServerTransport> makeZmqServer(const ZmqServerOptions& option
 
 // --- client ---------------------------------------------------------------------------
 
+// Refused authentication. In secure mode the client watches its own handshakes through a
+// ZeroMQ socket monitor (a PAIR socket on a private inproc endpoint, drained by recv() and
+// authenticationRefused() on the caller's thread; no extra thread). What libzmq 4.3.4
+// reports to the client, as measured against ZmqServerTransport:
+//   key not allowlisted   HANDSHAKE_FAILED_AUTH, value 400 (the ZAP status our handler
+//                         sends for every refusal). libzmq then drops the connection for
+//                         good: the DEALER never reconnects, so waiting cannot help.
+//                         -> authenticationRefused() becomes true, and stays true.
+//   wrong server key      DISCONNECTED + HANDSHAKE_FAILED_NO_DETAIL (errno EPIPE) on every
+//                         reconnect: the server cannot decrypt the HELLO and just closes.
+//                         A plaintext server and a server without a ZAP handler look
+//                         exactly the same, and so does a server that goes away mid-
+//                         handshake, so this is NOT reported as refused (stays false); the
+//                         caller's own timeout has to catch it.
+//   HANDSHAKE_FAILED_PROTOCOL (malformed commands, mechanism mismatch, a server-side ZAP
+//                         protocol error): not seen in any of the cases above. It says the
+//                         peer is misconfigured, not that this key was refused, so it is
+//                         only logged; libzmq drops that connection too, and a fresh
+//                         transport may succeed.
+//   ZAP status 300 / 500  (temporary / internal failure; our handler never sends them):
+//                         logged, not refused, for the same reason.
+// Each client then uses three sockets of its context (DEALER, libzmq's monitor PAIR, ours);
+// makeZmqContext raises the context's socket limit accordingly.
 class ZmqClientTransport final : public ClientTransport {
  public:
   // Connects in the background (ZeroMQ reconnects with backoff on its own). `context` may be
@@ -129,21 +152,37 @@ class ZmqClientTransport final : public ClientTransport {
   ZmqClientTransport& operator=(const ZmqClientTransport&) = delete;
 
   // Queues the message; before the connection is up it waits in ZeroMQ's queue. kQueueFull
-  // if the queue stayed full for send_timeout.
+  // if the queue stayed full for send_timeout (also what a refused client soon gets: libzmq
+  // drops its connection, so nothing drains the queue any more).
   [[nodiscard]] SendResult send(BytesPtr message) override;
+  // Returns early, empty, once authenticationRefused() is true and no frame is left:
+  // nothing more can arrive.
   [[nodiscard]] std::optional<BytesPtr> recv(std::chrono::milliseconds timeout) override;
+  // See "Refused authentication" above. Always false in insecure mode.
+  [[nodiscard]] bool authenticationRefused() override;
 
  private:
+  void startMonitor();
+  void drainMonitor();
+  void onHandshakeFailed(int event, std::int32_t value, const std::string& endpoint);
+  std::optional<BytesPtr> receiveFrame();
+
   ZmqClientOptions options_;
-  std::shared_ptr<zmq::context_t> context_;  // outlives socket_
+  std::shared_ptr<zmq::context_t> context_;  // outlives both sockets
   zmq::socket_t socket_;
+  // Our end of the socket monitor (secure mode only). Declared after socket_ so that even
+  // when the constructor throws it is closed first; the destructor also stops the monitor
+  // before socket_ closes.
+  zmq::socket_t monitor_;
+  bool refused_ = false;
 };
 
 std::unique_ptr<ZmqClientTransport> makeZmqClient(
     const ZmqClientOptions& options, std::shared_ptr<zmq::context_t> context = nullptr);
 
 // A context configured the way the transports need it (see zmq_transport.cpp), for sharing
-// among clients.
+// among clients (its socket limit allows a few thousand clients; each also needs about four
+// file descriptors).
 std::shared_ptr<zmq::context_t> makeZmqContext(int io_threads = 1);
 
 }  // namespace sfn

@@ -33,7 +33,9 @@
 namespace sfn {
 
 // Envelope.version written by encode() and required by decode().
-inline constexpr std::uint16_t kProtocolVersion = 1;
+// 2: Register carries the client's data (DataInfo) or a shard request, Welcome the run's
+// settings, Bye a code.
+inline constexpr std::uint16_t kProtocolVersion = 2;
 
 // --- messages -------------------------------------------------------------------------
 
@@ -42,19 +44,72 @@ struct LatencyEntry {
   float ms = 0.0f;
 };
 
+// What a client's samples look like (schema: DataInfo).
+struct DataInfo {
+  std::uint32_t channels = 0;
+  std::uint32_t height = 0;
+  std::uint32_t width = 0;
+  std::int64_t max_label = -1;
+  bool operator==(const DataInfo&) const = default;
+};
+
+// Shard mode: shard `index` of `count` of the run's dataset (schema: ShardRequest).
+struct ShardRequest {
+  std::uint32_t index = 0;
+  std::uint32_t count = 0;
+  bool operator==(const ShardRequest&) const = default;
+};
+
 struct RegisterMsg {
   std::string client_name;
   std::string device_class;
   std::uint32_t cores = 0;
   std::uint64_t memory_bytes = 0;
-  std::uint64_t samples = 0;
+  std::uint64_t samples = 0;          // own data; 0 in shard mode
   std::vector<LatencyEntry> latency;  // optional; empty when the device has no table
+  std::optional<DataInfo> data;       // own data: required
+  std::optional<ShardRequest> shard;  // shard mode only
+};
+
+// Mirror the schema's enums (same values; unknown values read as kUnknown).
+enum class DatasetKind : std::uint8_t {
+  kUnknown = 0,
+  kFashionMnist = 1,
+  kSynthetic = 2,
+  kCifar10 = 3
+};
+enum class PartitionScheme : std::uint8_t { kUnknown = 0, kIid = 1, kDirichlet = 2, kShards = 3 };
+
+// The [data] names of these values ("fmnist", "synthetic", "cifar10"; "iid", "dirichlet",
+// "shards"); parse returns kUnknown for any other text.
+std::string_view toString(DatasetKind kind);
+DatasetKind parseDatasetKind(std::string_view text);
+std::string_view toString(PartitionScheme scheme);
+PartitionScheme parsePartitionScheme(std::string_view text);
+
+// The server's [data] settings a shard-mode client cuts its shard with (schema: ShardSettings).
+struct ShardSettings {
+  DatasetKind dataset = DatasetKind::kUnknown;
+  std::uint64_t seed = 0;  // of the partition
+  double val_fraction = 0.0;
+  PartitionScheme scheme = PartitionScheme::kUnknown;
+  double alpha = 1.0;
+  std::uint64_t synthetic_train = 0;
+  std::uint64_t synthetic_test = 0;
+  std::uint64_t samples = 0;  // the shard's size as the server computed it
+  std::uint32_t shards_per_client = 2;
+  std::int64_t min_samples = 10;
+  std::uint64_t split_seed = 0;  // of the validation split
+  bool operator==(const ShardSettings&) const = default;
 };
 
 struct WelcomeMsg {
   std::uint64_t client_id = 0;
   std::string server_name;
   std::uint16_t protocol_version = kProtocolVersion;
+  std::string run_id;
+  std::string design_space;  // DesignSpace::toToml() of the run's SuperNet
+  std::optional<ShardSettings> shard;
 };
 
 // Mirrors the schema's RejectCode (same values).
@@ -121,8 +176,13 @@ struct HeartbeatMsg {
   std::uint64_t sequence = 0;
 };
 
+// Mirrors the schema's ByeCode (same values).
+enum class ByeCode : std::uint8_t { kUnspecified = 0, kFinished = 1, kStopping = 2 };
+std::string_view toString(ByeCode code);
+
 struct ByeMsg {
   std::string reason;
+  ByeCode code = ByeCode::kUnspecified;
 };
 
 // Alternatives are in the order of the schema's Payload union.
