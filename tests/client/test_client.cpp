@@ -12,6 +12,8 @@
 #include "sfn/client/zmq_client_factory.h"
 #include "sfn/core/error.h"
 #include "sfn/data/dataset.h"
+#include "sfn/data/local_data.h"
+#include "sfn/data/sample_source.h"
 #include "sfn/model/design_space.h"
 #include "sfn/model/subnet_config.h"
 #include "sfn/model/subnet_shapes.h"
@@ -35,6 +37,7 @@
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -516,4 +519,54 @@ TEST_CASE("client config: a TOML file with flags as overrides, and errors that n
                        doctest::Contains("data.format"), sfn::ConfigError);
   CHECK_THROWS_WITH_AS(load({"client.nmae=\"x\""}), doctest::Contains("nmae"), sfn::ConfigError);
   CHECK_THROWS_WITH_AS(load({"seed.value=1"}), doctest::Contains("[seed]"), sfn::ConfigError);
+}
+
+namespace {
+
+// An app's samples, served without files: a gradient image per sample, label = index % 4.
+class AppSamples final : public sfn::SampleSource {
+ public:
+  std::int64_t size() const override { return 12; }
+  sfn::SampleShape shape() const override { return {1, 8, 8}; }
+  std::int64_t read(std::int64_t index, std::span<float> pixels) const override {
+    for (std::size_t p = 0; p < pixels.size(); ++p)
+      pixels[p] = static_cast<float>((p + static_cast<std::size_t>(index)) % 64) / 63.0f;
+    return index % 4;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("client: an app's SampleSource registers, is welcomed and trains") {
+  const AppSamples app;
+  sfn::OwnData own(sfn::materialize(app, "app"));
+  TestNetwork net = inprocNetwork();
+  sfn::ClientOptions co;
+  co.name = kClientName;
+  co.poll_interval = 20ms;
+  sfn::ClientRunner runner(co, own, net.connect, testLogger());
+  std::atomic<bool> stop{false};
+  std::thread t([&] { (void)runner.run(stop); });
+  const auto next = [&]() -> sfn::Message {
+    for (auto deadline = std::chrono::steady_clock::now() + kTrainWait;
+         std::chrono::steady_clock::now() < deadline;) {
+      std::optional<sfn::Received> r = net.server->recv(50ms);
+      if (!r) continue;
+      sfn::DecodeResult d = sfn::decode(r->message);
+      if (d.ok() && !std::holds_alternative<sfn::HeartbeatMsg>(d.message())) return d.message();
+    }
+    return sfn::ByeMsg{"timeout"};
+  };
+  const sfn::Message reg = next();
+  REQUIRE(std::holds_alternative<sfn::RegisterMsg>(reg));
+  CHECK(std::get<sfn::RegisterMsg>(reg).samples == 12);
+  CHECK(*std::get<sfn::RegisterMsg>(reg).data == sfn::DataInfo{1, 8, 8, 3});
+  const sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
+  REQUIRE(net.server->send(kClientName, sfn::encode(welcome(1, space))));
+  REQUIRE(net.server->send(kClientName, sfn::encode(minNetTask(space, 0, 1))));
+  const sfn::Message update = next();
+  REQUIRE(std::holds_alternative<sfn::UpdateMsg>(update));
+  checkUpdate(std::get<sfn::UpdateMsg>(update), space, 0, 1, 12);
+  stop = true;
+  t.join();
 }
