@@ -13,4 +13,4 @@ shift
 if [ -f "$run_dir/checkpoints/latest" ]; then
   set -- --resume "$run_dir" "$@"
 fi
-exec "${SFN_SERVER_BIN:-sfn-server}" --run-dir "$run_dir" "$@"
+exec "${SFN_SERVER_BIN:-sfn-server}" --out "$run_dir" "$@"

@@ -11,9 +11,11 @@ PKGS=(
   libboost-dev libboost-system-dev
   doctest-dev
   libtomlplusplus-dev libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  prometheus-cpp-dev
   dataset-fashion-mnist
   python3-torch
   gnuplot-nox
+  chromium
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -2,6 +2,7 @@
 
 #include "sfn/core/error.h"
 #include "sfn/io/toml_reader.h"
+#include "sfn/train/local_trainer.h"
 
 namespace sfn {
 namespace {
@@ -77,6 +78,7 @@ void ClientConfig::validate() const {
     SFN_THROW(ConfigError, "data.format (--data-format) must be auto, idx, cifar10 or torch, got '",
               data_format, "'");
   if (threads > 1024) SFN_THROW(ConfigError, "client.threads (--threads) must be <= 1024");
+  checkTorchDevice(device, "client.device (--device)");
   if (!(heartbeat_s > 0) || !(register_timeout_s > 0) || !(backoff_max_s > 0) || !(liveness_s >= 0))
     SFN_THROW(ConfigError,
               "timing: heartbeat_s, register_timeout_s and backoff_max_s must be > 0, "

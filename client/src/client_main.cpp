@@ -1,7 +1,7 @@
 // sfn-client: one federated client (ZeroMQ DEALER, CURVE-authenticated by default).
 //
-//   sfn-client keygen --out DIR        writes DIR/client.key (0600) and DIR/client.pub
-//   sfn-client profile --out lut.json  measures this device's latency table
+//   sfn-client keygen -o DIR           writes DIR/client.key (0600) and DIR/client.pub
+//   sfn-client profile -o lut.json     measures this device's latency table
 //   sfn-client --server tcp://H:P --server-key server.pub --key client.key --partition I ...
 //
 //   sfn-client -c client.toml              the same settings from a file ([client] [server] [data])
@@ -34,7 +34,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -60,7 +59,8 @@ struct ProfileCli {
 // batch size it was measured with, so both are recorded in it. `check` random SubNets are
 // then timed whole and compared with the table's prediction (an on-device sanity check of
 // the additive model, printed, not stored).
-sfn::ExitCode profile(const ProfileCli& p) {
+sfn::ExitCode profile(const ProfileCli& p, spdlog::logger& log) {
+  sfn::checkTorchDevice(p.device, "profile --device");
   sfn::setTorchThreads(p.threads);
   const sfn::DesignSpace space = sfn::DesignSpace::preset(p.preset);
   sfn::LatencyProfileOptions opts;
@@ -87,8 +87,8 @@ sfn::ExitCode profile(const ProfileCli& p) {
   std::size_t next = 0;
   const sfn::LatencyTable table = sfn::profileLatency(
       space, opts,
-      [](std::size_t done, std::size_t total, const auto& e) {
-        std::fprintf(stderr, "[%zu/%zu] %-22s %9.4f ms\n", done, total, e.name.c_str(), e.ms);
+      [&log](std::size_t done, std::size_t total, const auto& e) {
+        log.info("[{}/{}] {:<22} {:9.4f} ms", done, total, e.name, e.ms);
       },
       [&] {
         if (timers.empty()) return;
@@ -166,9 +166,29 @@ sfn::ClientOptions clientOptionsFrom(const sfn::ClientConfig& c) {
   return opts;
 }
 
+// The endpoint's form, checked before any key or data is loaded: libzmq says only
+// "Invalid argument", and only at the first connect.
+void checkServerEndpoint(const std::string& endpoint) {
+  const std::size_t sep = endpoint.find("://");
+  const std::string scheme = endpoint.substr(0, sep);
+  const std::string rest = sep == std::string::npos ? "" : endpoint.substr(sep + 3);
+  bool ok = !rest.empty() && (scheme == "ipc" || scheme == "inproc");
+  if (scheme == "tcp") {
+    const std::size_t colon = rest.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : rest.substr(colon + 1);
+    ok = colon != std::string::npos && colon > 0 && !port.empty() && port.size() <= 5 &&
+         port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) >= 1 &&
+         std::stoi(port) <= 65535;
+  }
+  if (!ok)
+    SFN_THROW(sfn::ConfigError, "server.endpoint (--server) '", endpoint,
+              "' is not an endpoint: expected tcp://HOST:PORT (e.g. tcp://10.0.0.1:5555)");
+}
+
 // Endpoint and CURVE keys of the ZeroMQ connection. `insecure` is for local development
 // only and is logged as a warning on every connect (zmqClientFactory).
 sfn::ZmqClientOptions transportOptionsFrom(const sfn::ClientConfig& c) {
+  checkServerEndpoint(c.endpoint);
   sfn::ZmqClientOptions zo;
   zo.server_endpoint = c.endpoint;
   zo.insecure = c.insecure;
@@ -228,7 +248,7 @@ CLI::App* addProfileCommand(CLI::App& app, ProfileCli& p) {
   auto* pf = app.add_subcommand(
       "profile",
       "measure this device's latency table (every block variant, stem and head) for sfn-search");
-  pf->add_option("--out", p.out, "latency table file (JSON)")->capture_default_str();
+  pf->add_option("-o,--out", p.out, "latency table file (JSON)")->capture_default_str();
   pf->add_option("--preset", p.preset, "SuperNet design space")->capture_default_str();
   pf->add_option("--threads", p.threads,
                  "torch intra-op threads (use the count the deployed model will run with)")
@@ -312,15 +332,15 @@ int main(int argc, char** argv) {
       "assigned on its own data (--data) or on a shard of the run's dataset (--partition, "
       "--of) and reports the updates. The run's settings come from the server. Reconnects "
       "with backoff and re-registers when the server restarts. SIGINT/SIGTERM: say Bye and "
-      "exit 0.\n"
-      "Exit codes: 0 stopped or the server's run finished, 1 runtime error, 2 usage or "
-      "configuration error, 3 refused by the server (key not on its allowlist, or data that "
-      "does not fit the run), 4 data or integrity error.");
+      "exit 0.",
+      "0 also when stopped by SIGINT/SIGTERM or when the server's run finished; 3 when the "
+      "server refused this client (key not on its allowlist, or data that does not fit the "
+      "run).");
   CLI::App& cli_app = app.cli();
   cli_app.require_subcommand(0, 1);
   auto* kg = cli_app.add_subcommand("keygen", "write a client CURVE key pair (never overwrites)");
   std::string kg_out = ".";
-  kg->add_option("--out", kg_out, "folder for client.key (secret, mode 0600) and client.pub")
+  kg->add_option("-o,--out", kg_out, "folder for client.key (secret, mode 0600) and client.pub")
       ->capture_default_str();
   ProfileCli pcli;
   CLI::App* pf = addProfileCommand(cli_app, pcli);
@@ -331,7 +351,7 @@ int main(int argc, char** argv) {
     if (kg->parsed())
       return sfn::runKeygen(kg_out, "client", sfn::KeyType::kCurve,
                             "add it to the server's allowlist");
-    if (pf->parsed()) return profile(pcli);
+    if (pf->parsed()) return profile(pcli, *app.logger("info"));
     return runClient(flags, app);
   });
 }

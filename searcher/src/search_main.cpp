@@ -1,7 +1,7 @@
 // sfn-search: one-shot specialization of a trained SuperNet for many deployment targets.
 //
-//   sfn-search --checkpoint RUN_OR_FILE --targets T.toml --out DIR [--key signing.key] ...
-//   sfn-search keygen --out DIR            Ed25519 signing.key (0600) and signing.pub
+//   sfn-search --checkpoint RUN_OR_FILE --targets T.toml -o DIR [--key signing.key] ...
+//   sfn-search keygen -o DIR               Ed25519 signing.key (0600) and signing.pub
 //   sfn-search verify DIR --pubkey K       checks an exported model folder (or a folder of them)
 //
 // The pipeline itself is runSearchPipeline (search_pipeline.h); this file is its command line.
@@ -39,12 +39,15 @@ void addEvolutionOptions(CLI::App& app, sfn::EvolutionOptions& evo) {
 
 void addSearchOptions(CLI::App& app, sfn::SearchPipelineOptions& o) {
   app.add_option("--checkpoint", o.checkpoint,
-                 "run folder (uses checkpoints/latest), checkpoint folder or checkpoint file");
-  app.add_option("--targets", o.targets, "targets TOML ([[target]] tables)");
-  app.add_option("--out", o.out, "output folder (results, Pareto front, one model per target)");
+                 "run folder (uses checkpoints/latest), checkpoint folder or checkpoint file")
+      ->check(CLI::ExistingPath);
+  app.add_option("--targets", o.targets, "targets TOML ([[target]] tables)")
+      ->check(CLI::ExistingFile);
+  app.add_option("-o,--out", o.out, "output folder (results, Pareto front, one model per target)");
   app.add_option("--key", o.key,
                  "Ed25519 signing key (sfn-search keygen); default: OUT/keys/signing.key, "
-                 "created if absent");
+                 "created if absent")
+      ->check(CLI::ExistingFile);
   addEvolutionOptions(app, o.evo);
   app.add_option("--val-samples", o.val_samples,
                  "validation images the fitness is measured on (0 = the whole split)")
@@ -75,9 +78,9 @@ int main(int argc, char** argv) {
                    "sfn-search: find, for every deployment target (MACs, params and/or latency "
                    "budget on a device), the most accurate SubNet of a trained SuperNet by "
                    "evolutionary search on the validation split; export each winner as a signed "
-                   "TorchScript model.\n"
-                   "Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error, 4 a model "
-                   "that fails verification.");
+                   "TorchScript model.",
+                   "4 also when `verify` finds a model that fails verification. 130 follows "
+                   "SIGINT/SIGTERM: no results are written.");
   CLI::App& cli = app.cli();
   cli.require_subcommand(0, 1);
   sfn::SearchPipelineOptions opts;
@@ -85,13 +88,15 @@ int main(int argc, char** argv) {
 
   auto* kg = cli.add_subcommand("keygen", "write an Ed25519 signing key pair (never overwrites)");
   std::string kg_out = ".";
-  kg->add_option("--out", kg_out, "folder for signing.key (mode 0600) and signing.pub")
+  kg->add_option("-o,--out", kg_out, "folder for signing.key (mode 0600) and signing.pub")
       ->capture_default_str();
   auto* vf = cli.add_subcommand("verify", "verify an exported model folder (or a folder of them)");
   std::string vf_dir;
   std::string vf_key;
-  vf->add_option("dir", vf_dir, "model folder")->required();
-  vf->add_option("--pubkey", vf_key, "signing.pub of the exporter")->required();
+  vf->add_option("dir", vf_dir, "model folder")->required()->check(CLI::ExistingDirectory);
+  vf->add_option("--pubkey", vf_key, "signing.pub of the exporter")
+      ->required()
+      ->check(CLI::ExistingFile);
 
   return app.run(argc, argv, [&] {
     if (kg->parsed())

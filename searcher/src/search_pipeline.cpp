@@ -485,6 +485,7 @@ void SearchPipelineOptions::validate() const {
   if (latency_repeats < 1) SFN_THROW(ConfigError, "--latency-repeats must be >= 1");
   if (latency_threads < 1) SFN_THROW(ConfigError, "--latency-threads must be >= 1");
   if (!(plot_timeout_s > 0)) SFN_THROW(ConfigError, "--plot-timeout-s must be > 0");
+  checkTorchDevice(device, "--device");
   evo.validate();
 }
 

@@ -39,6 +39,11 @@ HyperParams hyperParamsOf(const TrainOptions& o) {
                      o.weight_decay, o.clip_grad_norm, o.seed};
 }
 
+// A round's waits are cut into slices this long, so that a stop request or a progress
+// line is never more than a slice away.
+constexpr double kPollSliceS = 0.5;
+constexpr double kProgressLogS = 10.0;
+
 double wallNow() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -82,6 +87,7 @@ Coordinator::Coordinator(CoordinatorOptions options, SuperNet supernet, ServerTr
 void Coordinator::setState(RoundState s) {
   state_ = s;
   log_->debug("round {}: state {}", next_round_, toString(s));
+  if (state_observer_) state_observer_(s);
 }
 
 std::size_t Coordinator::send(const PeerId& peer, const Message& msg) {
@@ -282,7 +288,7 @@ bool Coordinator::waitForClients(std::size_t min_clients, double timeout_s) {
     if (registry_.available(clock_.now(), options_.liveness_s).size() >= min_clients) return true;
     const double left = until - clock_.now();
     if (left <= 0) return false;
-    if (auto r = transport_.recv(toTimeout(std::min(left, 0.5)))) handle(*r);
+    if (auto r = transport_.recv(toTimeout(std::min(left, kPollSliceS)))) handle(*r);
   }
 }
 
@@ -338,8 +344,9 @@ void Coordinator::backOffIfDue() {
       next_round_, failed, wait, options_.robust.backoff_max_s);
   round_->backoff_s = wait;
   const double until = clock_.now() + wait;
-  for (double left = wait; left > 0; left = until - clock_.now())
-    if (auto r = transport_.recv(toTimeout(left))) handle(*r);
+  // Slices of at most 0.5 s so a stop request ends the wait promptly.
+  for (double left = wait; left > 0 && !stopRequested(); left = until - clock_.now())
+    if (auto r = transport_.recv(toTimeout(std::min(left, kPollSliceS)))) handle(*r);
 }
 
 std::unordered_set<std::uint64_t> Coordinator::quarantinedClients() const {
@@ -438,10 +445,23 @@ double Coordinator::sendTasks(const std::vector<Selected>& selected) {
 // kTraining, second half: stream updates into the accumulator until K are accepted, every
 // task has answered, or the deadline passes.
 void Coordinator::collectUpdates(double deadline) {
+  double next_log = wallNow() + kProgressLogS;
   while (round_->accepted < options_.clients_per_round && !pending_.empty()) {
+    if (stopRequested()) {
+      log_->warn("round {}: stop requested; closing the round with {} of {} updates", next_round_,
+                 round_->accepted, options_.clients_per_round);
+      break;
+    }
     const double left = deadline - clock_.now();
     if (left <= 0) break;
-    auto r = transport_.recv(toTimeout(left));
+    if (wallNow() >= next_log) {  // a long round must not look like a hung server
+      log_->info(
+          "round {}: training: {} of {} updates in, {} tasks pending, {:.0f} s to the "
+          "deadline",
+          next_round_, round_->accepted, options_.clients_per_round, pending_.size(), left);
+      next_log = wallNow() + kProgressLogS;
+    }
+    auto r = transport_.recv(toTimeout(std::min(left, kPollSliceS)));
     if (!r) continue;  // re-check the deadline
     handle(*r);
   }
@@ -508,10 +528,22 @@ void Coordinator::guardHealth() {
 
 // kEvaluating, every eval.every rounds.
 void Coordinator::evaluateIfDue() {
-  if (evaluator_ && options_.eval_every > 0 && (next_round_ + 1) % options_.eval_every == 0) {
-    setState(RoundState::kEvaluating);
+  if (!evaluator_ || options_.eval_every <= 0 || (next_round_ + 1) % options_.eval_every != 0)
+    return;
+  // A process asked to stop skips the evaluation (or cuts it short) so that it can write
+  // its final checkpoint within seconds; the round keeps its aggregate.
+  if (stopRequested()) return;
+  setState(RoundState::kEvaluating);
+  try {
     round_->evals = evaluateNow();
+  } catch (const Interrupted&) {
+    log_->warn("round {}: evaluation cut short by the stop request", next_round_);
+    round_->evals.clear();
   }
+}
+
+bool Coordinator::stopRequested() const {
+  return stop_ != nullptr && stop_->load(std::memory_order_relaxed);
 }
 
 void Coordinator::logRound() const {

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 namespace sfn {
 
 FederationOptions FederationOptions::from(const RunConfig& config) {
@@ -18,11 +20,24 @@ std::string_view toString(FederationEnd end) {
 namespace {
 
 // Serves registrations until enough clients are available; false if `stop` came first.
+// Says so every few seconds: a server waiting for clients must not look hung.
 bool waitForClients(Coordinator& coordinator, const FederationOptions& options,
-                    const std::atomic<bool>& stop) {
+                    const std::atomic<bool>& stop, spdlog::logger& log) {
   if (options.min_clients == 0) return true;
-  while (!stop.load(std::memory_order_relaxed))
-    if (coordinator.waitForClients(options.min_clients, options.wait_slice_s)) return true;
+  using Steady = std::chrono::steady_clock;
+  auto next_log = Steady::now();
+  while (!stop.load(std::memory_order_relaxed)) {
+    if (coordinator.availableClients() >= options.min_clients) return true;
+    if (Steady::now() >= next_log) {
+      log.info("round {}: waiting for {} clients (have {})", coordinator.round(),
+               options.min_clients, coordinator.availableClients());
+      next_log = Steady::now() +
+                 std::chrono::milliseconds(static_cast<long long>(options.wait_log_s * 1000.0));
+    }
+    const bool enough = coordinator.waitForClients(options.min_clients, options.wait_slice_s);
+    if (options.on_wait) options.on_wait();
+    if (enough) return true;
+  }
   return false;
 }
 
@@ -39,7 +54,7 @@ FederationResult runFederation(Coordinator& coordinator, RunRecorder& recorder,
   if (options.checkpoint_every > 0 && coordinator.round() == 0 && coordinator.history().empty())
     log->info("checkpoint {}", recorder.checkpoint(coordinator));
   while (coordinator.round() < options.rounds && !stop.load(std::memory_order_relaxed)) {
-    if (!waitForClients(coordinator, options, stop)) break;
+    if (!waitForClients(coordinator, options, stop, *log)) break;
     if (options.before_round) options.before_round();
     const RoundMetrics metrics = coordinator.runRound();
     recorder.appendMetrics(metrics);

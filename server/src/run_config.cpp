@@ -2,14 +2,12 @@
 
 #include "sfn/core/error.h"
 #include "sfn/io/toml_reader.h"
+#include "sfn/train/local_trainer.h"
 
 #include <spdlog/common.h>
-#include <torch/cuda.h>
-#include <torch/torch.h>
 
 #include <algorithm>
 #include <map>
-#include <optional>
 
 namespace sfn {
 
@@ -28,9 +26,9 @@ namespace {
 
 // The tables of a run config, each read by one function below: it reads the keys it knows
 // (absent keys keep their defaults), then rejects any other key of its table.
-constexpr std::string_view kTables[] = {"run",       "supernet",   "data",   "round",
-                                        "weighting", "train",      "eval",   "checkpoint",
-                                        "devices",   "simulation", "server", "robust"};
+constexpr std::string_view kTables[] = {"run",    "supernet", "data",       "round",   "weighting",
+                                        "train",  "eval",     "checkpoint", "devices", "simulation",
+                                        "server", "robust",   "http"};
 
 void readRun(TomlReader t, RunConfig& c) {
   t.get("name", c.name);
@@ -151,6 +149,12 @@ void readServer(TomlReader t, ServerSection& server) {
   t.rejectUnknown();
 }
 
+void readHttp(TomlReader t, HttpSection& http) {
+  t.get("listen", http.listen);
+  (void)parseHttpListen(http.listen, t.where("listen"));  // ConfigError naming the key
+  t.rejectUnknown();
+}
+
 // Overrides are applied first, so they are checked like keys of the file.
 RunConfig readConfig(TomlReader root, const std::vector<std::string>& overrides) {
   for (const auto& o : overrides) root.applyOverride(o);
@@ -170,6 +174,7 @@ RunConfig readConfig(TomlReader root, const std::vector<std::string>& overrides)
   readSimulation(root.table("simulation"), c.simulation);
   readServer(root.table("server"), c.server);
   readRobust(root.table("robust"), co.robust);
+  readHttp(root.table("http"), c.http);
   co.train.device = c.device;
   co.seed = c.seed;
   co.run_id = c.name;
@@ -188,27 +193,6 @@ void checkLogLevel(const std::string& level) {
     names += (l > 0 ? ", " : "") + std::string(name.data(), name.size());
   }
   SFN_THROW(ConfigError, "run.log_level must be one of ", names, " (got \"", level, "\")");
-}
-
-// A device this LibTorch build can run on, said in one line (torch's own errors for a
-// missing backend are pages long and come only once training starts).
-void checkDevice(const std::string& device) {
-  std::optional<torch::Device> d;
-  try {
-    d.emplace(device);
-  } catch (const std::exception&) {
-    SFN_THROW(ConfigError, "run.device \"", device,
-              "\" is not a torch device (\"cpu\", \"cuda\" or \"cuda:N\")");
-  }
-  if (d->is_cpu()) return;
-  if (!d->is_cuda())
-    SFN_THROW(ConfigError, "run.device \"", device, "\": sfn runs on \"cpu\" or a CUDA device");
-  if (!torch::cuda::is_available())
-    SFN_THROW(ConfigError, "run.device \"", device,
-              "\": this LibTorch build has no CUDA or sees no CUDA device; use \"cpu\"");
-  const auto count = torch::cuda::device_count();
-  if (d->has_index() && static_cast<std::size_t>(d->index()) >= count)
-    SFN_THROW(ConfigError, "run.device \"", device, "\": only ", count, " CUDA device(s)");
 }
 
 // `threads` of one pool (or workers x threads) against the machine's cores.
@@ -248,10 +232,10 @@ nlohmann::json RunConfig::runInfo(const std::string& config_path) const {
   return info;
 }
 
-EvalOptions RunConfig::evalOptions(int threads) const {
+EvalOptions RunConfig::evalOptions(int threads, const std::atomic<bool>* stop) const {
   // Whole batches: the calibration takes at least bn_samples images.
   const int bn_batches = (eval_bn_samples + eval_batch_size - 1) / eval_batch_size;
-  return EvalOptions{eval_batch_size, device, bn_batches, threads};
+  return EvalOptions{eval_batch_size, device, bn_batches, threads, stop};
 }
 
 void RunConfig::validate() const {
@@ -259,7 +243,7 @@ void RunConfig::validate() const {
   if (torch_threads < 1)
     SFN_THROW(ConfigError, "run.torch_threads must be >= 1 (got ", torch_threads, ")");
   checkLogLevel(log_level);
-  checkDevice(device);
+  checkTorchDevice(device, "run.device");
   if (checkpoint_every < 0) SFN_THROW(ConfigError, "checkpoint.every must be >= 0");
   if (eval_batch_size < 1) SFN_THROW(ConfigError, "eval.batch_size must be >= 1");
   if (eval_bn_samples < 1) SFN_THROW(ConfigError, "eval.bn_samples must be >= 1");

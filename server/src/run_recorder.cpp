@@ -164,7 +164,9 @@ std::string RunRecorder::save(const Coordinator& coordinator) const {
 
 std::string RunRecorder::resumeFrom(const std::string& dir_or_file, Coordinator& coordinator) {
   const std::optional<std::string> file = findCheckpoint(dir_or_file);
-  if (!file) SFN_THROW(IoError, "--resume: no checkpoint in '", dir_or_file, "'");
+  if (!file)
+    SFN_THROW(ConfigError, "--resume '", dir_or_file,
+              "': no such checkpoint file, and no run or checkpoint folder with a checkpoint");
   if (const std::optional<std::string> held = heldRun(dir_); held && !isInside(*file, dir_))
     SFN_THROW(ConfigError, "run folder '", dir_, "' holds another run (", *held, "): resuming '",
               *file, "' there would overwrite it; choose another run folder (-o)");

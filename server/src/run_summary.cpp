@@ -42,8 +42,22 @@ RunSummary summarizeRun(const Coordinator& coordinator, const Evaluator& test,
   s.rounds = coordinator.round();
   s.clients = coordinator.registry().size();
   s.clock_s = coordinator.clock().now();
-  s.test = test.evaluate(supernet, targets);
-  s.val = val.evaluate(supernet, targets);
+  // One line per SubNet and split: the final evaluation can take minutes, and an operator
+  // should see it progress rather than silence.
+  const auto& log = coordinator.logger();
+  const std::size_t n = targets.size();
+  log->info("final evaluation of {} SubNets on {} test and {} validation samples", n,
+            test.samples(), val.samples());
+  for (std::size_t i = 0; i < n; ++i) {
+    s.test.push_back(test.evaluate(supernet, targets[i]));
+    log->info("final evaluation {}/{}: {} test accuracy {:.4f}", i + 1, 2 * n, targets[i].name,
+              s.test.back().accuracy);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    s.val.push_back(val.evaluate(supernet, targets[i]));
+    log->info("final evaluation {}/{}: {} validation accuracy {:.4f}", n + i + 1, 2 * n,
+              targets[i].name, s.val.back().accuracy);
+  }
   return s;
 }
 

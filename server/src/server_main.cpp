@@ -1,7 +1,7 @@
 // sfn-server: the Coordinator over ZeroMQ (ROUTER, CURVE-authenticated by default).
 //
 //   sfn-server -c CONFIG [--set k=v] [-o RUN] [--resume RUN] [--bind EP] [--key F] [--allow F]
-//   sfn-server keygen --out DIR
+//   sfn-server keygen -o DIR
 #include "sfn/app/app_main.h"
 #include "sfn/app/key_files.h"
 #include "sfn/app/stop_signal.h"
@@ -13,6 +13,7 @@
 #include "sfn/net/zmq_transport.h"
 #include "sfn/server/coordinator.h"
 #include "sfn/server/federation.h"
+#include "sfn/server/ops_endpoint.h"
 #include "sfn/server/run_config.h"
 #include "sfn/server/run_recorder.h"
 #include "sfn/server/run_summary.h"
@@ -42,6 +43,7 @@ struct ServerArgs {
   std::string bind, key_file, allowlist;
   bool insecure = false;
   int min_clients = 0;
+  std::string http;
   std::string keygen_out = ".";
 };
 
@@ -50,7 +52,11 @@ void addOptions(sfn::AppMain& app, ServerArgs& a) {
   cli.add_option("-c,--config", a.config_path, "run configuration (TOML; same format as sfn-sim)")
       ->check(CLI::ExistingFile);
   cli.add_option("-s,--set", a.overrides, "override a config key: table.key=value (repeatable)");
-  cli.add_option("-o,--run-dir", a.run_dir, "run folder (metrics, checkpoints)");
+  cli.add_option("-o,--out", a.run_dir,
+                 "run folder: config, metrics, checkpoints, summary (default: "
+                 "<run.out_dir>/<run.name>, or the --resume folder)");
+  // The flag's name before the binaries were aligned on -o/--out; hidden, still accepted.
+  cli.add_option("--run-dir", a.run_dir, "deprecated: use -o/--out")->group("");
   cli.add_option("--resume", a.resume, "resume from this run folder or checkpoint file");
   cli.add_option("--bind", a.bind, "endpoint to bind, e.g. tcp://0.0.0.0:5555 (server.bind)");
   cli.add_option("--key", a.key_file, "server key pair file from keygen (server.key_file)");
@@ -61,6 +67,10 @@ void addOptions(sfn::AppMain& app, ServerArgs& a) {
   cli.add_option("--min-clients", a.min_clients,
                  "clients to wait for before each round (server.min_clients)")
       ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  cli.add_option("--http", a.http,
+                 "operator endpoint HOST:PORT (/metrics, /healthz, /readyz, /status, dashboard "
+                 "at /) or off (http.listen; default " +
+                     std::string(sfn::kDefaultHttpListen) + ")");
 }
 
 // The setting flags as overrides, so they are applied and recorded (config.toml) like --set.
@@ -73,6 +83,7 @@ std::vector<std::string> effectiveOverrides(const ServerArgs& a) {
   if (!a.allowlist.empty()) out.push_back("server.allowlist_file=" + text(a.allowlist));
   if (a.insecure) out.push_back("server.insecure=true");
   if (a.min_clients > 0) out.push_back("server.min_clients=" + std::to_string(a.min_clients));
+  if (!a.http.empty()) out.push_back("http.listen=" + text(a.http));
   return out;
 }
 
@@ -126,35 +137,47 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
                             cfg.checkpoint_keep, cfg.runInfo(a.config_path),
                             a.resume.empty() ? sfn::RunStart::kNew : sfn::RunStart::kResume);
+  // Up before the data loads: /healthz answers at once, /readyz once clients are accepted.
+  sfn::OpsEndpoint ops(cfg.http.listen, "http.listen (--http)", cfg.name, cfg.rounds, log);
+  ops.writeEndpointFile(run_dir);
   auto transport = makeTransport(cfg, *log);
   // The endpoint file lets scripts and tests find an ephemeral port.
   fs::create_directories(run_dir);
   std::ofstream(fs::path(run_dir) / "endpoint") << transport->endpoint() << '\n';
 
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
-  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, cfg.evalOptions(cfg.torch_threads));
+  const sfn::EvalOptions eval_options = cfg.evalOptions(cfg.torch_threads, &stop.flag());
+  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, eval_options);
   sfn::SteadyClock clock;
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *transport, clock,
                          &val_eval, log);
   coord.setHealthProbe(sfn::HealthProbe::validation(data, cfg.coordinator.robust.probe_samples));
   coord.setShardService(
       sfn::ShardCatalog::service(std::make_shared<sfn::ShardCatalog>(cfg.data, data, cfg.seed)));
+  coord.setStopFlag(&stop.flag());
   resumeIfAsked(a.resume, recorder, coord, *log);
   recorder.writeConfig(sfn::readTextFile(a.config_path, "config file"), overrides);
 
   sfn::FederationOptions fo = sfn::FederationOptions::from(cfg);
   fo.min_clients = static_cast<std::size_t>(cfg.server.min_clients);
   fo.log = log;
+  ops.attach(coord);
+  ops.hook(fo, coord);
+  ops.setReady(true);
   const sfn::FederationResult result = sfn::runFederation(coord, recorder, fo, stop.flag());
+  ops.setReady(false);
   const bool stopped = result.end == sfn::FederationEnd::kStopped;
   log->info("{}; checkpoint {}", stopped ? "stopped by signal" : "training finished",
             result.checkpoint);
   coord.sayGoodbye(stopped ? sfn::ByeCode::kStopping : sfn::ByeCode::kFinished,
                    stopped ? "server stopping" : "training finished");
-  if (!stopped)
-    sfn::finishRun(coord, data, cfg.evalOptions(cfg.torch_threads), val_eval, recorder,
-                   result.checkpoint,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (!stopped) {
+    ops.setFinal(sfn::FinalEval::kRunning);
+    const sfn::RunSummary summary = sfn::finishRun(
+        coord, data, eval_options, val_eval, recorder, result.checkpoint,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    ops.setFinal(sfn::FinalEval::kDone, summary.test);
+  }
   std::cout << "run folder: " << run_dir << std::endl;
   return !stopped;
 }
@@ -163,14 +186,15 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
 
 int main(int argc, char** argv) {
   sfn::AppMain app("sfn-server",
-                   "sfn-server: SuperFedNAS aggregation server (Coordinator over ZeroMQ + CURVE)");
+                   "sfn-server: SuperFedNAS aggregation server (Coordinator over ZeroMQ + CURVE)",
+                   "130 follows SIGINT/SIGTERM: a checkpoint is written, --resume continues.");
   ServerArgs args;
   addOptions(app, args);
   CLI::App& cli = app.cli();
   cli.require_subcommand(0, 1);
   auto* keygen =
       cli.add_subcommand("keygen", "write a server CURVE key pair (server.key, server.pub)");
-  keygen->add_option("--out", args.keygen_out, "folder for server.key and server.pub")
+  keygen->add_option("-o,--out", args.keygen_out, "folder for server.key and server.pub")
       ->capture_default_str();
   const int rc = app.run(argc, argv, [&] {
     if (keygen->parsed())

@@ -27,8 +27,8 @@ FleetKeys loadOrCreateFleetKeys(const std::filesystem::path& dir, std::size_t cl
     if (std::filesystem::exists(path)) {
       CurveKeyPair keys = readKeyFile(path);
       if (keys.secret_key.empty())
-        SFN_THROW(IoError, "'", path.string(),
-                  "' holds no secret key (expected a key pair written by sfn-sim keys)");
+        SFN_THROW(ConfigError, "'", path.string(),
+                  "' holds no secret key (expected a key pair written by sfn-sim keygen)");
       out.keys.push_back(std::move(keys));
     } else {
       CurveKeyPair keys = generateCurveKeyPair();

@@ -2,7 +2,7 @@
 // or (--connect) a fleet of real ZeroMQ clients driving a running sfn-server.
 //
 //   sfn-sim -c CONFIG [--set k=v] [-o RUN] [--resume RUN]     simulate (virtual clients)
-//   sfn-sim keys --clients N --out DIR                         key pairs + DIR/allow
+//   sfn-sim keygen --clients N -o DIR                          key pairs + DIR/allow ("keys" too)
 //   sfn-sim --connect tcp://H:P --clients N --keys-dir DIR --server-key server.pub [-c CONFIG]
 #include "sfn/app/app_main.h"
 #include "sfn/app/stop_signal.h"
@@ -13,6 +13,7 @@
 #include "sfn/io/text_file.h"
 #include "sfn/server/coordinator.h"
 #include "sfn/server/federation.h"
+#include "sfn/server/ops_endpoint.h"
 #include "sfn/server/run_config.h"
 #include "sfn/server/run_recorder.h"
 #include "sfn/server/run_summary.h"
@@ -23,6 +24,7 @@
 #include "sfn/train/evaluator.h"
 #include "sfn/train/local_trainer.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
@@ -71,7 +73,7 @@ std::shared_ptr<spdlog::logger> simLogger(const sfn::AppMain& app, const std::st
   return log;
 }
 
-// `sfn-sim keys`: the key pairs of a fleet and the allowlist for sfn-server --allow.
+// `sfn-sim keygen`: the key pairs of a fleet and the allowlist for sfn-server --allow.
 sfn::ExitCode writeKeys(std::size_t clients, const std::string& out) {
   const sfn::FleetKeys keys = sfn::loadOrCreateFleetKeys(out, clients);
   std::cout << clients << " client key pairs in " << out << " (" << keys.generated << " new, "
@@ -79,6 +81,12 @@ sfn::ExitCode writeKeys(std::size_t clients, const std::string& out) {
             << "allowlist: " << keys.allowlist.string() << "  (start sfn-server with --allow "
             << keys.allowlist.string() << ")" << std::endl;
   return sfn::ExitCode::kOk;
+}
+
+// A redrawn progress line on a terminal, unless -q or --log-format json (whose readers
+// expect nothing but JSON lines on stderr).
+bool progressOnTerminal(const sfn::AppMain& app, bool quiet) {
+  return isatty(STDERR_FILENO) && !quiet && app.logFormat() == sfn::LogFormat::kText;
 }
 
 struct ConnectOptions {
@@ -96,6 +104,7 @@ struct SimArgs {
   std::vector<std::string> overrides;
   std::string run_dir;
   std::string resume;
+  std::string http;  // --http: http.listen
   bool quiet = false;
   ConnectOptions connect;
   std::int64_t keys_clients = 0;
@@ -129,7 +138,7 @@ sfn::ZmqFleetOptions fleetOptions(const sfn::RunConfig& cfg, const ConnectOption
   if (keys.generated > 0)
     log.warn(
         "{} new client keys generated: the server must be (re)started with --allow {} "
-        "before they can register (or run `sfn-sim keys` first)",
+        "before they can register (or run `sfn-sim keygen` first)",
         keys.generated, keys.allowlist.string());
   fo.keys = std::move(keys.keys);
   return fo;
@@ -208,9 +217,8 @@ sfn::ExitCode runConnect(const sfn::AppMain& app, const SimArgs& a, const sfn::S
   log->info("{} shards ({} partition, seed {}) of {} training samples", shards.size(),
             cfg.data.partition.scheme, cfg.seed, data.split.train.size());
 
-  sfn::ZmqFleet fleet(std::move(fo), data.train, shards, deviceProfiles(cfg), log,
-                      client_log);
-  const bool tty = isatty(STDERR_FILENO) && !a.quiet;
+  sfn::ZmqFleet fleet(std::move(fo), data.train, shards, deviceProfiles(cfg), log, client_log);
+  const bool tty = progressOnTerminal(app, a.quiet);
   const sfn::ZmqFleetReport report = fleet.run(stop.flag(), statusPrinter(co, log, tty));
   if (tty) std::fprintf(stderr, "\n");
   printFleetReport(report);
@@ -334,10 +342,13 @@ void registerFleet(sfn::Coordinator& coord, sfn::VirtualFleet& fleet, const sfn:
 sfn::FederationResult train(sfn::Coordinator& coord, sfn::RunRecorder& recorder,
                             const sfn::VirtualFleet& fleet, const sfn::RunConfig& cfg,
                             const sfn::StopSignal& stop, const std::shared_ptr<spdlog::logger>& log,
-                            bool tty) {
+                            bool tty, sfn::OpsEndpoint& ops) {
   sfn::FederationOptions fo = sfn::FederationOptions::from(cfg);
   fo.log = log;
-  if (!tty) return sfn::runFederation(coord, recorder, fo, stop.flag());
+  if (!tty) {
+    ops.hook(fo, coord);
+    return sfn::runFederation(coord, recorder, fo, stop.flag());
+  }
   const auto level = log->level();
   log->set_level(std::max(level, spdlog::level::warn));
   sfn::FederationResult result;
@@ -345,51 +356,70 @@ sfn::FederationResult train(sfn::Coordinator& coord, sfn::RunRecorder& recorder,
     ProgressLine progress(fleet, coord.round(), cfg.rounds, cfg.coordinator.clients_per_round);
     fo.before_round = [&progress] { progress.roundStarting(); };
     fo.after_round = [&](const sfn::RoundMetrics&) { progress.roundDone(coord.round()); };
+    ops.hook(fo, coord);
     result = sfn::runFederation(coord, recorder, fo, stop.flag());
   }
   log->set_level(level);
   return result;
 }
 
+// --set, then --http as the key it sets (a JSON string is a valid TOML basic string).
+std::vector<std::string> runOverrides(const SimArgs& a) {
+  std::vector<std::string> out = a.overrides;
+  if (!a.http.empty()) out.push_back("http.listen=" + nlohmann::json(a.http).dump());
+  return out;
+}
+
+// -o, else the --resume folder, else a new folder named after the run and the time.
+std::string runDir(const SimArgs& a, const sfn::RunConfig& cfg) {
+  if (!a.run_dir.empty()) return a.run_dir;
+  if (!a.resume.empty() && fs::is_directory(a.resume)) return a.resume;
+  return (fs::path(cfg.out_dir) / (cfg.name + "-" + timestamp())).string();
+}
+
 // Everything after the command line: set up, run the federation, report. Returns false if
 // a stop signal ended the run early.
 bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& stop) {
   const auto t0 = std::chrono::steady_clock::now();
-  sfn::RunConfig cfg = sfn::RunConfig::load(a.config_path, a.overrides);
+  const std::vector<std::string> overrides = runOverrides(a);
+  sfn::RunConfig cfg = sfn::RunConfig::load(a.config_path, overrides);
   const auto log = simLogger(app, cfg.log_level, a.quiet);
   cfg.checkSimulationStart(std::thread::hardware_concurrency());
   sfn::setTorchThreads(cfg.simulation.torch_threads);
-  const std::string run_dir =
-      !a.run_dir.empty() ? a.run_dir
-      : !a.resume.empty() && fs::is_directory(a.resume)
-          ? a.resume
-          : (fs::path(cfg.out_dir) / (cfg.name + "-" + timestamp())).string();
-  // Before the data is loaded: a folder that holds another run is refused at once.
+  const std::string run_dir = runDir(a, cfg);
+  // Before the data is loaded: a folder that holds another run is refused at once, and
+  // /healthz answers at once (/readyz once the fleet is in).
   sfn::RunRecorder recorder(run_dir, sfn::evalTargetNames(cfg.coordinator.eval_subnets),
                             cfg.checkpoint_keep, cfg.runInfo(a.config_path),
                             a.resume.empty() ? sfn::RunStart::kNew : sfn::RunStart::kResume);
-
+  sfn::OpsEndpoint ops(cfg.http.listen, "http.listen (--http)", cfg.name, cfg.rounds, log);
+  ops.writeEndpointFile(run_dir);
   log->info("loading data ({})", cfg.data.dataset);
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
   std::vector<sfn::DeviceProfile> profiles = deviceProfiles(cfg);
   applyProfiles(cfg, profiles);
   // Evaluations run between rounds, when the pool is idle: all the cores training was given.
   const int eval_threads = cfg.simulation.workers * cfg.simulation.torch_threads;
-  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, cfg.evalOptions(eval_threads));
+  const sfn::EvalOptions eval_options = cfg.evalOptions(eval_threads, &stop.flag());
+  sfn::Evaluator val_eval = sfn::Evaluator::validation(data, eval_options);
   sfn::VirtualClock clock;
   const auto fleet = makeFleet(cfg, data, std::move(profiles), clock, *log);
   sfn::Coordinator coord(cfg.coordinator, sfn::SuperNet(cfg.space, cfg.seed), *fleet, clock,
                          &val_eval, log);
   coord.setHealthProbe(sfn::HealthProbe::validation(data, cfg.coordinator.robust.probe_samples));
+  coord.setStopFlag(&stop.flag());
   if (!a.resume.empty()) {
     recorder.resumeFrom(a.resume, coord);
     log->info("resumed at round {} from {}", coord.round(), a.resume);
   }
-  recorder.writeConfig(sfn::readTextFile(a.config_path, "config file"), a.overrides);
+  recorder.writeConfig(sfn::readTextFile(a.config_path, "config file"), overrides);
   registerFleet(coord, *fleet, cfg, *log);
 
-  const bool tty = isatty(STDERR_FILENO) && !a.quiet;
-  const sfn::FederationResult result = train(coord, recorder, *fleet, cfg, stop, log, tty);
+  ops.attach(coord);
+  ops.setReady(true);
+  const sfn::FederationResult result =
+      train(coord, recorder, *fleet, cfg, stop, log, progressOnTerminal(app, a.quiet), ops);
+  ops.setReady(false);
   if (result.end == sfn::FederationEnd::kStopped) {
     log->warn("interrupted: checkpoint written to {}; continue with --resume {}", result.checkpoint,
               run_dir);
@@ -398,8 +428,10 @@ bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& 
   }
   const double wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  sfn::finishRun(coord, data, cfg.evalOptions(eval_threads), val_eval, recorder, result.checkpoint,
-                 wall_s);
+  ops.setFinal(sfn::FinalEval::kRunning);
+  const sfn::RunSummary summary =
+      sfn::finishRun(coord, data, eval_options, val_eval, recorder, result.checkpoint, wall_s);
+  ops.setFinal(sfn::FinalEval::kDone, summary.test);
   std::printf("\ntraining: %lld rounds, %zu local tasks, %.1f s wall, %.1f s virtual\n",
               static_cast<long long>(coord.round()), fleet->tasksDone(), wall_s, clock.now());
   std::cout << "run folder: " << run_dir << std::endl;
@@ -414,10 +446,17 @@ void addRunOptions(CLI::App& cli, SimArgs& a) {
                  "partition, preset, seed and workers; defaults otherwise)")
       ->check(CLI::ExistingFile);
   cli.add_option("-s,--set", a.overrides, "override a config key: table.key=value (repeatable)");
-  cli.add_option("-o,--run-dir", a.run_dir,
-                 "run folder (default: <run.out_dir>/<run.name>-<time>)");
+  cli.add_option("-o,--out", a.run_dir,
+                 "run folder: config, metrics, checkpoints, summary (default: "
+                 "<run.out_dir>/<run.name>-<time>, or the --resume folder)");
+  // The flag's name before the binaries were aligned on -o/--out; hidden, still accepted.
+  cli.add_option("--run-dir", a.run_dir, "deprecated: use -o/--out")->group("");
   cli.add_option("--resume", a.resume, "resume from this run folder or checkpoint file");
   cli.add_flag("-q,--quiet", a.quiet, "only warnings and the summary");
+  cli.add_option("--http", a.http,
+                 "operator endpoint HOST:PORT (/metrics, /healthz, /readyz, /status, dashboard "
+                 "at /) or off (http.listen; default " +
+                     std::string(sfn::kDefaultHttpListen) + ")");
 }
 
 void addConnectOptions(CLI::App& cli, ConnectOptions& c) {
@@ -432,7 +471,7 @@ void addConnectOptions(CLI::App& cli, ConnectOptions& c) {
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{2'000}));
   cli.add_option("--server-key", c.server_key, "--connect: the server's public key file");
   cli.add_option("--keys-dir", c.keys_dir,
-                 "--connect: folder of client key pairs (made by `sfn-sim keys`; missing ones "
+                 "--connect: folder of client key pairs (made by `sfn-sim keygen`; missing ones "
                  "are generated, and DIR/allow is rewritten)")
       ->capture_default_str();
   cli.add_flag("--insecure", c.insecure,
@@ -446,15 +485,16 @@ void addConnectOptions(CLI::App& cli, ConnectOptions& c) {
       ->capture_default_str();
 }
 
-CLI::App* addKeysCommand(CLI::App& cli, SimArgs& a) {
+CLI::App* addKeygenCommand(CLI::App& cli, SimArgs& a) {
   auto* keys = cli.add_subcommand(
-      "keys",
+      "keygen",
       "write (or reuse) N client key pairs in a folder plus its allowlist file 'allow' "
       "for sfn-server --allow");
+  keys->alias("keys");  // its name before every binary's key command was called keygen
   keys->add_option("--clients", a.keys_clients, "number of clients")
       ->required()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}));
-  keys->add_option("--out", a.keys_out, "key folder")->capture_default_str();
+  keys->add_option("-o,--out", a.keys_out, "key folder")->capture_default_str();
   return keys;
 }
 
@@ -465,10 +505,13 @@ int main(int argc, char** argv) {
       "sfn-sim",
       "sfn-sim: simulate SuperFedNAS federated training with many virtual clients in one "
       "process (-c CONFIG), or drive a running sfn-server with many real ZeroMQ clients "
-      "(--connect ENDPOINT; generate and allowlist their keys first with `sfn-sim keys`).");
+      "(--connect ENDPOINT; generate and allowlist their keys first with `sfn-sim keygen`).",
+      "130 follows SIGINT/SIGTERM: a checkpoint is written, --resume continues (--connect: "
+      "the fleet stopped before the server said Bye). 3 (--connect): the server rejected "
+      "clients.");
   SimArgs args;
   app.cli().require_subcommand(0, 1);
-  CLI::App* keys = addKeysCommand(app.cli(), args);
+  CLI::App* keys = addKeygenCommand(app.cli(), args);
   addRunOptions(app.cli(), args);
   addConnectOptions(app.cli(), args.connect);
   const int rc = app.run(argc, argv, [&] {

@@ -159,7 +159,8 @@ TEST_CASE("run folder: a failed resume leaves metrics and latest untouched") {
   SUBCASE("no checkpoint where --resume points") {
     Federation f;
     RunRecorder recorder = resumingRecorder(dir);
-    CHECK_THROWS_AS(recorder.resumeFrom(tmp.file("nothing").string(), f.coord), IoError);
+    CHECK_THROWS_WITH_AS(recorder.resumeFrom(tmp.file("nothing").string(), f.coord),
+                         doctest::Contains("--resume"), ConfigError);
   }
   SUBCASE("the newest checkpoint is damaged") {
     const fs::path newest = dir / "checkpoints" / "ckpt-000003.sfn";
@@ -169,7 +170,7 @@ TEST_CASE("run folder: a failed resume leaves metrics and latest untouched") {
     Federation f;
     RunRecorder recorder = resumingRecorder(dir);
     CHECK_THROWS_WITH_AS(recorder.resumeFrom(dir.string(), f.coord),
-                         doctest::Contains("ckpt-000003.sfn"), IoError);
+                         doctest::Contains("ckpt-000003.sfn"), DataError);
   }
   SUBCASE("the checkpoint is of another design space") {
     Federation f("fmnist");

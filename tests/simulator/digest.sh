@@ -13,7 +13,8 @@
 #      pinned runs hold oneDNN and ATen to AVX2, which every host of this workplace has.
 #   2. an sfn-server run (2 rounds, 3 clients of `sfn-sim --connect`, --insecure on
 #      loopback) leaves the same set of files in its run folder as the sfn-sim run, plus
-#      `endpoint`, with checkpoints from round 0 in both.
+#      `endpoint` (and `http_endpoint` in either, when the default HTTP port was free), with
+#      checkpoints from round 0 in both.
 # Usage: digest.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
 BUILD=$(realpath "$1")
@@ -27,7 +28,7 @@ for b in "$SIM" "$SERVER" "$CHECK_RUN"; do
 done
 source "$SRC/tests/process_lib.sh"
 make_work digest
-files_of() { (cd "$1" && find . -mindepth 1 -maxdepth 1 ! -name endpoint -printf '%f\n' | sort); }
+files_of() { (cd "$1" && find . -mindepth 1 -maxdepth 1 ! -name endpoint ! -name http_endpoint -printf '%f\n' | sort); }
 CFG=$SRC/tests/simulator/digest.toml
 
 # --- 1: the pinned digest, with 2 workers (the config) and with 1 ---

@@ -87,6 +87,12 @@ std::string systemError(int err) { return std::generic_category().message(err); 
   SFN_THROW(IoError, "checkpoint '", path.string(), "': ", what);
 }
 
+// A file that is not what writeCheckpoint wrote (damaged, cut off, or not a checkpoint):
+// a data error (exit code 4), unlike a file that cannot be read at all.
+[[noreturn]] void failCorrupt(const fs::path& path, const std::string& what) {
+  SFN_THROW(DataError, "checkpoint '", path.string(), "': ", what);
+}
+
 // Reads exactly n bytes at `offset`; false if the file ends first (it shrank under us).
 bool preadAll(const fs::path& path, int fd, void* dst, std::uint64_t n, std::uint64_t offset) {
   auto* p = static_cast<std::uint8_t*>(dst);
@@ -148,7 +154,7 @@ class HeaderChecker {
       : path_(path), dataBytes_(dataBytes) {}
 
   void require(bool cond, const std::string& what) const {
-    if (!cond) failCheckpoint(path_, "malformed header: " + what);
+    if (!cond) failCorrupt(path_, "malformed header: " + what);
   }
 
   std::uint64_t unsignedField(const json& obj, const char* key, const std::string& where) const {
@@ -367,7 +373,7 @@ class CheckpointFile {
   std::uint64_t size() const { return size_; }
   void readAt(void* dst, std::uint64_t n, std::uint64_t offset) const {
     if (!preadAll(path_, fd_.get(), dst, n, offset))
-      failCheckpoint(path_, "truncated while reading (file shrank)");
+      failCorrupt(path_, "truncated while reading (file shrank)");
   }
 
  private:
@@ -389,21 +395,20 @@ Sections readPrefix(const CheckpointFile& file) {
   const fs::path& path = file.path();
   const std::uint64_t size = file.size();
   if (size < kPrefixSize + kTrailerSize)
-    failCheckpoint(path, "truncated: " + std::to_string(size) +
-                             " bytes, a checkpoint has at least " +
-                             std::to_string(kPrefixSize + kTrailerSize));
+    failCorrupt(path, "truncated: " + std::to_string(size) + " bytes, a checkpoint has at least " +
+                          std::to_string(kPrefixSize + kTrailerSize));
   Sections s;
   file.readAt(s.prefix.data(), s.prefix.size(), 0);
   if (!std::equal(kMagic.begin(), kMagic.end(), s.prefix.begin(),
                   [](char a, std::uint8_t b) { return static_cast<std::uint8_t>(a) == b; }))
-    failCheckpoint(path, "bad magic: not an sfn checkpoint (expected \"SFNCKPT1\")");
+    failCorrupt(path, "bad magic: not an sfn checkpoint (expected \"SFNCKPT1\")");
   s.headerLength = std::uint64_t{s.prefix[8]} | std::uint64_t{s.prefix[9]} << 8 |
                    std::uint64_t{s.prefix[10]} << 16 | std::uint64_t{s.prefix[11]} << 24;
   // Sizes are compared by subtraction from the (larger) file size so nothing can overflow.
   s.bodyEnd = size - kTrailerSize;
   if (s.headerLength > s.bodyEnd - kPrefixSize || alignUp(kPrefixSize + s.headerLength) > s.bodyEnd)
-    failCheckpoint(path, "truncated: header of " + std::to_string(s.headerLength) +
-                             " bytes does not fit in a file of " + std::to_string(size) + " bytes");
+    failCorrupt(path, "truncated: header of " + std::to_string(s.headerLength) +
+                          " bytes does not fit in a file of " + std::to_string(size) + " bytes");
   s.dataStart = alignUp(kPrefixSize + s.headerLength);
   return s;
 }
@@ -416,11 +421,11 @@ void checkDeclaredDataSize(const CheckpointFile& file, const json& header,
   const auto declared = header.find("data_bytes");
   if (declared != header.end() && declared->is_number_unsigned() &&
       declared->get<std::uint64_t>() > dataBytes)
-    failCheckpoint(file.path(), "truncated: file has " + std::to_string(file.size()) +
-                                    " bytes, its header describes " +
-                                    std::to_string(declared->get<std::uint64_t>()) +
-                                    " bytes of tensor data but only " + std::to_string(dataBytes) +
-                                    " remain");
+    failCorrupt(file.path(), "truncated: file has " + std::to_string(file.size()) +
+                                 " bytes, its header describes " +
+                                 std::to_string(declared->get<std::uint64_t>()) +
+                                 " bytes of tensor data but only " + std::to_string(dataBytes) +
+                                 " remain");
 }
 
 // The first pass: the SHA-256 of everything before the trailer must match the trailer.
@@ -441,8 +446,8 @@ void verifyDigest(const CheckpointFile& file, const Sections& s, const std::stri
   file.readAt(stored.data(), stored.size(), s.bodyEnd);
   const Sha256Digest computed = hasher.finish();
   if (computed != stored)
-    failCheckpoint(file.path(), "digest mismatch: the file is corrupt (stored SHA-256 " +
-                                    toHex(stored) + ", computed " + toHex(computed) + ")");
+    failCorrupt(file.path(), "digest mismatch: the file is corrupt (stored SHA-256 " +
+                                 toHex(stored) + ", computed " + toHex(computed) + ")");
 }
 
 }  // namespace
@@ -472,9 +477,9 @@ Checkpoint readCheckpoint(const fs::path& path) {
 
   // The second pass, only over a file whose digest matched.
   if (!shallow)
-    failCheckpoint(
-        path, "malformed header: nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  if (header.is_discarded()) failCheckpoint(path, "malformed header: not valid JSON");
+    failCorrupt(path,
+                "malformed header: nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  if (header.is_discarded()) failCorrupt(path, "malformed header: not valid JSON");
   const std::vector<DirEntry> entries = checkHeader(path, header, sections.dataBytes());
   Checkpoint result;
   result.metadata = header.at("metadata");

@@ -29,8 +29,11 @@ std::pair<std::string_view, std::string_view> splitLine(std::string_view line) {
   return {trim(line.substr(0, eq)), value};
 }
 
-std::vector<std::string> readLines(const std::filesystem::path& path) {
-  std::istringstream in(readTextFile(path.string(), "key file"));
+std::vector<std::string> readLines(const std::filesystem::path& path, const char* what) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec) && !ec)
+    SFN_THROW(ConfigError, what, " ", path, " does not exist");
+  std::istringstream in(readTextFile(path.string(), what));
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
   return lines;
@@ -43,8 +46,8 @@ void requirePrivate(const std::filesystem::path& path) {
   if (ec) SFN_THROW(IoError, "cannot stat key file ", path, ": ", ec.message());
   using std::filesystem::perms;
   if ((perms & (perms::group_all | perms::others_all)) != perms::none)
-    SFN_THROW(IoError, "secret key file ", path, " is accessible by group/others (mode ", std::oct,
-              static_cast<unsigned>(perms & perms::mask), "); chmod 600 it");
+    SFN_THROW(ConfigError, "secret key file ", path, " is accessible by group/others (mode ",
+              std::oct, static_cast<unsigned>(perms & perms::mask), "); chmod 600 it");
 }
 
 }  // namespace
@@ -100,7 +103,7 @@ void writePublicKeyFile(const std::filesystem::path& path, std::string_view publ
 CurveKeyPair readKeyFile(const std::filesystem::path& path) {
   CurveKeyPair keys;
   int line_no = 0;
-  for (const std::string& line : readLines(path)) {
+  for (const std::string& line : readLines(path, "key file")) {
     ++line_no;
     const std::string_view t = trim(line);
     if (t.empty() || t.front() == '#') continue;
@@ -109,11 +112,11 @@ CurveKeyPair readKeyFile(const std::filesystem::path& path) {
                        : key == "secret-key" ? &keys.secret_key
                                              : nullptr;
     if (dst == nullptr || !isValidCurveKey(value))
-      SFN_THROW(IoError, "key file ", path, " line ", line_no,
+      SFN_THROW(ConfigError, "key file ", path, " line ", line_no,
                 ": expected public-key/secret-key = <40-character Z85 key>");
     *dst = std::string(value);
   }
-  if (keys.public_key.empty()) SFN_THROW(IoError, "key file ", path, " has no public-key");
+  if (keys.public_key.empty()) SFN_THROW(ConfigError, "key file ", path, " has no public-key");
   if (!keys.secret_key.empty()) requirePrivate(path);
   return keys;
 }
@@ -121,7 +124,7 @@ CurveKeyPair readKeyFile(const std::filesystem::path& path) {
 std::vector<std::string> readPublicKeys(const std::filesystem::path& path) {
   std::vector<std::string> keys;
   int line_no = 0;
-  for (const std::string& line : readLines(path)) {
+  for (const std::string& line : readLines(path, "allowlist")) {
     ++line_no;
     const std::string_view t = trim(line);
     // Z85 keys may contain '=' and start with '#', so a whole-line key is recognized
@@ -133,7 +136,7 @@ std::vector<std::string> readPublicKeys(const std::filesystem::path& path) {
     if (t.empty() || t.front() == '#') continue;
     const auto [key, value] = splitLine(t);
     if (key != "public-key" || !isValidCurveKey(value))
-      SFN_THROW(IoError, "allowlist ", path, " line ", line_no,
+      SFN_THROW(ConfigError, "allowlist ", path, " line ", line_no,
                 ": expected a 40-character Z85 public key");
     keys.emplace_back(value);
   }

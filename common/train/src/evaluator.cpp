@@ -126,8 +126,8 @@ EvalRecord Evaluator::evaluate(const SuperNet& supernet, const EvalTarget& targe
     module->to(torch::Device(opts_.device));
     module->reestimateBn(bnBatches());
   }
-  const EvalResult r =
-      sfn::evaluate(module, *scored_.data, scored_.indices, opts_.batch_size, opts_.device);
+  const EvalResult r = sfn::evaluate(module, *scored_.data, scored_.indices, opts_.batch_size,
+                                     opts_.device, opts_.stop);
   const Cost cost = computeCost(space, target.config);
   EvalRecord rec;
   rec.name = target.name;

@@ -3,12 +3,14 @@
 #include "sfn/core/error.h"
 #include "sfn/core/rng.h"
 
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 namespace sfn {
 
@@ -27,6 +29,25 @@ void TrainOptions::validate() const {
   } catch (const std::exception&) {
     SFN_THROW(ConfigError, "train.device '", device, "' is not a torch device");
   }
+}
+
+void checkTorchDevice(const std::string& device, std::string_view what) {
+  std::optional<torch::Device> d;
+  try {
+    d.emplace(device);
+  } catch (const std::exception&) {
+    SFN_THROW(ConfigError, what, " \"", device,
+              "\" is not a torch device (\"cpu\", \"cuda\" or \"cuda:N\")");
+  }
+  if (d->is_cpu()) return;
+  if (!d->is_cuda())
+    SFN_THROW(ConfigError, what, " \"", device, "\": sfn runs on \"cpu\" or a CUDA device");
+  if (!torch::cuda::is_available())
+    SFN_THROW(ConfigError, what, " \"", device,
+              "\": this LibTorch build has no CUDA or sees no CUDA device; use \"cpu\"");
+  const auto count = torch::cuda::device_count();
+  if (d->has_index() && static_cast<std::size_t>(d->index()) >= count)
+    SFN_THROW(ConfigError, what, " \"", device, "\": only ", count, " CUDA device(s)");
 }
 
 void setTorchThreads(int threads) {
@@ -91,7 +112,7 @@ TrainResult trainLocal(const DesignSpace& space, const SubNetConfig& config,
 }
 
 EvalResult evaluate(SubNetModule& module, const Dataset& data, const IndexList& indices,
-                    int batch_size, const std::string& device_name) {
+                    int batch_size, const std::string& device_name, const std::atomic<bool>* stop) {
   const torch::Device device(device_name);
   torch::NoGradGuard no_grad;
   const bool was_training = module->is_training();
@@ -105,6 +126,10 @@ EvalResult evaluate(SubNetModule& module, const Dataset& data, const IndexList& 
   double loss_sum = 0.0;
   std::int64_t correct = 0;
   for (std::size_t b = 0; b < all.size(); b += static_cast<std::size_t>(batch_size)) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+      module->train(was_training);
+      SFN_THROW(Interrupted, "evaluation stopped");
+    }
     const std::size_t e = std::min(all.size(), b + static_cast<std::size_t>(batch_size));
     auto idx = indexTensor(all, b, e);
     auto x = data.images.index_select(0, idx).to(device);

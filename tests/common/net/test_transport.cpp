@@ -498,7 +498,8 @@ TEST_CASE("zmq: key generation and key files") {
   // A secret key others can read is refused; rewriting tightens the mode again.
   std::filesystem::permissions(secret_file, std::filesystem::perms::group_read,
                                std::filesystem::perm_options::add);
-  CHECK_THROWS_AS(sfn::readKeyFile(secret_file), sfn::IoError);
+  CHECK_THROWS_WITH_AS(sfn::readKeyFile(secret_file), doctest::Contains("chmod 600"),
+                       sfn::ConfigError);
   sfn::writeKeyPairFile(secret_file, keys);
   CHECK_NOTHROW(sfn::readKeyFile(secret_file));
 
@@ -506,7 +507,10 @@ TEST_CASE("zmq: key generation and key files") {
     std::ofstream bad(dir / "bad.key");
     bad << "public-key = nonsense\n";
   }
-  CHECK_THROWS_AS(sfn::readKeyFile(dir / "bad.key"), sfn::IoError);
+  CHECK_THROWS_WITH_AS(sfn::readKeyFile(dir / "bad.key"), doctest::Contains("bad.key\" line 1"),
+                       sfn::ConfigError);
+  CHECK_THROWS_WITH_AS(sfn::readKeyFile(dir / "missing.key"), doctest::Contains("does not exist"),
+                       sfn::ConfigError);
   std::filesystem::remove_all(dir);
 }
 

@@ -45,6 +45,7 @@
 
 #include <spdlog/logger.h>
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -92,6 +93,19 @@ class Coordinator {
   // probe with no samples) rounds are never rolled back.
   void setHealthProbe(HealthProbe probe) { probe_ = std::move(probe); }
   const HealthProbe& healthProbe() const { return probe_; }
+  // The process's stop flag (outlives the coordinator), or null. Once it is set, a round in
+  // progress closes with the updates it has, back-off waits end, and evaluations are
+  // skipped or cut short, so the run loop can checkpoint and exit within seconds.
+  void setStopFlag(const std::atomic<bool>* stop) { stop_ = stop; }
+  bool stopRequested() const;
+  // Clients available now (seen within round.liveness_s and not gone).
+  std::size_t availableClients() const {
+    return registry_.available(clock_.now(), options_.liveness_s).size();
+  }
+  // Called on every phase change (on the coordinator's thread), e.g. for live metrics.
+  void setStateObserver(std::function<void(RoundState)> observer) {
+    state_observer_ = std::move(observer);
+  }
   // Shard mode (client_admission.h); without it, shard-mode clients are refused.
   void setShardService(ShardService service) { admission_.setShardService(std::move(service)); }
 
@@ -115,6 +129,7 @@ class Coordinator {
   const CoordinatorOptions& options() const { return options_; }
   const Clock& clock() const { return clock_; }
   const DecodeCounters& decodeCounters() const { return decode_counters_; }
+  const std::shared_ptr<spdlog::logger>& logger() const { return log_; }
 
   CoordinatorSnapshot snapshot() const;
   void restore(const CoordinatorSnapshot& snap);
@@ -186,6 +201,8 @@ class Coordinator {
   Clock& clock_;
   Evaluator* evaluator_;
   std::shared_ptr<spdlog::logger> log_;
+  const std::atomic<bool>* stop_ = nullptr;
+  std::function<void(RoundState)> state_observer_;
 
   ClientAdmission admission_;
   ClientRegistry registry_;

@@ -29,10 +29,14 @@ struct FederationOptions {
   // not wait). The wait is cut into slices of `wait_slice_s` so a stop is seen promptly.
   std::size_t min_clients = 0;
   double wait_slice_s = 1.0;
+  double wait_log_s = 5.0;  // "waiting for N clients (have M)" this often while waiting
   // Called on the loop's thread right before each round and after its metrics are
   // recorded (progress displays). Either may be empty.
   std::function<void()> before_round;
   std::function<void(const RoundMetrics&)> after_round;
+  // Called on the loop's thread after each slice of waiting for clients (about every
+  // wait_slice_s), e.g. to publish who has registered so far. May be empty.
+  std::function<void()> on_wait;
   std::shared_ptr<spdlog::logger> log;  // checkpoint lines; null: spdlog's default logger
 
   // rounds and checkpoint.every from `config`; no waiting for clients.

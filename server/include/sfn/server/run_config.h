@@ -7,6 +7,7 @@
 // every key with its default.
 #pragma once
 
+#include "sfn/app/http_server.h"
 #include "sfn/server/coordinator_options.h"
 #include "sfn/data/data_source.h"
 #include "sfn/model/design_space.h"
@@ -47,6 +48,10 @@ struct ServerSection {
   double wait_clients_s = 600;  // how long to wait for them
 };
 
+struct HttpSection {
+  std::string listen = kDefaultHttpListen;  // HOST:PORT of the operator endpoint, or "off"
+};
+
 struct RunConfig {
   std::string name = "run";
   std::uint64_t seed = 1;
@@ -66,6 +71,7 @@ struct RunConfig {
   int checkpoint_keep = 3;
   SimulationSection simulation;
   ServerSection server;  // [server], sfn-server only
+  HttpSection http;      // [http]: /metrics, /healthz, /readyz, /status and the dashboard
 
   // Reads `path`. Relative paths inside it (data.dir, simulation.devices_file,
   // server.key_file, server.allowlist_file) are resolved against its folder; run.out_dir is
@@ -96,7 +102,8 @@ struct RunConfig {
   // cannot select more clients than the simulation has).
   void checkSimulationStart(unsigned cores) const;
   // The evaluators' options on cfg.device, with `threads` torch threads while scoring.
-  EvalOptions evalOptions(int threads) const;
+  // With `stop`, evaluations end early (Interrupted) once it is set.
+  EvalOptions evalOptions(int threads, const std::atomic<bool>* stop = nullptr) const;
   // What checkpoints record about the run so tools reading them (sfn-search) can rebuild
   // the same data split.
   nlohmann::json runInfo(const std::string& config_path) const;

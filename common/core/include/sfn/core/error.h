@@ -2,7 +2,9 @@
 //
 // Bad input from the network is never reported through these: wire decoding returns
 // error values. Exceptions are for configuration mistakes, I/O failures and broken
-// invariants inside sfn, and they carry file:line plus whatever context the caller adds.
+// invariants inside sfn. what() is the message an operator reads (it names the key, flag
+// or file); an SFN_ENFORCE failure also records the source location and the failed
+// condition, apart from what(), for developers (AppMain prints them at --log-level debug).
 #pragma once
 
 #include <sstream>
@@ -13,7 +15,22 @@ namespace sfn {
 
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const char* message) : std::runtime_error(message) {}
+  // `file` and `check` are string literals (__FILE__, #cond): stored, never copied, so
+  // copying an exception cannot throw.
+  Error(const std::string& message, const char* file, int line, const char* check)
+      : std::runtime_error(message), file_(file), line_(line), check_(check) {}
+
+  // Where an SFN_ENFORCE failed and what it checked; null and 0 for SFN_THROW errors.
+  const char* sourceFile() const noexcept { return file_; }
+  int sourceLine() const noexcept { return line_; }
+  const char* failedCheck() const noexcept { return check_; }
+
+ private:
+  const char* file_ = nullptr;
+  int line_ = 0;
+  const char* check_ = nullptr;
 };
 
 // A configuration value (TOML, CLI, SubNet text) is invalid; the message names the key.
@@ -77,25 +94,16 @@ std::string joinMessage(const Args&... args) {
   return os.str();
 }
 
-// Builds "file:line: what" from any streamable pieces.
-template <typename... Args>
-std::string formatMessage(const char* file, int line, const Args&... args) {
-  std::ostringstream os;
-  os << file << ':' << line << ": ";
-  detail::appendAll(os, args...);
-  return os.str();
-}
-
 }  // namespace sfn
 
-// SFN_ENFORCE(cond, ErrorType, "context ", x, ...) throws ErrorType with file, line,
-// the failed condition and the context pieces.
-#define SFN_ENFORCE(cond, ErrorType, ...)                                                       \
-  do {                                                                                          \
-    if (!(cond)) {                                                                              \
-      throw ErrorType(                                                                          \
-          ::sfn::formatMessage(__FILE__, __LINE__, "check failed (" #cond "): ", __VA_ARGS__)); \
-    }                                                                                           \
+// SFN_ENFORCE(cond, ErrorType, "context ", x, ...) throws ErrorType whose what() is the
+// context pieces (say what is wrong in the user's terms: the condition is not shown), with
+// file, line and the failed condition kept apart (Error::sourceFile and failedCheck).
+#define SFN_ENFORCE(cond, ErrorType, ...)                                          \
+  do {                                                                             \
+    if (!(cond)) {                                                                 \
+      throw ErrorType(::sfn::joinMessage(__VA_ARGS__), __FILE__, __LINE__, #cond); \
+    }                                                                              \
   } while (0)
 
 // SFN_THROW(ErrorType, "context ", x, ...) throws ErrorType with just the message: these

@@ -52,9 +52,10 @@ void writeCheckpoint(const std::filesystem::path& path, const NamedTensors& tens
                      const nlohmann::json& metadata);
 
 // Reads and fully verifies a checkpoint. Returned tensors are fresh CPU tensors that own
-// their memory. Throws IoError naming the file and the problem ("truncated", "bad magic",
-// "digest mismatch", "malformed header: ...") for any file that is not exactly what
-// writeCheckpoint produced; no tensor is allocated before the digest has been checked.
+// their memory. Throws DataError (an IoError; exit code 4) naming the file and the problem
+// ("truncated", "bad magic", "digest mismatch", "malformed header: ...") for any file that
+// is not exactly what writeCheckpoint produced, IoError if it cannot be opened or read; no
+// tensor is allocated before the digest has been checked.
 // Memory use is the size of the tensors plus a fixed buffer.
 Checkpoint readCheckpoint(const std::filesystem::path& path);
 

@@ -43,11 +43,13 @@ std::string encodeCurveKey(const CurveKey& key);
 void writeKeyPairFile(const std::filesystem::path& path, const CurveKeyPair& keys);
 // Writes only "public-key = ..." (mode 0644): the half given to the other side.
 void writePublicKeyFile(const std::filesystem::path& path, std::string_view public_key);
-// Reads a file written by either function above (secret_key empty if absent). Throws IoError
-// if unreadable or malformed, or if it holds a secret key yet is readable by group/others.
+// Reads a file written by either function above (secret_key empty if absent). A key file is
+// named by the operator, so one that is missing or malformed, or holds a secret key yet is
+// readable by group/others, is a ConfigError naming the file; IoError if unreadable.
 CurveKeyPair readKeyFile(const std::filesystem::path& path);
 // Reads an allowlist: one key per line, bare or as "public-key = ...", '#' comments. Public
-// key files can thus simply be concatenated. Throws IoError naming the bad line.
+// key files can thus simply be concatenated. Throws ConfigError naming the file (missing)
+// or the bad line, IoError if unreadable.
 std::vector<std::string> readPublicKeys(const std::filesystem::path& path);
 
 }  // namespace sfn

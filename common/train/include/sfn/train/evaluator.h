@@ -12,6 +12,7 @@
 #include "sfn/model/subnet_config.h"
 #include "sfn/model/supernet.h"
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -59,6 +60,9 @@ struct EvalOptions {
   // Torch intra-op threads while scoring (the caller's count is restored after); 0 keeps
   // the caller's. The simulator scores between rounds, when its training workers are idle.
   int threads = 0;
+  // Set: evaluate() throws Interrupted (checked per batch) once *stop becomes true. Must
+  // outlive the evaluator (a process's stop flag).
+  const std::atomic<bool>* stop = nullptr;
 };
 
 class Evaluator {

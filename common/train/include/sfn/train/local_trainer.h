@@ -9,8 +9,10 @@
 
 #include <c10/core/Device.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace sfn {
 
@@ -46,12 +48,21 @@ struct EvalResult {
 };
 
 // Accuracy and loss of `module` on `indices` of `data` (all samples if indices empty).
+// With `stop`, throws Interrupted before the next batch once *stop is true, so that a
+// process asked to stop does not finish a long evaluation first.
 EvalResult evaluate(SubNetModule& module, const Dataset& data, const IndexList& indices,
-                    int batch_size = 512, const std::string& device = "cpu");
+                    int batch_size = 512, const std::string& device = "cpu",
+                    const std::atomic<bool>* stop = nullptr);
 
 // The images of `indices` (or the first n samples) in batches, for BN re-estimation.
 std::vector<at::Tensor> sampleBatches(const Dataset& data, const IndexList& indices, int batch_size,
                                       int max_batches);
+
+// Throws ConfigError in one line that names `what` (the key or flag it came from) unless
+// this LibTorch build can run on `device` ("cpu", "cuda" or "cuda:N" of a present GPU):
+// torch's own error for a missing backend is pages long and comes only at the first tensor
+// moved there, after the data has been loaded.
+void checkTorchDevice(const std::string& device, std::string_view what);
 
 // Sets torch's intra-op thread count (Debian's build starts at 1). threads <= 0 keeps it.
 void setTorchThreads(int threads);
