@@ -239,6 +239,12 @@ PlotResult ParetoFront::writePlot(const std::string& png, const std::vector<Pare
   } catch (const std::exception& e) {
     result.message = std::string("cannot prepare the plot: ") + e.what();
   }
+  // gnuplot may leave an empty or half-written image behind when it fails: no image at all
+  // is the honest result.
+  if (!result.written) {
+    std::error_code ec;
+    std::filesystem::remove(png, ec);
+  }
   return result;
 }
 

@@ -106,6 +106,14 @@ int main(int argc, char** argv) {
     const sfn::StopSignal stop;
     const sfn::SearchReport report = sfn::runSearchPipeline(opts, app.logger(), stop.flag());
     sfn::printSearchSummary(stdout, report, opts.latency_threads);
-    return sfn::ExitCode::kOk;
+    // A target no SubNet meets has no model: the caller must not go on as if it had one.
+    bool all_met = true;
+    for (const auto& o : report.outcomes)
+      if (!o.feasible) {
+        app.logger()->error("target {}: no SubNet of the search meets it: {}", o.target,
+                            o.infeasible_reason);
+        all_met = false;
+      }
+    return all_met ? sfn::ExitCode::kOk : sfn::ExitCode::kDataIntegrity;
   });
 }

@@ -145,7 +145,6 @@ void readServer(TomlReader t, ServerSection& server) {
   t.getPath("allowlist_file", server.allowlist_file);
   t.get("insecure", server.insecure);
   t.get("min_clients", server.min_clients);
-  t.get("wait_clients_s", server.wait_clients_s);
   t.rejectUnknown();
 }
 
@@ -256,7 +255,6 @@ void RunConfig::validate() const {
               ")");
   if (server.min_clients < 1)
     SFN_THROW(ConfigError, "server.min_clients must be >= 1 (got ", server.min_clients, ")");
-  if (!(server.wait_clients_s > 0)) SFN_THROW(ConfigError, "server.wait_clients_s must be > 0");
   space.validate();
   data.validate();
   coordinator.validate();

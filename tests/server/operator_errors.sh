@@ -287,5 +287,12 @@ refused 2 "--pubkey: File does not exist: $WORK/missing.pub" \
 refused 2 "--log-level: unknown level 'loud'" "$SEARCH" --checkpoint "$RUN" \
   --targets "$WORK/targets.toml" -o "$WORK/search" --log-level loud
 [ ! -e "$WORK/search" ] || fail "a refused search created its output folder"
-ok "sfn-search: missing checkpoint, unknown target key, a device torch lacks, missing public key, a bad log level (2); a truncated checkpoint (4)"
+# A budget below the MinNet's MACs: no model for it, so no success either, and no empty plot.
+printf '[[target]]\nname = "tiny"\nmax_macs = 1000\n' > "$WORK/tight.toml"
+refused 4 "target tiny: no SubNet of the search meets it" "$SEARCH" --checkpoint "$RUN" \
+  --targets "$WORK/tight.toml" -o "$WORK/search-tight" --population 4 --generations 1 \
+  --val-samples 50 --latency-repeats 1
+[ ! -e "$WORK/search-tight/pareto.png" ] || [ -s "$WORK/search-tight/pareto.png" ] ||
+  fail "an infeasible search left an empty pareto.png"
+ok "sfn-search: missing checkpoint, unknown target key, a device torch lacks, missing public key, a bad log level (2); a truncated checkpoint, a target no SubNet meets (4)"
 echo "$PASSED passed, 0 failed"

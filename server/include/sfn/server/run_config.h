@@ -44,8 +44,9 @@ struct ServerSection {
   std::string key_file;         // server CURVE key pair (sfn-server keygen)
   std::string allowlist_file;   // client public keys, one per line
   bool insecure = false;        // plaintext and unauthenticated: local development only
-  int min_clients = 2;          // clients to wait for before the first round
-  double wait_clients_s = 600;  // how long to wait for them
+  // Clients to wait for before each round. The server waits as long as it takes, saying so
+  // every few seconds ("waiting for N clients (have M)"); SIGTERM ends the wait.
+  int min_clients = 2;
 };
 
 struct HttpSection {
