@@ -21,6 +21,16 @@ $r1 << EOD
 30 89.5833
 EOD
 $r2 << EOD
+16 59.6167
+32 76.3167
+48 85.3833
+64 87.3167
+80 89
+96 89.6167
+112 90.1167
+120 90.0167
+EOD
+$r3 << EOD
 4 44.5167
 8 50.2
 12 75.35
@@ -30,7 +40,7 @@ $r2 << EOD
 28 86.3333
 30 86.5
 EOD
-$r3 << EOD
+$r4 << EOD
 4 79.1
 8 85.4167
 12 85.3833
@@ -40,7 +50,17 @@ $r3 << EOD
 28 89.7167
 30 89.7667
 EOD
-$r4 << EOD
+$r5 << EOD
+16 74.0333
+32 80.45
+48 87.6167
+64 87.65
+80 89.75
+96 90.1
+112 90.2667
+120 90.4833
+EOD
+$r6 << EOD
 4 58.9667
 8 53.5167
 12 76.5333
@@ -50,7 +70,7 @@ $r4 << EOD
 28 86.1333
 30 86.6333
 EOD
-$r5 << EOD
+$r7 << EOD
 4 78.0333
 8 84.9833
 12 85.05
@@ -60,7 +80,17 @@ $r5 << EOD
 28 89.6667
 30 89.4167
 EOD
-$r6 << EOD
+$r8 << EOD
+16 71.55
+32 80.2
+48 87.5833
+64 88.0167
+80 90.6667
+96 90.6833
+112 90.85
+120 90.7333
+EOD
+$r9 << EOD
 4 59.3
 8 56.9
 12 79.1333
@@ -70,20 +100,40 @@ $r6 << EOD
 28 87.3667
 30 87.55
 EOD
+$r10 << EOD
+4 76.4333
+8 84.2833
+12 85.4
+16 87.6833
+20 88.7833
+24 88.3
+28 88.8333
+30 89.25
+EOD
+$r11 << EOD
+16 74.3333
+32 80.4
+48 88.4167
+64 87.75
+80 90.9667
+96 91.6667
+112 91.7167
+120 91.5667
+EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
 set multiplot layout 2,2 title 'Validation accuracy per round, alpha 1 (mean over seeds)'
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)'
 set title 'Mid1'
 unset key
-plot $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
+plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)'
 set title 'Mid2'
 unset key
-plot $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
+plot $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)'
 set title 'MaxNet'
 unset key
-plot $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)'
+plot $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)'
 unset multiplot

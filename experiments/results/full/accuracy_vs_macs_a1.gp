@@ -8,14 +8,21 @@ $d1 << EOD
 7.35984 86.53 0
 EOD
 $d2 << EOD
-1.91174 83.78 0
-2.18822 84.03 0
-2.18822 84.03 0
+2.68589 84.69 0
+2.85178 84.6 0
+5.10509 85.48 0
 EOD
 $d3 << EOD
 1.38643 88.45 0
 3.25267 88.64 0
 4.60886 88.17 0
+7.35984 88.18 0
+EOD
+$d4 << EOD
+1.38643 88.5 0
+3.25267 89.41 0
+4.60886 89.78 0
+7.35984 90.4 0
 EOD
 set output 'accuracy_vs_macs_a1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
@@ -23,4 +30,5 @@ set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=1)', \
      $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=1)', \
-     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1)'
+     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1)', \
+     $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=1)'

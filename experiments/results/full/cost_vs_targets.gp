@@ -24,30 +24,33 @@ $c0 << EOD
 20 3.7601 0.793238
 EOD
 $c1 << EOD
-3 4.33399 0.793238
-20 4.74087 0.793238
+3 8.88171 0.793238
+20 19.4836 0.793238
 EOD
 $c2 << EOD
-1 3.00259 0.638184
-2 6.00519 1.27637
-3 9.00778 1.91455
-4 12.0104 2.55274
-5 15.013 3.19092
-6 18.0156 3.8291
-7 21.0182 4.46729
-8 24.0207 5.10547
-9 27.0233 5.74366
-10 30.0259 6.38184
-11 33.0285 7.02002
-12 36.0311 7.65821
-13 39.0337 8.29639
-14 42.0363 8.93458
-15 45.0389 9.57276
-16 48.0415 10.2109
-17 51.0441 10.8491
-18 54.0467 11.4873
-19 57.0493 12.1255
-20 60.0519 12.7637
+1 4.04412 0.866288
+2 8.08824 1.73258
+3 12.1324 2.59887
+4 16.1765 3.46515
+5 20.2206 4.33144
+6 24.2647 5.19773
+7 28.3088 6.06402
+8 32.3529 6.93031
+9 36.3971 7.7966
+10 40.4412 8.66288
+11 44.4853 9.52917
+12 48.5294 10.3955
+13 52.5735 11.2617
+14 56.6176 12.128
+15 60.6618 12.9943
+16 64.7059 13.8606
+17 68.75 14.7269
+18 72.7941 15.5932
+19 76.8382 16.4595
+20 80.8824 17.3258
+EOD
+$c3 << EOD
+4 16.1765 3.46515
 EOD
 set output 'cost_vs_targets.png'
 set key top left inside font ',10'
@@ -56,7 +59,7 @@ set xlabel 'number of targets N'
 set ylabel 'training TMACs (clients; + server search)'
 set yrange [0:*]
 set xrange [0:21]
-plot $c0 using 1:2 with lines lw 3 lc rgb '#9400d3' title 'SuperFedNAS: one training', $c1 using 1:2 with linespoints lw 2 dt 2 pt 5 ps 1.5 lc rgb '#009e73' title 'SuperFedNAS: training + search', $c2 using 1:2 with linespoints lw 2 pt 7 lc rgb '#56b4e9' title 'iFedAvg: N x mean run'
+plot $c0 using 1:2 with lines lw 3 lc rgb '#9400d3' title 'SuperFedNAS: one training', $c1 using 1:2 with linespoints lw 2 dt 2 pt 5 ps 1.5 lc rgb '#009e73' title 'SuperFedNAS: training + search', $c2 using 1:2 with linespoints lw 2 pt 7 lc rgb '#56b4e9' title 'iFedAvg: N x mean run', $c3 using 1:2 with points pt 9 ps 2.5 lc rgb '#e69f00' title 'iFedAvg: sum of measured runs'
 set ylabel 'GB communicated (down + up)'
-plot $c0 using 1:3 with lines lw 3 lc rgb '#9400d3' notitle, $c2 using 1:3 with linespoints lw 2 pt 7 lc rgb '#56b4e9' notitle
+plot $c0 using 1:3 with lines lw 3 lc rgb '#9400d3' notitle, $c2 using 1:3 with linespoints lw 2 pt 7 lc rgb '#56b4e9' notitle, $c3 using 1:3 with points pt 9 ps 2.5 lc rgb '#e69f00' notitle
 unset multiplot
