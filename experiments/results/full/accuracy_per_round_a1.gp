@@ -31,6 +31,36 @@ $r2 << EOD
 120 90.0167
 EOD
 $r3 << EOD
+4 74.8667
+8 79.2333
+12 79.3333
+16 83.65
+20 84.55
+24 83.15
+28 85.3833
+30 84.5667
+EOD
+$r4 << EOD
+4 42.8
+8 63.1667
+12 68.9
+16 79.45
+20 82.2833
+24 82.9333
+28 85.6333
+30 84.9167
+EOD
+$r5 << EOD
+4 25.6833
+8 35.6
+12 64.8667
+16 58.4833
+20 69.8
+24 70.45
+28 68.7167
+30 71.1667
+EOD
+$r6 << EOD
 4 44.5167
 8 50.2
 12 75.35
@@ -40,7 +70,7 @@ $r3 << EOD
 28 86.3333
 30 86.5
 EOD
-$r4 << EOD
+$r7 << EOD
 4 79.1
 8 85.4167
 12 85.3833
@@ -50,7 +80,7 @@ $r4 << EOD
 28 89.7167
 30 89.7667
 EOD
-$r5 << EOD
+$r8 << EOD
 16 74.0333
 32 80.45
 48 87.6167
@@ -60,7 +90,37 @@ $r5 << EOD
 112 90.2667
 120 90.4833
 EOD
-$r6 << EOD
+$r9 << EOD
+4 76.4667
+8 81.65
+12 82.7833
+16 85.8
+20 86.9667
+24 87.1333
+28 87.1
+30 88.15
+EOD
+$r10 << EOD
+4 48.8
+8 67.1333
+12 78.3
+16 80.25
+20 85.7833
+24 86.0667
+28 85.75
+30 87.4
+EOD
+$r11 << EOD
+4 47.05
+8 43.6167
+12 70.4167
+16 66.75
+20 74.9833
+24 76.8167
+28 75.6
+30 71.0333
+EOD
+$r12 << EOD
 4 58.9667
 8 53.5167
 12 76.5333
@@ -70,7 +130,7 @@ $r6 << EOD
 28 86.1333
 30 86.6333
 EOD
-$r7 << EOD
+$r13 << EOD
 4 78.0333
 8 84.9833
 12 85.05
@@ -80,7 +140,7 @@ $r7 << EOD
 28 89.6667
 30 89.4167
 EOD
-$r8 << EOD
+$r14 << EOD
 16 71.55
 32 80.2
 48 87.5833
@@ -90,7 +150,37 @@ $r8 << EOD
 112 90.85
 120 90.7333
 EOD
-$r9 << EOD
+$r15 << EOD
+4 75.7
+8 81.6833
+12 83.1833
+16 85.6667
+20 87.1833
+24 87.3167
+28 87.6667
+30 88.0667
+EOD
+$r16 << EOD
+4 53.75
+8 69.5333
+12 78.7667
+16 82.3333
+20 86.4333
+24 86.95
+28 86.6667
+30 87.4667
+EOD
+$r17 << EOD
+4 59.6167
+8 47
+12 74.3167
+16 70.2667
+20 79.0833
+24 80.85
+28 78.8333
+30 73.6833
+EOD
+$r18 << EOD
 4 59.3
 8 56.9
 12 79.1333
@@ -100,7 +190,7 @@ $r9 << EOD
 28 87.3667
 30 87.55
 EOD
-$r10 << EOD
+$r19 << EOD
 4 76.4333
 8 84.2833
 12 85.4
@@ -110,7 +200,7 @@ $r10 << EOD
 28 88.8333
 30 89.25
 EOD
-$r11 << EOD
+$r20 << EOD
 16 74.3333
 32 80.4
 48 88.4167
@@ -120,20 +210,50 @@ $r11 << EOD
 112 91.7167
 120 91.5667
 EOD
+$r21 << EOD
+4 72
+8 81.5833
+12 83.15
+16 85.6
+20 87.15
+24 87
+28 87.0833
+30 87.65
+EOD
+$r22 << EOD
+4 60.9167
+8 75.2667
+12 80.1667
+16 83.0167
+20 87.25
+24 87.0833
+28 87.2
+30 87.65
+EOD
+$r23 << EOD
+4 62.7167
+8 47.6
+12 76.05
+16 75.3167
+20 82.7
+24 84.7333
+28 84.4333
+30 79.4333
+EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
 set multiplot layout 2,2 title 'Validation accuracy per round, alpha 1 (mean over seeds)'
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
 set title 'Mid1'
 unset key
-plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)'
+plot $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
 set title 'Mid2'
 unset key
-plot $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)'
+plot $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
 set title 'MaxNet'
 unset key
-plot $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)'
+plot $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
 unset multiplot

@@ -24,6 +24,24 @@ $d4 << EOD
 4.60886 89.78 0
 7.35984 90.4 0
 EOD
+$d5 << EOD
+1.38643 83.63 0
+3.25267 87.01 0
+4.60886 86.8 0
+7.35984 86.35 0
+EOD
+$d6 << EOD
+1.38643 83.17 0
+3.25267 85.95 0
+4.60886 86.02 0
+7.35984 86.42 0
+EOD
+$d7 << EOD
+1.38643 70.51 0
+3.25267 70.25 0
+4.60886 72.4 0
+7.35984 78.02 0
+EOD
 set output 'accuracy_vs_macs_a1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
 set xlabel 'forward MACs per image (millions)'
@@ -31,4 +49,7 @@ set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=1)', \
      $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=1)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1)', \
-     $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=1)'
+     $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=1)', \
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)', \
+     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=1)'
