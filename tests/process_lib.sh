@@ -6,6 +6,9 @@
 #   fail MESSAGE...      print, show logs under $WORK (two levels), exit 1
 #   wait_for WHAT SECS CMD...   until CMD succeeds, else fail
 #   wait_exit PID SECS   sets RC to the exit code, or "timeout" if still running
+#   ok WHAT              print "ok - WHAT" and count it in PASSED
+#   log_has FILE TEXT    FILE contains TEXT (fixed string)
+#   py WHAT METRICS_FILE  a Python check over metrics.jsonl's rounds (see below)
 
 PIDS=()
 make_work() {
@@ -53,4 +56,27 @@ wait_exit() {
     fi
     sleep 0.2
   done
+}
+PASSED=0
+ok() {
+  PASSED=$((PASSED + 1))
+  echo "ok - $*"
+}
+log_has() { grep -qF -- "$2" "$1"; }
+# py DESCRIPTION METRICS_FILE <<'EOF' ... EOF: runs a Python check with `rows` (the rounds of
+# metrics.jsonl, in order) and `check(cond, message)`; any failed check fails the test.
+py() {
+  local what=$1 file=$2
+  python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+failed = []
+def check(cond, message):
+    if not cond:
+        failed.append(message)
+exec(sys.stdin.read())
+for m in failed:
+    print("  check failed:", m)
+sys.exit(1 if failed else 0)
+' "$file" || fail "$what"
 }

@@ -23,8 +23,6 @@ SERVER=$BUILD/server/sfn-server
 CFG=$SRC/experiments/configs/integration.toml
 source "$SRC/tests/process_lib.sh"
 make_work ops-http
-PASSED=0
-ok() { echo "ok - $*"; PASSED=$((PASSED + 1)); }
 
 # The fmnist SuperNet on synthetic data: rounds of about a second, evaluated every round.
 SETS=(--set 'data.dataset="synthetic"' --set data.synthetic_train=3000

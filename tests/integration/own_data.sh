@@ -37,12 +37,6 @@ for b in "$SERVER" "$CLIENT"; do
 done
 source "$SRC/tests/process_lib.sh"
 make_work own-data
-PASSED=0
-ok() {
-  PASSED=$((PASSED + 1))
-  echo "ok - $*"
-}
-log_has() { grep -qF -- "$2" "$1"; }
 now() { date +%s.%N; }
 # log_time FILE TEXT: when the first line of FILE holding TEXT was logged (seconds since the
 # epoch, from the line's leading "YYYY-MM-DD HH:MM:SS.mmm" in local time).
@@ -51,23 +45,6 @@ log_time() { date -d "$(grep -F -m1 -- "$2" "$1" | cut -c1-23)" +%s.%N; }
 secs_between() { awk -v t0="$1" -v t1="$2" 'BEGIN { printf "%.1f\n", t1 - t0 }'; }
 # at_most X LIMIT: X <= LIMIT (decimals).
 at_most() { awk -v x="$1" -v limit="$2" 'BEGIN { exit !(x <= limit) }'; }
-# py DESCRIPTION METRICS_FILE <<'EOF' ... EOF: runs a Python check with `rows` (the rounds of
-# metrics.jsonl, in order) and `check(cond, message)`; any failed check fails the test.
-py() {
-  local what=$1 file=$2
-  python3 -c '
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-failed = []
-def check(cond, message):
-    if not cond:
-        failed.append(message)
-exec(sys.stdin.read())
-for m in failed:
-    print("  check failed:", m)
-sys.exit(1 if failed else 0)
-' "$file" || fail "$what"
-}
 
 # --- data: disjoint slices of Fashion-MNIST's training split; "big" is padded to 32x32 ---
 SAMPLES=300

@@ -47,29 +47,6 @@ for b in "$SERVER" "$CLIENT" "$BAD_CLIENT" "$CHECK_RUN"; do
 done
 source "$SRC/tests/process_lib.sh"
 make_work integration
-PASSED=0
-ok() {
-  PASSED=$((PASSED + 1))
-  echo "ok - $*"
-}
-# py DESCRIPTION METRICS_FILE <<'EOF' ... EOF: runs a Python check with `rows` (the rounds of
-# metrics.jsonl, in order) and `check(cond, message)`; any failed check fails the test.
-py() {
-  local what=$1 file=$2
-  python3 -c '
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-failed = []
-def check(cond, message):
-    if not cond:
-        failed.append(message)
-exec(sys.stdin.read())
-for m in failed:
-    print("  check failed:", m)
-sys.exit(1 if failed else 0)
-' "$file" || fail "$what"
-}
-log_has() { grep -qF -- "$2" "$1"; }
 
 # supernet_ok CHECKPOINT: every float32 of the checkpoint's tensors is finite and below 1e3
 # in magnitude (sfn/model/checkpoint.h: magic, u32 header length, JSON header, data at the

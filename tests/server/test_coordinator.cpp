@@ -514,8 +514,12 @@ TEST_CASE("admission: data that does not fit the SuperNet is refused with its re
   // No shard service: shard mode is refused, with what to do instead.
   CHECK(refusal("shard").reason.find("--data") != std::string::npos);
   CHECK(h.coord.registry().size() == 1);
+}
 
-  // With one, the shard's size is the server's and the Welcome carries the settings.
+TEST_CASE("admission: a shard request is sized by the server and welcomed with its settings") {
+  Harness h(options(2));
+  std::map<PeerId, Message> replies;
+  h.transport.on_send = [&](const PeerId& peer, Message& m) { replies[peer] = m; };
   ShardService service;
   service.settings.dataset = DatasetKind::kSynthetic;
   service.settings.seed = 9;
@@ -531,7 +535,7 @@ TEST_CASE("admission: data that does not fit the SuperNet is refused with its re
     return r;
   }());
   h.coord.pump();
-  w = std::get_if<WelcomeMsg>(&replies["shard"]);
+  const auto* w = std::get_if<WelcomeMsg>(&replies["shard"]);
   REQUIRE(w != nullptr);
   REQUIRE(w->shard.has_value());
   CHECK(w->shard->samples == 103);

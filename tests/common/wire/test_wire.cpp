@@ -171,6 +171,47 @@ TEST_CASE("wire: enum names are the [data] names") {
   CHECK(sfn::toString(sfn::ByeCode::kStopping) == "stopping");
 }
 
+TEST_CASE("wire: Welcome round-trips with the run's settings") {
+  sfn::DecodeCounters counters;
+
+  SUBCASE("Welcome") {
+    sfn::WelcomeMsg w;
+    w.client_id = 99;
+    w.server_name = "server-a";
+    w.run_id = "run-1";
+    w.design_space = "name = \"tiny\"\nin_channels = 1\n";
+    auto out = roundTrip(w, &counters);
+    CHECK(out.client_id == 99);
+    CHECK(out.server_name == "server-a");
+    CHECK(out.protocol_version == sfn::kProtocolVersion);
+    CHECK(out.run_id == "run-1");
+    CHECK(out.design_space == w.design_space);
+    CHECK_FALSE(out.shard.has_value());
+  }
+  SUBCASE("Welcome with shard settings") {
+    sfn::WelcomeMsg w;
+    w.design_space = "name = \"tiny\"\n";
+    sfn::ShardSettings s;
+    s.dataset = sfn::DatasetKind::kFashionMnist;
+    s.seed = 5;
+    s.split_seed = 6;
+    s.val_fraction = 0.1;
+    s.scheme = sfn::PartitionScheme::kDirichlet;
+    s.alpha = 0.3;
+    s.synthetic_train = 11;
+    s.synthetic_test = 12;
+    s.samples = 541;
+    s.shards_per_client = 3;
+    s.min_samples = 7;
+    w.shard = s;
+    const auto out = roundTrip(w, &counters);
+    REQUIRE(out.shard.has_value());
+    CHECK(*out.shard == s);
+  }
+
+  checkZeroCopyDecodes(counters);
+}
+
 TEST_CASE("wire: handshake and control messages round-trip") {
   sfn::DecodeCounters counters;
 
@@ -203,36 +244,6 @@ TEST_CASE("wire: handshake and control messages round-trip") {
     CHECK_FALSE(no_table.data.has_value());
     REQUIRE(no_table.shard.has_value());
     CHECK(*no_table.shard == sfn::ShardRequest{7, 100});
-  }
-  SUBCASE("Welcome") {
-    sfn::WelcomeMsg w;
-    w.client_id = 99;
-    w.server_name = "server-a";
-    w.run_id = "run-1";
-    w.design_space = "name = \"tiny\"\nin_channels = 1\n";
-    auto out = roundTrip(w, &counters);
-    CHECK(out.client_id == 99);
-    CHECK(out.server_name == "server-a");
-    CHECK(out.protocol_version == sfn::kProtocolVersion);
-    CHECK(out.run_id == "run-1");
-    CHECK(out.design_space == w.design_space);
-    CHECK_FALSE(out.shard.has_value());
-    sfn::ShardSettings s;
-    s.dataset = sfn::DatasetKind::kFashionMnist;
-    s.seed = 5;
-    s.split_seed = 6;
-    s.val_fraction = 0.1;
-    s.scheme = sfn::PartitionScheme::kDirichlet;
-    s.alpha = 0.3;
-    s.synthetic_train = 11;
-    s.synthetic_test = 12;
-    s.samples = 541;
-    s.shards_per_client = 3;
-    s.min_samples = 7;
-    w.shard = s;
-    out = roundTrip(w, &counters);
-    REQUIRE(out.shard.has_value());
-    CHECK(*out.shard == s);
   }
   SUBCASE("Reject") {
     const auto out =

@@ -41,9 +41,9 @@ struct SimulationSection {
 
 struct ServerSection {
   std::string bind = "tcp://0.0.0.0:5555";
-  std::string key_file;         // server CURVE key pair (sfn-server keygen)
-  std::string allowlist_file;   // client public keys, one per line
-  bool insecure = false;        // plaintext and unauthenticated: local development only
+  std::string key_file;        // server CURVE key pair (sfn-server keygen)
+  std::string allowlist_file;  // client public keys, one per line
+  bool insecure = false;       // plaintext and unauthenticated: local development only
   // Clients to wait for before each round. The server waits as long as it takes, saying so
   // every few seconds ("waiting for N clients (have M)"); SIGTERM ends the wait.
   int min_clients = 2;
