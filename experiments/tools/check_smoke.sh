@@ -285,6 +285,48 @@ fi
 grep -qF "'run.rounds=2', the set file now 'run.rounds=3'" "$TMP/stale.err" ||
   { cat "$TMP/stale.err" >&2; fail "the stale-archive error does not name the difference"; }
 
+# The equal-compute claim on real runs: Sandwich stands in for a longer SuperFedNAS training.
+# Its rows must compare the same accuracies as final_accuracy.csv, and its cost row must set
+# Sandwich's one run against the sum of iFedAvg's four.
+sed -e "s|^config = .*|config = \"$SRC/experiments/configs/fmnist-default.toml\"|" \
+    -e '/^noise_pp = /a equal_compute = "Sandwich"' "$SRC/experiments/sets/smoke.toml" >"$SETS/eq.toml"
+EQ=$TMP/eq-out
+mkdir -p "$EQ"
+ln -s "$OUT/runs" "$EQ/runs"
+ln -s "$OUT/search" "$EQ/search"
+"$PY" "$SRC/experiments/tools/report.py" "$SETS/eq.toml" "$EQ" >/dev/null 2>"$TMP/eq.err" ||
+  { cat "$TMP/eq.err" >&2; fail "report.py with equal_compute failed"; }
+"$PY" - "$EQ/report" <<'EOF' || fail "equal-compute claim"
+import csv, sys
+r = sys.argv[1]
+def rows(name):
+    with open(f"{r}/{name}", newline="") as f:
+        return list(csv.DictReader(f))
+def expect(cond, what):
+    if not cond:
+        print(f"check_smoke: {what}", file=sys.stderr)
+        sys.exit(1)
+eq = [x for x in rows("claims.csv") if x["claim"] == "C1 at equal compute"]
+acc = {(x["method"], x["subnet_name"]): 100 * float(x["test_accuracy"]) for x in rows("final_accuracy.csv")
+       if x["source"] == "fixed"}
+for t in ("MinNet", "Mid1", "Mid2", "MaxNet"):
+    row = next((x for x in eq if x["subject"] == f"{t} (seeds 1)"), None)
+    expect(row is not None, f"no equal-compute row for {t}")
+    expect(abs(float(row["reference"]) - acc[("Sandwich", t)]) < 0.01, f"{t}: reference is not Sandwich's")
+    expect(abs(float(row["other"]) - acc[("iFedAvg", t)]) < 0.01, f"{t}: other is not iFedAvg's")
+    d = float(row["reference"]) - float(row["other"])
+    expect(row["verdict"] == ("holds" if d >= -1.0 else "fails"), f"{t}: verdict {row['verdict']} for {d}")
+cost = next((x for x in eq if x["subject"] == "client training TMACs (seed 1)"), None)
+expect(cost is not None, "no equal-compute cost row")
+runs = [x for x in rows("runs.csv") if x["source"] == "fixed"]
+sw = sum(float(x["train_tmacs"]) for x in runs if x["method"] == "Sandwich")
+fa = sum(float(x["train_tmacs"]) for x in runs if x["method"] == "iFedAvg")
+expect(abs(float(cost["reference"]) - sw) <= 1e-3 * sw and abs(float(cost["other"]) - fa) <= 1e-3 * fa,
+       f"cost row {cost['reference']} vs {cost['other']}, expected {sw} vs {fa}")
+expect(cost["verdict"] == ("holds" if sw <= 1.05 * fa else "fails"), "cost verdict")
+EOF
+grep -qF '| C1 at equal compute | 1 | ALL |' "$EQ/report/report.md" || fail "report.md lacks the equal-compute verdict"
+
 # Targets with fewer seeds, on real runs: the smoke set with a second seed in which iFedAvg
 # trains MinNet only. Seed 1 comes from the archive; first --stop-after 0: nothing new starts.
 sed -e "s|^config = .*|config = \"$SRC/experiments/configs/fmnist-default.toml\"|" \

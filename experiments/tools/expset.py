@@ -172,6 +172,8 @@ def load_set(path):
     for a in report["ablations"]:
         if a not in mnames:
             raise SetError(f"[report] ablations: '{a}' is not a method")
+    if "equal_compute" in report and report["equal_compute"] not in mnames:
+        raise SetError(f"[report] equal_compute = '{report['equal_compute']}' is not a method")
     s["_path"] = os.path.abspath(path)
     return s
 

@@ -297,45 +297,17 @@ def claims(g, summary):
     rule1 = (f"{ref} mean test accuracy >= {base} mean - {tol:g} pp for every fixed target and every searched "
              f"winner that {base} also trained (means over the seeds both ran)")
     for alpha in g.alphas():
-        diffs = []
-        compared = {}  # target or winner -> the seeds compared
-        for t in g.targets:
-            a, b = by.get((ref, t["name"], "fixed", alpha)), by.get((base, t["name"], "fixed", alpha))
-            if not a or not b:
-                continue
-            seeds = sorted(set(a["by_seed"]) & set(b["by_seed"]))
-            if not seeds:
-                continue
-            ra = statistics.fmean(a["by_seed"][x] for x in seeds)
-            rb = statistics.fmean(b["by_seed"][x] for x in seeds)
-            d = 100 * (ra - rb)
-            diffs.append(d)
-            compared[t["name"]] = seeds
-            out.append(("C1 accuracy vs iFedAvg", alpha, f"{t['name']} (seeds {' '.join(map(str, seeds))})",
-                        "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule1, {t["name"]: seeds}))
-        # Searched winners trained by iFedAvg too (phase 3), when present.
-        for r in summary:
-            if r["method"] != ref or r["source"] != "search" or r["alpha"] != alpha:
-                continue
-            b = by.get((base, "win-" + r["subnet_name"], "search", alpha))
-            if not b:
-                continue
-            seeds = sorted(set(r["by_seed"]) & set(b["by_seed"]))
-            if not seeds:
-                continue
-            ra = statistics.fmean(r["by_seed"][x] for x in seeds)
-            rb = statistics.fmean(b["by_seed"][x] for x in seeds)
-            d = 100 * (ra - rb)
-            diffs.append(d)
-            compared["winner " + r["subnet_name"]] = seeds
-            out.append(("C1 accuracy vs iFedAvg", alpha, f"winner {r['subnet_name']}",
-                        "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule1,
-                        {"winner " + r["subnet_name"]: seeds}))
-        if diffs:
-            ok = all(d >= -tol for d in diffs)
-            out.append(("C1 accuracy vs iFedAvg", alpha, "ALL",
-                        "reproduced" if ok else "not reproduced", None, None, min(diffs), rule1, compared))
+        out += c1_rows(g, by, summary, "C1 accuracy vs iFedAvg", ref, alpha, rule1, winners=True)
 
+    # C1 at equal compute: the same comparison for a longer SuperFedNAS training whose one run
+    # costs as many client MACs as the baseline's trainings of all fixed targets.
+    eq = rep.get("equal_compute")
+    if eq:
+        rule1e = (f"{eq} (SuperFedNAS with the client compute of {base}'s {len(g.targets)} fixed-target "
+                  f"trainings) mean test accuracy >= {base} mean - {tol:g} pp for every fixed target")
+        for alpha in g.alphas():
+            out += c1_rows(g, by, summary, "C1 at equal compute", eq, alpha, rule1e, winners=False)
+        out += equal_compute_cost_rows(g, eq, base)
     # C2: cost flat in the number of targets for SuperFedNAS, linear for iFedAvg.
     cvt = cost_vs_targets(g)
     rule2 = ("one SuperFedNAS training serves every target (flat); iFedAvg needs one training per target; "
@@ -387,6 +359,60 @@ def claims(g, summary):
             verdict = "reproduced" if d > noise else ("inconclusive" if d >= -noise else "not reproduced")
             out.append((f"C3 ablation {abl} is worse", alpha, "mean over fixed targets", verdict,
                         100 * statistics.fmean(ra_all), 100 * statistics.fmean(rb_all), d, rule3, compared))
+    return out
+
+
+
+def c1_rows(g, by, summary, claim, ref, alpha, rule, winners):
+    """Per fixed target (and, with winners, per searched winner the baseline also trained):
+    ref's mean test accuracy against the baseline's over the seeds both ran, then one ALL row."""
+    base = g.s["report"]["baseline"]
+    tol = float(g.s["report"]["tolerance_pp"])
+    out, diffs, compared = [], [], {}
+
+    def compare(subject, key, a, b):
+        seeds = sorted(set(a["by_seed"]) & set(b["by_seed"]))
+        if not seeds:
+            return
+        ra = statistics.fmean(a["by_seed"][x] for x in seeds)
+        rb = statistics.fmean(b["by_seed"][x] for x in seeds)
+        d = 100 * (ra - rb)
+        diffs.append(d)
+        compared[key] = seeds
+        out.append((claim, alpha, subject, "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule,
+                    {key: seeds}))
+
+    for t in g.targets:
+        a, b = by.get((ref, t["name"], "fixed", alpha)), by.get((base, t["name"], "fixed", alpha))
+        if a and b:
+            seeds = sorted(set(a["by_seed"]) & set(b["by_seed"]))
+            compare(f"{t['name']} (seeds {' '.join(map(str, seeds))})", t["name"], a, b)
+    for r in summary if winners else []:
+        if r["method"] != ref or r["source"] != "search" or r["alpha"] != alpha:
+            continue
+        b = by.get((base, "win-" + r["subnet_name"], "search", alpha))
+        if b:
+            compare(f"winner {r['subnet_name']}", "winner " + r["subnet_name"], r, b)
+    if diffs:
+        out.append((claim, alpha, "ALL", "reproduced" if all(d >= -tol for d in diffs) else "not reproduced",
+                    None, None, min(diffs), rule, compared))
+    return out
+
+
+def equal_compute_cost_rows(g, eq, base):
+    """The compute behind the equal-compute claim, per alpha and seed where the baseline trained
+    every fixed target: eq's client training TMACs against the sum of the baseline's."""
+    costs = g.training_costs()
+    out = []
+    for (m, alpha, seed), c in sorted(costs.items()):
+        b = costs.get((base, alpha, seed))
+        if m != eq or not b or b["runs"] != len(g.targets):
+            continue
+        a_t, b_t = c["train_macs"] / 1e12, b["train_macs"] / 1e12
+        out.append(("C1 at equal compute", alpha, f"client training TMACs (seed {seed})",
+                    "holds" if a_t <= 1.05 * b_t else "fails", a_t, b_t, 100 * (a_t / b_t - 1),
+                    f"the comparison is at equal compute if {eq}'s one training costs at most 5 % more "
+                    f"client MACs than {base}'s {len(g.targets)} trainings (difference in %)", None))
     return out
 
 
@@ -710,8 +736,13 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
 
     vrows = []
     for c in claim_rows:
-        if c[2] == "ALL" or c[0].startswith("C2") or c[0].startswith("C3"):
-            if c[0].startswith("C1"):
+        if c[2] == "ALL" or c[0].startswith("C2") or c[0].startswith("C3") or "TMACs (seed" in c[2]:
+            if c[0].startswith("C1") and c[2] != "ALL":
+                detail = f"{sig(c[4])} vs {base} {sig(c[5])} TMACs ({num(c[6], 1)} %)"
+            elif c[0] == "C1 at equal compute":
+                detail = (f"smallest {s['report']['equal_compute']} - {base} difference over the targets: "
+                          f"{num(c[6])} pp")
+            elif c[0].startswith("C1"):
                 detail = f"smallest {ref} - {base} difference over the targets: {num(c[6])} pp"
             elif c[0].startswith("C2") and "search" in c[2]:
                 detail = f"{ref} + search {sig(c[4])} vs {base} {sig(c[5])}"
