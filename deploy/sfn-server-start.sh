@@ -1,6 +1,7 @@
 #!/bin/sh
 # Starts sfn-server on RUN_DIR, resuming from its newest checkpoint when it has one: the same
-# command serves the first start and every restart (systemd, Docker, Kubernetes).
+# command serves the first start and every restart (systemd, Docker, Kubernetes). A run
+# that has finished is not started again.
 #   sfn-server-start.sh RUN_DIR [sfn-server options...]
 # SFN_SERVER_BIN overrides the binary (default: sfn-server on PATH).
 set -eu
@@ -10,6 +11,12 @@ if [ $# -lt 1 ]; then
 fi
 run_dir=$1
 shift
+# A finished run stays finished: a restart (Kubernetes restarts a StatefulSet's pod after
+# every exit) must not train or evaluate it again.
+if [ -f "$run_dir/summary.json" ]; then
+  echo "$0: the run in $run_dir has finished ($run_dir/summary.json); not starting it again" >&2
+  exit 0
+fi
 if [ -f "$run_dir/checkpoints/latest" ]; then
   set -- --resume "$run_dir" "$@"
 fi

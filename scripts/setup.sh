@@ -16,6 +16,9 @@ PKGS=(
   python3-torch
   gnuplot-nox
   chromium
+  python3-yaml
+  file                          # cpack's DEB generator (dpkg-shlibdeps) runs it
+  clang libclang-rt-14-dev      # libFuzzer for scripts/fuzz.sh
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -9,6 +9,7 @@
 #   ok WHAT              print "ok - WHAT" and count it in PASSED
 #   log_has FILE TEXT    FILE contains TEXT (fixed string)
 #   py WHAT METRICS_FILE  a Python check over metrics.jsonl's rounds (see below)
+#   refused CODE TEXT CMD...   CMD exits CODE and its stderr says TEXT, with no source path
 
 PIDS=()
 make_work() {
@@ -79,4 +80,18 @@ for m in failed:
     print("  check failed:", m)
 sys.exit(1 if failed else 0)
 ' "$file" || fail "$what"
+}
+
+# refused CODE TEXT CMD...: CMD exits with CODE within 120 s and says TEXT on stderr, with no
+# source location or internal check in it (operators get messages, not code).
+refused() {
+  local code=$1 text=$2
+  shift 2
+  local rc=0
+  timeout 120 "$@" > "$WORK/out.log" 2> "$WORK/err.log" < /dev/null || rc=$?
+  [ "$rc" = "$code" ] || fail "exit $rc, expected $code: $*"
+  grep -qF -- "$text" "$WORK/err.log" || fail "stderr does not say '$text': $*"
+  if grep -qE '\.(cpp|h|hpp):[0-9]+|check failed' "$WORK/err.log"; then
+    fail "stderr shows a source location or a check: $*"
+  fi
 }

@@ -52,6 +52,26 @@ std::string usageMessage(const std::string& name, const CLI::Error& e) {
   return name + ": usage error: " + std::string(trimRight(what)) + " (see " + name + " --help)\n";
 }
 
+// Whether argv asks for JSON logs. Read before parsing, so that an error in parsing itself
+// (a bad flag) is reported in the format the caller's log reader expects.
+bool jsonRequested(int argc, char** argv) {
+  auto isJson = [](std::string_view v) {
+    std::string lower(v);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return lower == "json";
+  };
+  constexpr std::string_view kFlag = "--log-format";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == kFlag && i + 1 < argc && isJson(argv[i + 1])) return true;
+    if (arg.starts_with(kFlag) && arg.size() > kFlag.size() && arg[kFlag.size()] == '=' &&
+        isJson(arg.substr(kFlag.size() + 1)))
+      return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string_view toString(LogFormat format) { return format == LogFormat::kJson ? "json" : "text"; }
@@ -104,13 +124,33 @@ AppMain::AppMain(std::string name, std::string description, std::string_view exi
       [n = name_](const CLI::App*, const CLI::Error& e) { return usageMessage(n, e); });
 }
 
+void AppMain::addHiddenAlias(std::string alias, std::string name) {
+  aliases_.emplace_back(std::move(alias), std::move(name));
+}
+
 int AppMain::run(int argc, char** argv, const std::function<ExitCode()>& body) {
   // Options of the main command are accepted after a subcommand too.
   for (CLI::App* sub : cli_.get_subcommands({})) sub->fallthrough();
+  std::vector<std::string> args(argv, argv + argc);
+  for (std::string& arg : args) {
+    if (arg == "--") break;
+    for (const auto& [alias, name] : aliases_)
+      if (arg == alias || arg.starts_with(alias + "=")) arg = name + arg.substr(alias.size());
+  }
+  std::vector<char*> args_c;
+  for (std::string& arg : args) args_c.push_back(arg.data());
   try {
-    cli_.parse(argc, argv);
+    cli_.parse(static_cast<int>(args_c.size()), args_c.data());
   } catch (const CLI::ParseError& e) {
     // CLI11's own codes (104-109 and the like) are not ours: every bad command line is 2.
+    if (e.get_exit_code() != 0 && jsonRequested(argc, argv)) {
+      // Without "name: " and the newline: the log line names the binary and ends itself.
+      std::string message = usageMessage(name_, e).substr(name_.size() + 2);
+      message.pop_back();
+      makeLogger(name_, LogFormat::kJson)
+          ->error("{} (exit {}: {})", message, toInt(ExitCode::kUsage), toString(ExitCode::kUsage));
+      return toInt(ExitCode::kUsage);
+    }
     const int rc = cli_.exit(e);  // prints help, the version, or the error
     return rc == 0 ? toInt(ExitCode::kOk) : toInt(ExitCode::kUsage);
   }

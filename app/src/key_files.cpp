@@ -10,14 +10,16 @@ namespace sfn {
 
 namespace fs = std::filesystem;
 
-KeyPairFiles writeNewKeyPair(const fs::path& dir, std::string_view stem, KeyType type) {
+KeyPairFiles writeNewKeyPair(const fs::path& dir, std::string_view stem, KeyType type,
+                             KeyReplace replace) {
   KeyPairFiles files;
   files.secret = dir / (std::string(stem) + ".key");
   files.pub = dir / (std::string(stem) + ".pub");
   for (const fs::path& p : {files.secret, files.pub})
-    if (fs::exists(p))
+    if (replace == KeyReplace::kNever && fs::exists(p))
       SFN_THROW(ConfigError, "'", p.string(),
-                "' exists; keys are never replaced: remove it first or choose another --out");
+                "' exists; keys are never replaced silently: pass --force to replace it, or "
+                "choose another --out");
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) SFN_THROW(IoError, "cannot create key folder '", dir.string(), "': ", ec.message());
@@ -34,9 +36,18 @@ KeyPairFiles writeNewKeyPair(const fs::path& dir, std::string_view stem, KeyType
   return files;
 }
 
-ExitCode runKeygen(const fs::path& dir, std::string_view stem, KeyType type,
-                   std::string_view note) {
-  const KeyPairFiles files = writeNewKeyPair(dir, stem, type);
+void addKeygenForceFlag(CLI::App& keygen, bool& force) {
+  keygen.add_flag("--force", force,
+                  "replace existing key files (each atomically: the old key or the new one, "
+                  "never a mix); without it an existing key is never overwritten");
+}
+
+ExitCode runKeygen(const fs::path& dir, std::string_view stem, KeyType type, std::string_view note,
+                   bool force) {
+  const bool existed = fs::exists(dir / (std::string(stem) + ".key"));
+  const KeyPairFiles files =
+      writeNewKeyPair(dir, stem, type, force ? KeyReplace::kForce : KeyReplace::kNever);
+  if (existed) std::cout << "--force: replaced the key pair in " << dir.string() << '\n';
   std::cout << "secret key: " << files.secret.string() << " (mode 0600)\n"
             << "public key: " << files.pub.string() << " (" << note << ")\n";
   if (!files.public_text.empty()) std::cout << files.public_text << '\n';

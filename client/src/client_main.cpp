@@ -14,13 +14,11 @@
 #include "sfn/app/stop_signal.h"
 #include "sfn/client/client_config.h"
 #include "sfn/client/client_runner.h"
-#include "sfn/client/own_data.h"
-#include "sfn/client/shard_data.h"
+#include "sfn/client/client_setup.h"
 #include "sfn/client/zmq_client_factory.h"
 #include "sfn/core/error.h"
 #include "sfn/core/exit_code.h"
 #include "sfn/core/rng.h"
-#include "sfn/data/local_data.h"
 #include "sfn/model/design_space.h"
 #include "sfn/model/latency_table.h"
 #include "sfn/model/supernet.h"
@@ -30,7 +28,6 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -139,85 +136,6 @@ struct CliFlags {
   }
 };
 
-std::chrono::milliseconds fromSeconds(double s) {
-  return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
-}
-
-std::string hostName() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "client";
-  return buf;
-}
-
-sfn::ClientOptions clientOptionsFrom(const sfn::ClientConfig& c) {
-  sfn::ClientOptions opts;
-  opts.name = !c.name.empty() ? c.name
-              : c.shardMode() ? "client-" + std::to_string(c.partition)
-                              : hostName();
-  opts.device_class = c.device_class;
-  opts.device = c.device;
-  opts.server = c.endpoint;
-  opts.stay = c.stay;
-  opts.heartbeat_interval = fromSeconds(c.heartbeat_s);
-  opts.liveness_timeout = fromSeconds(c.liveness_s);
-  opts.register_timeout = fromSeconds(c.register_timeout_s);
-  opts.backoff_max = fromSeconds(c.backoff_max_s);
-  opts.validate();
-  return opts;
-}
-
-// The endpoint's form, checked before any key or data is loaded: libzmq says only
-// "Invalid argument", and only at the first connect.
-void checkServerEndpoint(const std::string& endpoint) {
-  const std::size_t sep = endpoint.find("://");
-  const std::string scheme = endpoint.substr(0, sep);
-  const std::string rest = sep == std::string::npos ? "" : endpoint.substr(sep + 3);
-  bool ok = !rest.empty() && (scheme == "ipc" || scheme == "inproc");
-  if (scheme == "tcp") {
-    const std::size_t colon = rest.rfind(':');
-    const std::string port = colon == std::string::npos ? "" : rest.substr(colon + 1);
-    ok = colon != std::string::npos && colon > 0 && !port.empty() && port.size() <= 5 &&
-         port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) >= 1 &&
-         std::stoi(port) <= 65535;
-  }
-  if (!ok)
-    SFN_THROW(sfn::ConfigError, "server.endpoint (--server) '", endpoint,
-              "' is not an endpoint: expected tcp://HOST:PORT (e.g. tcp://10.0.0.1:5555)");
-}
-
-// Endpoint and CURVE keys of the ZeroMQ connection. `insecure` is for local development
-// only and is logged as a warning on every connect (zmqClientFactory).
-sfn::ZmqClientOptions transportOptionsFrom(const sfn::ClientConfig& c) {
-  checkServerEndpoint(c.endpoint);
-  sfn::ZmqClientOptions zo;
-  zo.server_endpoint = c.endpoint;
-  zo.insecure = c.insecure;
-  if (!c.insecure) {
-    zo.server_public_key = sfn::readKeyFile(c.server_key).public_key;
-    zo.client_keys = sfn::readKeyFile(c.key);
-    if (zo.client_keys.secret_key.empty())
-      SFN_THROW(sfn::ConfigError, "server.key (--key) ", c.key,
-                " holds no secret key (use the client.key written by keygen)");
-  }
-  zo.validate();
-  return zo;
-}
-
-// The client's data: its own samples, or (shard mode) a shard of the run's dataset that
-// is cut once the server's Welcome says how.
-std::unique_ptr<sfn::ClientData> loadClientData(const sfn::ClientConfig& c, spdlog::logger& log) {
-  if (c.shardMode()) {
-    log.info("shard mode: shard {} of {} of the run's dataset (settings from the server)",
-             c.partition, c.of);
-    return std::make_unique<sfn::ShardData>(static_cast<std::uint32_t>(c.partition),
-                                            static_cast<std::uint32_t>(c.of), c.data_path);
-  }
-  sfn::Dataset raw = sfn::loadLocalData(c.data_path, sfn::parseLocalDataFormat(c.data_format));
-  log.info("own data {}: {} samples of {}x{}x{}, labels 0..{}", c.data_path, raw.size(),
-           raw.images.size(1), raw.images.size(2), raw.images.size(3), raw.num_classes - 1);
-  return std::make_unique<sfn::OwnData>(std::move(raw));
-}
-
 // Refused registrations and keys are authentication refusals (3); stopping, by signal or
 // by the server's Bye, is a normal end (0).
 sfn::ExitCode outcomeExitCode(sfn::RunOutcome outcome) {
@@ -229,11 +147,11 @@ sfn::ExitCode outcomeExitCode(sfn::RunOutcome outcome) {
 sfn::ExitCode runClient(const CliFlags& flags, const sfn::AppMain& app) {
   auto log = app.logger("info");
   const sfn::ClientConfig cfg = sfn::ClientConfig::load(flags.config, flags.all());
-  sfn::ClientOptions opts = clientOptionsFrom(cfg);
+  sfn::ClientOptions opts = sfn::clientOptionsFrom(cfg);
   sfn::ClientTransportFactory connect =
-      sfn::zmqClientFactory(transportOptionsFrom(cfg), nullptr, log, opts.name);
+      sfn::zmqClientFactory(sfn::transportOptionsFrom(cfg), nullptr, log, opts.name);
   sfn::setTorchThreads(cfg.threads);
-  const std::unique_ptr<sfn::ClientData> data = loadClientData(cfg, *log);
+  const std::unique_ptr<sfn::ClientData> data = sfn::loadClientData(cfg, *log);
 
   const sfn::StopSignal stop;
   sfn::ClientRunner runner(opts, *data, std::move(connect), log);
@@ -338,10 +256,13 @@ int main(int argc, char** argv) {
       "run).");
   CLI::App& cli_app = app.cli();
   cli_app.require_subcommand(0, 1);
-  auto* kg = cli_app.add_subcommand("keygen", "write a client CURVE key pair (never overwrites)");
+  auto* kg = cli_app.add_subcommand(
+      "keygen", "write a client CURVE key pair (never overwrites without --force)");
   std::string kg_out = ".";
   kg->add_option("-o,--out", kg_out, "folder for client.key (secret, mode 0600) and client.pub")
       ->capture_default_str();
+  bool kg_force = false;
+  sfn::addKeygenForceFlag(*kg, kg_force);
   ProfileCli pcli;
   CLI::App* pf = addProfileCommand(cli_app, pcli);
   CliFlags flags;
@@ -350,7 +271,7 @@ int main(int argc, char** argv) {
   return app.run(argc, argv, [&] {
     if (kg->parsed())
       return sfn::runKeygen(kg_out, "client", sfn::KeyType::kCurve,
-                            "add it to the server's allowlist");
+                            "add it to the server's allowlist", kg_force);
     if (pf->parsed()) return profile(pcli, *app.logger("info"));
     return runClient(flags, app);
   });

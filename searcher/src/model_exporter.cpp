@@ -255,8 +255,14 @@ class ModelDirVerifier {
       return std::move(report_);
     }
     const auto manifest = readSmall(kManifestFile, kMaxManifestBytes);
-    const auto signature = readSmall(kSignatureFile, kMaxSignatureBytes);
-    if (manifest && signature) checkSignature(*manifest, *signature);
+    if (manifest && saysUnsigned(*manifest) && !fs::exists(dir_ / kSignatureFile, ec)) {
+      problem(std::string("the model is unsigned: it was exported without a signing key (") +
+              kManifestFile + " says \"signed\": false, and there is no " + kSignatureFile +
+              "), so nothing shows who made it; export it with sfn-search --key to verify it");
+    } else {
+      const auto signature = readSmall(kSignatureFile, kMaxSignatureBytes);
+      if (manifest && signature) checkSignature(*manifest, *signature);
+    }
     std::set<std::string> expected = {kManifestFile, kSignatureFile, kModelFile};
     if (manifest) checkFiles(*manifest, expected);
     checkListing(expected);
@@ -265,6 +271,11 @@ class ModelDirVerifier {
 
  private:
   void problem(std::string text) { report_.problems.push_back(std::move(text)); }
+
+  static bool saysUnsigned(const std::string& manifest_text) {
+    const auto j = nlohmann::json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
+    return j.is_object() && j.contains("signed") && j["signed"] == false;
+  }
 
   // The size of the regular file `name` in the folder; nullopt, with the problem reported,
   // if it is missing (`missing_note` says why it should be there), not a regular file or
@@ -419,11 +430,12 @@ std::string serializeScript(SubNetModuleImpl& module, const fs::path& dir) {
 
 // What manifest.json says about the model; `model_bytes` is model.pt as it will be written.
 nlohmann::json manifestJson(const SubNetModuleImpl& module, const Cost& cost, const ModelInfo& info,
-                            ByteView model_bytes) {
+                            ByteView model_bytes, bool is_signed) {
   const DesignSpace& space = module.space();
   const SubNetConfig& config = module.config();
   return {
       {"format", kManifestFormat},
+      {"signed", is_signed},
       {"sfn_version", SFN_VERSION},
       {"created_at", utcNow()},
       {"target", info.target},
@@ -440,7 +452,9 @@ nlohmann::json manifestJson(const SubNetModuleImpl& module, const Cost& cost, co
       {"latency",
        {{"device", info.latency_device},
         {"predicted_ms", optionalNumber(info.predicted_latency_ms)},
-        {"measured_ms", optionalNumber(info.measured_latency_ms)}}},
+        {"predicted_on", info.predicted_on},
+        {"measured_ms", optionalNumber(info.measured_latency_ms)},
+        {"measured_on", info.measured_on}}},
       {"input",
        {{"shape", {1, space.in_channels, space.image_size, space.image_size}},
         {"dtype", "float32"},
@@ -456,10 +470,9 @@ nlohmann::json manifestJson(const SubNetModuleImpl& module, const Cost& cost, co
   };
 }
 
-}  // namespace
-
-nlohmann::json exportModel(SubNetModuleImpl& module, const ModelInfo& info, const fs::path& dir,
-                           const Ed25519PrivateKey& key) {
+// `key` nullptr: unsigned (exportUnsignedModel).
+nlohmann::json writeExport(SubNetModuleImpl& module, const ModelInfo& info, const fs::path& dir,
+                           const Ed25519PrivateKey* key) {
   const DesignSpace& space = module.space();
   const SubNetConfig& config = module.config();
   const Cost cost = computeCost(space, config);
@@ -473,21 +486,40 @@ nlohmann::json exportModel(SubNetModuleImpl& module, const ModelInfo& info, cons
   prepareDir(dir);
   const std::string model_bytes = serializeScript(module, dir);
   const ByteView model_view = asBytes(model_bytes);
-  const nlohmann::json manifest = manifestJson(module, cost, info, model_view);
+  const nlohmann::json manifest = manifestJson(module, cost, info, model_view, key != nullptr);
   std::string manifest_text;
   try {
     manifest_text = manifest.dump(2) + "\n";
   } catch (const nlohmann::json::exception& e) {
     SFN_THROW(IoError, "cannot serialize '", (dir / kManifestFile).string(), "': ", e.what());
   }
-  const std::string sig_text = toHex(sign(manifest_text, key)) + "\n";
 
   // model.pt first and the signature last: an interrupted export leaves a folder that fails
-  // verification instead of one that verifies with a stale model.
+  // verification instead of one that verifies with a stale model. Unsigned: an earlier
+  // signature goes first, so it never sits beside files it does not sign.
+  if (key == nullptr) {
+    std::error_code ec;
+    fs::remove(dir / kSignatureFile, ec);
+    SFN_ENFORCE(!ec, IoError, "cannot remove '", (dir / kSignatureFile).string(),
+                "': ", ec.message());
+  }
   writeFileAtomically(dir / kModelFile, model_view);
   writeFileAtomically(dir / kManifestFile, asBytes(manifest_text));
-  writeFileAtomically(dir / kSignatureFile, asBytes(sig_text));
+  if (key != nullptr)
+    writeFileAtomically(dir / kSignatureFile, asBytes(toHex(sign(manifest_text, *key)) + "\n"));
   return manifest;
+}
+
+}  // namespace
+
+nlohmann::json exportModel(SubNetModuleImpl& module, const ModelInfo& info, const fs::path& dir,
+                           const Ed25519PrivateKey& key) {
+  return writeExport(module, info, dir, &key);
+}
+
+nlohmann::json exportUnsignedModel(SubNetModuleImpl& module, const ModelInfo& info,
+                                   const fs::path& dir) {
+  return writeExport(module, info, dir, nullptr);
 }
 
 VerifyReport verifyModelDir(const fs::path& dir, const Ed25519PublicKey& key) {

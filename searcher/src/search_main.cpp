@@ -1,7 +1,7 @@
 // sfn-search: one-shot specialization of a trained SuperNet for many deployment targets.
 //
 //   sfn-search --checkpoint RUN_OR_FILE --targets T.toml -o DIR [--key signing.key] ...
-//   sfn-search keygen -o DIR               Ed25519 signing.key (0600) and signing.pub
+//   sfn-search keygen -o DIR [--force]     Ed25519 signing.key (0600) and signing.pub
 //   sfn-search verify DIR --pubkey K       checks an exported model folder (or a folder of them)
 //
 // The pipeline itself is runSearchPipeline (search_pipeline.h); this file is its command line.
@@ -45,8 +45,9 @@ void addSearchOptions(CLI::App& app, sfn::SearchPipelineOptions& o) {
       ->check(CLI::ExistingFile);
   app.add_option("-o,--out", o.out, "output folder (results, Pareto front, one model per target)");
   app.add_option("--key", o.key,
-                 "Ed25519 signing key (sfn-search keygen); default: OUT/keys/signing.key, "
-                 "created if absent")
+                 "Ed25519 signing key (sfn-search keygen; keep it outside OUT). Without it the "
+                 "models are exported unsigned: their manifests say \"signed\": false, a "
+                 "warning is logged, `verify` fails them (exit 4), and no key is written")
       ->check(CLI::ExistingFile);
   addEvolutionOptions(app, o.evo);
   app.add_option("--val-samples", o.val_samples,
@@ -77,8 +78,8 @@ int main(int argc, char** argv) {
   sfn::AppMain app("sfn-search",
                    "sfn-search: find, for every deployment target (MACs, params and/or latency "
                    "budget on a device), the most accurate SubNet of a trained SuperNet by "
-                   "evolutionary search on the validation split; export each winner as a signed "
-                   "TorchScript model.",
+                   "evolutionary search on the validation split; export each winner as a "
+                   "TorchScript model, signed with --key.",
                    "4 also when `verify` finds a model that fails verification. 130 follows "
                    "SIGINT/SIGTERM: no results are written.");
   CLI::App& cli = app.cli();
@@ -86,10 +87,13 @@ int main(int argc, char** argv) {
   sfn::SearchPipelineOptions opts;
   addSearchOptions(cli, opts);
 
-  auto* kg = cli.add_subcommand("keygen", "write an Ed25519 signing key pair (never overwrites)");
+  auto* kg = cli.add_subcommand(
+      "keygen", "write an Ed25519 signing key pair (never overwrites without --force)");
   std::string kg_out = ".";
   kg->add_option("-o,--out", kg_out, "folder for signing.key (mode 0600) and signing.pub")
       ->capture_default_str();
+  bool kg_force = false;
+  sfn::addKeygenForceFlag(*kg, kg_force);
   auto* vf = cli.add_subcommand("verify", "verify an exported model folder (or a folder of them)");
   std::string vf_dir;
   std::string vf_key;
@@ -101,7 +105,7 @@ int main(int argc, char** argv) {
   return app.run(argc, argv, [&] {
     if (kg->parsed())
       return sfn::runKeygen(kg_out, "signing", sfn::KeyType::kEd25519,
-                            "give it to whoever verifies the models");
+                            "give it to whoever verifies the models", kg_force);
     if (vf->parsed()) return sfn::verifyModelFolders(vf_dir, vf_key, stdout);
     const sfn::StopSignal stop;
     const sfn::SearchReport report = sfn::runSearchPipeline(opts, app.logger(), stop.flag());

@@ -1,6 +1,5 @@
 #include "sfn/searcher/search_pipeline.h"
 
-#include "sfn/app/key_files.h"
 #include "sfn/core/rng.h"
 #include "sfn/data/data_source.h"
 #include "sfn/io/atomic_file_writer.h"
@@ -16,8 +15,11 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -83,22 +85,46 @@ DataOptions dataOptionsFrom(const Json& run, const DesignSpace& space,
   return d;
 }
 
-// The key given with --key, else OUT/keys/signing.key: reused if an earlier search made it
-// (its models stay verifiable with the same signing.pub), else a new pair.
-Ed25519PrivateKey signingKey(const SearchPipelineOptions& opts, const Logger& log) {
+// The key given with --key; none without it. A key generated here would sit in OUT beside
+// the models it signs, so whoever can change the models could sign them again: such a
+// signature would prove nothing.
+std::optional<Ed25519PrivateKey> signingKey(const SearchPipelineOptions& opts, const Logger& log) {
   if (!opts.key.empty()) return loadPrivateKey(opts.key);
-  const fs::path dir = fs::path(opts.out) / "keys";
-  if (fs::exists(dir / "signing.key")) {
-    log->info("no --key given: signing with {} from an earlier search",
-              (dir / "signing.key").string());
-    return loadPrivateKey(dir / "signing.key");
-  }
-  const KeyPairFiles files = writeNewKeyPair(dir, "signing", KeyType::kEd25519);
   log->warn(
-      "no --key given: generated a new signing key pair in {} (keep signing.key secret; "
-      "give signing.pub to whoever verifies the models)",
-      dir.string());
-  return loadPrivateKey(files.secret);
+      "no --key given: the models are exported UNSIGNED (manifest \"signed\": false; "
+      "`sfn-search verify` fails them). Sign them with a key kept outside the output "
+      "folder: sfn-search keygen -o DIR, then --key DIR/signing.key");
+  return std::nullopt;
+}
+
+std::string hostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "unknown";
+  return buf;
+}
+
+// The CPU's model name from /proc/cpuinfo ("model name", or "Hardware"/"Processor" on ARM).
+std::string cpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (!line.starts_with("model name") && !line.starts_with("Hardware") &&
+        !line.starts_with("Processor"))
+      continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const auto start = line.find_first_not_of(" \t", colon + 1);
+    if (start != std::string::npos) return line.substr(start);
+  }
+  return "unknown";
+}
+
+// The run info without host paths (data_dir, config): what a manifest may say of the run.
+Json portableRunInfo(const Json& run) {
+  Json out = run.is_object() ? run : Json::object();
+  out.erase("data_dir");
+  if (out.contains("config") && out["config"].is_string())
+    out["config"] = fs::path(out["config"].get<std::string>()).filename().string();
+  return out;
 }
 
 // One target's row of results.csv.
@@ -192,6 +218,7 @@ class SearchPipeline {
   void measureLatency(const SearchTarget& t, SubNetModuleImpl& module, TargetOutcome& o) const;
   void exportWinner(const SearchTarget& t, const SearchResult& r, SubNetModuleImpl& module,
                     TargetOutcome& o) const;
+  void latencyOrigins(const SearchTarget& t, const TargetOutcome& o, ModelInfo& info) const;
   void writePareto();
   SearchReport writeResults() const;
   Json summaryJson(const Json& results, double wall) const;
@@ -214,8 +241,9 @@ class SearchPipeline {
   DataOptions data_opts_;
   std::optional<SuperNet> supernet_;
   std::int64_t round_ = -1;
-  Ed25519PrivateKey key_;
+  std::optional<Ed25519PrivateKey> key_;  // none: unsigned exports
   std::string ckpt_sha_;
+  std::string targets_sha_;
   // loadData (the evaluators keep references to data_)
   DataBundle data_;
   IndexList val_idx_;
@@ -263,9 +291,10 @@ void SearchPipeline::loadInputs() {
 }
 
 void SearchPipeline::prepareOutput() {
-  fs::create_directories(opts_.out);
   key_ = signingKey(opts_, log_);
+  fs::create_directories(opts_.out);
   ckpt_sha_ = toHex(sha256File(ckpt_path_));
+  targets_sha_ = toHex(sha256File(opts_.targets));
 }
 
 void SearchPipeline::loadData() {
@@ -368,6 +397,29 @@ void SearchPipeline::measureLatency(const SearchTarget& t, SubNetModuleImpl& mod
   setTorchThreads(opts_.threads);
 }
 
+// Where each latency figure comes from: the prediction from the table's device, the
+// measurement from this machine (named by host and CPU, as no table names it).
+void SearchPipeline::latencyOrigins(const SearchTarget& t, const TargetOutcome& o,
+                                    ModelInfo& info) const {
+  if (t.latency) {
+    const LatencyTableInfo& lut = t.latency->info();
+    info.predicted_on = {
+        {"device", lut.device.empty() ? "unnamed (the latency table names no device)" : lut.device},
+        {"latency_table", fs::path(t.latency_table_path).filename().string()},
+        {"latency_table_sha256", toHex(sha256File(t.latency_table_path))},
+        {"torch_device", lut.torch_device},
+        {"torch_threads", lut.torch_threads},
+        {"batch_size", lut.batch_size},
+        {"measured_at", lut.measured_at}};
+  }
+  info.measured_on = {{"host", hostName()},
+                      {"cpu", cpuModel()},
+                      {"torch_device", opts_.device},
+                      {"torch_threads", o.measured_threads},
+                      {"batch_size", o.measured_batch},
+                      {"clock", o.measured_clock}};
+}
+
 void SearchPipeline::exportWinner(const SearchTarget& t, const SearchResult& r,
                                   SubNetModuleImpl& module, TargetOutcome& o) const {
   ModelInfo info;
@@ -380,10 +432,13 @@ void SearchPipeline::exportWinner(const SearchTarget& t, const SearchResult& r,
   info.predicted_latency_ms = o.predicted_latency_ms;
   info.measured_latency_ms = o.measured_latency_ms;
   info.latency_device = t.device;
-  info.source = {{"checkpoint", fs::absolute(ckpt_path_).string()},
+  latencyOrigins(t, o, info);
+  info.source = {{"checkpoint", ckpt_path_.filename().string()},
                  {"checkpoint_sha256", ckpt_sha_},
                  {"round", round_},
-                 {"run", run_info_},
+                 {"run", portableRunInfo(run_info_)},
+                 {"targets", fs::path(opts_.targets).filename().string()},
+                 {"targets_sha256", targets_sha_},
                  {"search",
                   {{"seed", opts_.evo.seed},
                    {"population", opts_.evo.population},
@@ -391,8 +446,12 @@ void SearchPipeline::exportWinner(const SearchTarget& t, const SearchResult& r,
                    {"val_samples", val_idx_.size()},
                    {"val_accuracy_search", r.best.fitness}}}};
   o.export_dir = fs::path(opts_.out) / t.name;
-  exportModel(module, info, o.export_dir, key_);
-  log_->info("target {}: exported {} to {}", t.name, r.best.text, o.export_dir.string());
+  if (key_)
+    exportModel(module, info, o.export_dir, *key_);
+  else
+    exportUnsignedModel(module, info, o.export_dir);
+  log_->info("target {}: exported {} to {}{}", t.name, r.best.text, o.export_dir.string(),
+             key_ ? "" : " (unsigned)");
 }
 
 // The Pareto front of everything evaluated, with the winners highlighted in the plot.

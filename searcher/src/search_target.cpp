@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -132,7 +133,9 @@ nlohmann::json SearchTarget::constraintsJson() const {
   if (max_params) j["max_params"] = *max_params;
   if (max_latency_ms) j["max_latency_ms"] = *max_latency_ms;
   if (latency) {
-    j["latency_table"] = latency_table_path;
+    // Its file name, not the path: manifests carry no host paths (results.json neither
+    // needs one: the targets file names the table).
+    j["latency_table"] = std::filesystem::path(latency_table_path).filename().string();
     j["latency_table_device"] = latency->info().device;
     j["latency_table_threads"] = latency->info().torch_threads;
     j["latency_table_batch_size"] = latency->info().batch_size;

@@ -58,4 +58,18 @@ std::vector<const ClientInfo*> ClientRegistry::available(double now, double live
   return out;
 }
 
+std::size_t ClientRegistry::prune(double now, double stale_after_s) {
+  const std::size_t before = clients_.size();
+  std::erase_if(clients_,
+                [&](const ClientInfo& c) { return c.gone || now - c.last_seen > stale_after_s; });
+  if (clients_.size() == before) return 0;
+  by_peer_.clear();
+  by_id_.clear();
+  for (std::size_t i = 0; i < clients_.size(); ++i) {
+    by_peer_.emplace(clients_[i].peer, i);
+    by_id_.emplace(clients_[i].id, i);
+  }
+  return before - clients_.size();
+}
+
 }  // namespace sfn

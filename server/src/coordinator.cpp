@@ -43,6 +43,8 @@ HyperParams hyperParamsOf(const TrainOptions& o) {
 // line is never more than a slice away.
 constexpr double kPollSliceS = 0.5;
 constexpr double kProgressLogS = 10.0;
+// The random stream of replacements (per round), apart from selection's 0x5e1ec7.
+constexpr std::uint64_t kSpareStream = 0x5ba7e5;
 
 double wallNow() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -97,9 +99,53 @@ std::size_t Coordinator::send(const PeerId& peer, const Message& msg) {
   if (!r.ok()) {
     log_->warn("round {}: send {} to client {} failed: {} {}", next_round_, messageName(msg), peer,
                toString(r.status), r.reason);
+    // It cannot get its task (or anything else): waiting for its update would only burn the
+    // deadline. It becomes available again when it registers anew.
+    registry_.markGone(peer);
+    dropTaskOf(
+        peer, std::string("a send to its client failed (") + std::string(toString(r.status)) + ")");
     return 0;
   }
   return n;
+}
+
+void Coordinator::dropTaskOf(const PeerId& peer, const std::string& why) {
+  for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+    if (it->second.peer != peer) continue;
+    log_->info("round {}: task {} of client {} dropped: {}", next_round_, it->first, peer, why);
+    if (round_) ++round_->dropped;
+    pending_.erase(it);
+    return;  // one task per client and round
+  }
+}
+
+void Coordinator::stopAwaiting(const PeerId& peer) {
+  for (auto& [id, task] : pending_) {
+    if (task.peer != peer || !task.awaited) continue;
+    task.awaited = false;
+    markTask(id, TaskStatus::kRejected);
+    log_->info("round {}: no longer waiting for task {}: its client {} sent a malformed message",
+               next_round_, id, peer);
+  }
+}
+
+std::size_t Coordinator::awaitedTasks() const {
+  return static_cast<std::size_t>(std::count_if(pending_.begin(), pending_.end(),
+                                                [](const auto& p) { return p.second.awaited; }));
+}
+
+void Coordinator::runPollHook() {
+  if (poll_hook_) poll_hook_();
+}
+
+void Coordinator::revoke(const PeerId& peer, const std::string& reason) {
+  if (!revoked_.insert(peer).second) return;
+  dropTaskOf(peer, reason);
+  if (ClientInfo* c = registry_.find(peer); c != nullptr && !c->gone) {
+    log_->warn("client {} ({}): session ended: {}", c->name, peer, reason);
+    registry_.markGone(peer);
+    (void)send(peer, ByeMsg{reason, ByeCode::kUnspecified});
+  }
 }
 
 void Coordinator::reject(const PeerId& peer, RejectReason reason, const std::string& why) {
@@ -130,9 +176,20 @@ bool Coordinator::handle(const Received& received) {
   if (!decoded) {
     reject(received.peer, RejectReason::kMalformed,
            std::string(toString(decoded.error().code)) + ": " + decoded.error().reason);
+    // Only its own client can send as this peer (the transport authenticates it), and a
+    // client that sends garbage is not going to send a useful update in time.
+    stopAwaiting(received.peer);
     return false;
   }
   Message& msg = decoded.message();
+  if (isRevoked(received.peer)) {
+    // The ZeroMQ transport drops these itself; this holds for any transport.
+    reject(received.peer, RejectReason::kUnregistered,
+           std::string(messageName(msg)) + " from a client whose session was revoked");
+    if (std::holds_alternative<RegisterMsg>(msg))
+      send(received.peer, RejectMsg{RejectCode::kUnspecified, "client key revoked"});
+    return false;
+  }
   if (auto* reg = std::get_if<RegisterMsg>(&msg)) {
     handleRegister(received.peer, *reg);
     return false;
@@ -165,6 +222,13 @@ void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
     return;
   }
   Admitted& admitted = std::get<Admitted>(decision);
+  if (const ClientInfo* old = registry_.find(peer); old != nullptr) {
+    // One session per authenticated peer: the new one replaces the old, whose task (if any)
+    // the client no longer knows about.
+    log_->info("client {} ({}) registered again: the new session replaces the old one",
+               msg.client_name, peer);
+    dropTaskOf(peer, "its client registered again");
+  }
   ClientInfo info;
   info.name = msg.client_name;
   info.device_class = msg.device_class;
@@ -241,8 +305,7 @@ bool Coordinator::handleUpdate(const PeerId& peer, UpdateMsg& msg) {
   mergeUpdate(msg.tensors, task.weight, change.rms());
   markTask(msg.task_id, TaskStatus::kAccepted);
   if (round_) {
-    // Running mean of client losses.
-    RoundMetrics& m = *round_;
+    RoundMetrics& m = *round_;  // train_loss: a running mean of the clients' losses
     const double prev = m.train_loss * m.accepted;
     ++m.accepted;
     m.train_loss = (prev + msg.mean_loss) / m.accepted;
@@ -285,6 +348,7 @@ void Coordinator::pump() {
 bool Coordinator::waitForClients(std::size_t min_clients, double timeout_s) {
   const double until = clock_.now() + timeout_s;
   while (true) {
+    runPollHook();
     if (registry_.available(clock_.now(), options_.liveness_s).size() >= min_clients) return true;
     const double left = until - clock_.now();
     if (left <= 0) return false;
@@ -345,8 +409,10 @@ void Coordinator::backOffIfDue() {
   round_->backoff_s = wait;
   const double until = clock_.now() + wait;
   // Slices of at most 0.5 s so a stop request ends the wait promptly.
-  for (double left = wait; left > 0 && !stopRequested(); left = until - clock_.now())
+  for (double left = wait; left > 0 && !stopRequested(); left = until - clock_.now()) {
+    runPollHook();
     if (auto r = transport_.recv(toTimeout(std::min(left, kPollSliceS)))) handle(*r);
+  }
 }
 
 std::unordered_set<std::uint64_t> Coordinator::quarantinedClients() const {
@@ -365,7 +431,13 @@ std::vector<Coordinator::Selected> Coordinator::selectClients() {
   const std::int64_t t = next_round_;
   setState(RoundState::kSelecting);
   pump();  // stragglers of the last round count as late in this one
-  auto available = registry_.available(clock_.now(), options_.liveness_s);
+  runPollHook();
+  if (const std::size_t pruned = registry_.prune(clock_.now(), options_.liveness_s); pruned > 0)
+    log_->info("round {}: forgot {} sessions that ended or went silent", t, pruned);
+  const double window = options_.select_within_s > 0
+                            ? std::min(options_.select_within_s, options_.liveness_s)
+                            : options_.liveness_s;
+  auto available = registry_.available(clock_.now(), window);
   round_->available = static_cast<int>(available.size());
   if (const auto barred = quarantinedClients(); !barred.empty()) {
     std::erase_if(available, [&](const ClientInfo* c) { return barred.count(c->id) > 0; });
@@ -381,6 +453,7 @@ std::vector<Coordinator::Selected> Coordinator::selectClients() {
   Rng rng(options_.seed, static_cast<std::uint64_t>(t), 0x5e1ec7);
   for (std::size_t i = 0; i < n; ++i)
     std::swap(available[i], available[i + rng.below(available.size() - i)]);
+  spares_.assign(available.begin() + static_cast<std::ptrdiff_t>(n), available.end());
   available.resize(n);
   round_->selected = static_cast<int>(n);
 
@@ -403,8 +476,9 @@ std::vector<Coordinator::Selected> Coordinator::selectClients() {
   return selected;
 }
 
-// kTraining, first half: every selected client gets its SubNet slice as a TrainTask.
-// Returns the round's deadline (clock time), fixed before the first task leaves.
+// kTraining, first half: every selected client gets its SubNet slice as a TrainTask; a
+// slot whose send fails goes to a replacement. Returns the round's deadline (clock time),
+// fixed before the first task leaves.
 double Coordinator::sendTasks(const std::vector<Selected>& selected) {
   const std::int64_t t = next_round_;
   setState(RoundState::kTraining);
@@ -416,37 +490,85 @@ double Coordinator::sendTasks(const std::vector<Selected>& selected) {
   HyperParams hyper = hyperParamsOf(options_.train);
   hyper.lr = options_.lr_schedule.at(options_.train.lr, t);
   round_->lr = hyper.lr;
+  Rng spare_rng(options_.seed, static_cast<std::uint64_t>(t), kSpareStream);
   for (const Selected& s : selected) {
-    PendingTask task;
-    task.task_id = next_task_id_++;
-    task.peer = s.client->peer;
-    task.config = s.config;
-    task.is_maxnet = s.is_maxnet;
-    task.weight = s.weight;
-    task.spec = sliceSpec(supernet_.space(), s.config);
-    TrainTaskMsg msg;
-    msg.round = static_cast<std::uint64_t>(t);
-    msg.task_id = task.task_id;
-    msg.subnet = s.config.toString(supernet_.space());
-    msg.tensors = supernet_.sliceViews(s.config);
-    hyper.seed = Rng(options_.seed, static_cast<std::uint64_t>(t), task.task_id)();
-    msg.hyper = hyper;
-    msg.deadline_ms = static_cast<std::uint64_t>(options_.round_deadline_s * 1000.0);
-    log_->debug("round {}: task {} -> client {} ({}) subnet {} weight {:.4f}", t, task.task_id,
-                s.client->name, task.peer, msg.subnet, task.weight);
-    round_->bytes_sent += send(task.peer, msg);
-    round_->tasks.push_back({task.task_id, s.client->name, msg.subnet, TaskStatus::kDropped,
-                             task.weight, s.client->id});
-    pending_.emplace(task.task_id, std::move(task));
+    std::optional<Selected> slot = s;
+    while (slot && !sendTask(*slot, hyper)) slot = replacementFor(*slot, spare_rng);
   }
+  spares_.clear();  // its pointers die with the next registry change
   return deadline;
 }
 
-// kTraining, second half: stream updates into the accumulator until K are accepted, every
-// task has answered, or the deadline passes.
+bool Coordinator::sendTask(const Selected& s, HyperParams hyper) {
+  const std::int64_t t = next_round_;
+  PendingTask task;
+  task.task_id = next_task_id_++;
+  task.peer = s.client->peer;
+  task.config = s.config;
+  task.is_maxnet = s.is_maxnet;
+  task.weight = s.weight;
+  task.spec = sliceSpec(supernet_.space(), s.config);
+  TrainTaskMsg msg;
+  msg.round = static_cast<std::uint64_t>(t);
+  msg.task_id = task.task_id;
+  msg.subnet = s.config.toString(supernet_.space());
+  msg.tensors = supernet_.sliceViews(s.config);
+  hyper.seed = Rng(options_.seed, static_cast<std::uint64_t>(t), task.task_id)();
+  msg.hyper = hyper;
+  msg.deadline_ms = static_cast<std::uint64_t>(options_.round_deadline_s * 1000.0);
+  log_->debug("round {}: task {} -> client {} ({}) subnet {} weight {:.4f}", t, task.task_id,
+              s.client->name, task.peer, msg.subnet, task.weight);
+  const std::size_t bytes = send(task.peer, msg);
+  round_->bytes_sent += bytes;
+  round_->tasks.push_back(
+      {task.task_id, s.client->name, msg.subnet, TaskStatus::kDropped, task.weight, s.client->id});
+  if (bytes == 0) {
+    ++round_->dropped;  // never pending: send() found nothing to drop
+    return false;
+  }
+  pending_.emplace(task.task_id, std::move(task));
+  return true;
+}
+
+std::optional<Coordinator::Selected> Coordinator::replacementFor(const Selected& failed, Rng& rng) {
+  while (!spares_.empty()) {
+    const std::size_t i = rng.below(spares_.size());
+    const ClientInfo* c = spares_[i];
+    spares_[i] = spares_.back();
+    spares_.pop_back();
+    if (c->gone) continue;  // a send to it failed earlier this round
+    log_->info("round {}: client {} ({}) takes the slot of {}, whose task could not be sent",
+               next_round_, c->name, c->peer, failed.client->name);
+    moveAssignment(failed.client->id, c->id, failed.config);
+    ++round_->selected;
+    return Selected{c, failed.config, failed.is_maxnet, failed.weight};
+  }
+  log_->warn("round {}: no available client left to take the slot of {}", next_round_,
+             failed.client->name);
+  return std::nullopt;
+}
+
+void Coordinator::moveAssignment(std::uint64_t from, std::uint64_t to, const SubNetConfig& config) {
+  const bool is_max = config.isMaxNet(supernet_.space());
+  const bool is_min = config.isMinNet(supernet_.space());
+  if (!is_max && !is_min) return;
+  auto counters = assigner_.allCounters();  // a copy, on this rare path only
+  SubNetAssigner::Counters& a = counters[from];
+  SubNetAssigner::Counters& b = counters[to];
+  if (is_max && a.maxnet > 0) --a.maxnet;
+  if (is_min && a.minnet > 0) --a.minnet;
+  b.maxnet += is_max ? 1 : 0;
+  b.minnet += is_min ? 1 : 0;
+  assigner_.setCounters(std::move(counters));
+}
+
+// kTraining, second half: stream updates into the accumulator until K are accepted, no task
+// is awaited any more, or the deadline passes.
 void Coordinator::collectUpdates(double deadline) {
   double next_log = wallNow() + kProgressLogS;
-  while (round_->accepted < options_.clients_per_round && !pending_.empty()) {
+  while (true) {
+    runPollHook();  // may end sessions, and with them tasks
+    if (round_->accepted >= options_.clients_per_round || awaitedTasks() == 0) break;
     if (stopRequested()) {
       log_->warn("round {}: stop requested; closing the round with {} of {} updates", next_round_,
                  round_->accepted, options_.clients_per_round);
@@ -458,16 +580,17 @@ void Coordinator::collectUpdates(double deadline) {
       log_->info(
           "round {}: training: {} of {} updates in, {} tasks pending, {:.0f} s to the "
           "deadline",
-          next_round_, round_->accepted, options_.clients_per_round, pending_.size(), left);
+          next_round_, round_->accepted, options_.clients_per_round, awaitedTasks(), left);
       next_log = wallNow() + kProgressLogS;
     }
     auto r = transport_.recv(toTimeout(std::min(left, kPollSliceS)));
     if (!r) continue;  // re-check the deadline
     handle(*r);
   }
-  // Tasks still pending got no valid update in time. (Not selected - accepted - rejected:
-  // `rejected` also counts malformed messages that never named a task.)
-  round_->dropped = static_cast<int>(pending_.size());
+  // Tasks still pending got no valid update in time (those ended earlier were counted
+  // then). (Not selected - accepted - rejected: `rejected` also counts malformed messages
+  // that never named a task.)
+  round_->dropped += static_cast<int>(pending_.size());
   pending_.clear();  // anything arriving from now on is late
 }
 

@@ -17,6 +17,8 @@ void CoordinatorOptions::validate() const {
     SFN_THROW(ConfigError, "round.deadline_s must be > 0 (got ", round_deadline_s, ")");
   if (!(liveness_s > 0))
     SFN_THROW(ConfigError, "round.liveness_s must be > 0 (got ", liveness_s, ")");
+  if (!(select_within_s >= 0) || !std::isfinite(select_within_s))
+    SFN_THROW(ConfigError, "round.select_within_s must be >= 0 (got ", select_within_s, ")");
   if (policy == AssignPolicy::kFixed && fixed_subnet.empty())
     SFN_THROW(ConfigError, "round.fixed_subnet must name a SubNet for round.policy = \"fixed\"");
   if (eval_every < 0) SFN_THROW(ConfigError, "eval.every must be >= 0 (got ", eval_every, ")");

@@ -77,6 +77,10 @@ void OpsEndpoint::observeRound(const Coordinator& coordinator, const RoundMetric
   updateClients(coordinator);
 }
 
+void OpsEndpoint::setTransportCounters(std::function<TransportCounters()> source) {
+  metrics_.setTransportCounters(std::move(source));
+}
+
 void OpsEndpoint::setReady(bool ready) {
   metrics_.setReady(ready);
   status_.setReady(ready);

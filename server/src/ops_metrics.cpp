@@ -124,6 +124,41 @@ struct OpsMetrics::Impl {
       histogram(registry, "sfn_evaluation_duration_seconds",
                 "Wall time of evaluation (rounds that evaluated)", kStepBuckets);
 
+  std::function<TransportCounters()> transport_source;
+  prometheus::Counter& refused_handshakes = counter(
+      registry, "sfn_refused_handshakes_total", "CURVE handshakes refused (key not allowlisted)");
+  prometheus::Family<prometheus::Counter>& transport_dropped =
+      prometheus::BuildCounter()
+          .Name("sfn_transport_dropped_messages_total")
+          .Help("Messages the transport dropped before the coordinator saw them, by reason")
+          .Register(registry);
+  prometheus::Counter& dropped_revoked = transport_dropped.Add({{"reason", "revoked"}});
+  prometheus::Counter& dropped_rate_limited = transport_dropped.Add({{"reason", "rate_limited"}});
+  prometheus::Counter& dropped_cut_off = transport_dropped.Add({{"reason", "cut_off"}});
+  prometheus::Counter& dropped_backlog = transport_dropped.Add({{"reason", "backlog"}});
+  prometheus::Counter& cut_offs =
+      counter(registry, "sfn_key_cut_offs_total", "Keys cut off for exceeding their budgets");
+  prometheus::Counter& queue_full_sends = counter(
+      registry, "sfn_queue_full_sends_total", "Sends refused because the peer's queue was full");
+
+  // Counters only go up: add what the transport counted since the last scrape.
+  static void catchUp(prometheus::Counter& c, std::uint64_t total) {
+    const double t = static_cast<double>(total);
+    if (t > c.Value()) c.Increment(t - c.Value());
+  }
+
+  void readTransport() {
+    if (!transport_source) return;
+    const TransportCounters t = transport_source();
+    catchUp(refused_handshakes, t.refused_handshakes);
+    catchUp(dropped_revoked, t.revoked_messages);
+    catchUp(dropped_rate_limited, t.rate_limited_messages);
+    catchUp(dropped_cut_off, t.cut_off_messages);
+    catchUp(dropped_backlog, t.backlog_drops);
+    catchUp(cut_offs, t.cut_offs);
+    catchUp(queue_full_sends, t.queue_full_sends);
+  }
+
   void setAccuracy(const std::string& subnet, double value) {
     auto it = accuracy_by_subnet.find(subnet);
     if (it == accuracy_by_subnet.end())
@@ -189,8 +224,14 @@ void OpsMetrics::observeRound(const RoundMetrics& m) {
   if (!m.evals.empty()) s.evaluation_duration.Observe(m.wall_eval_s);
 }
 
+void OpsMetrics::setTransportCounters(std::function<TransportCounters()> source) {
+  std::lock_guard lock(impl_->mu);
+  impl_->transport_source = std::move(source);
+}
+
 std::string OpsMetrics::text() const {
   std::lock_guard lock(impl_->mu);
+  impl_->readTransport();
   return prometheus::TextSerializer().Serialize(impl_->registry.Collect());
 }
 

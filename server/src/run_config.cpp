@@ -5,9 +5,12 @@
 #include "sfn/train/local_trainer.h"
 
 #include <spdlog/common.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
+#include <sstream>
 
 namespace sfn {
 
@@ -71,6 +74,7 @@ void readRound(TomlReader t, CoordinatorOptions& co) {
   t.get("quorum", co.quorum);
   t.get("deadline_s", co.round_deadline_s);
   t.get("liveness_s", co.liveness_s);
+  t.get("select_within_s", co.select_within_s);
   if (std::string policy; t.get("policy", policy)) co.policy = parseAssignPolicy(policy);
   t.get("fixed_subnet", co.fixed_subnet);
   t.get("max_samples_per_client", co.max_samples_per_client);
@@ -139,12 +143,32 @@ void readSimulation(TomlReader t, SimulationSection& sim) {
   t.rejectUnknown();
 }
 
+void readSeconds(TomlReader& t, std::string_view key, std::chrono::milliseconds& out) {
+  double s = 0;
+  if (!t.get(key, s)) return;
+  if (!(s >= 0 && s <= 1e9))
+    SFN_THROW(ConfigError, t.where(key), " must be in [0, 1e9] s (got ", s, ")");
+  out = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+}
+
+void readRateLimit(TomlReader t, RateLimitOptions& r) {
+  t.get("enabled", r.enabled);
+  t.get("messages_per_s", r.messages_per_s);
+  t.get("message_burst", r.message_burst);
+  t.get("bytes_per_s", r.bytes_per_s);
+  t.get("bytes_burst", r.bytes_burst);
+  readSeconds(t, "sustained_s", r.sustained);
+  readSeconds(t, "cut_off_s", r.cut_off);
+  t.rejectUnknown();
+}
+
 void readServer(TomlReader t, ServerSection& server) {
   t.get("bind", server.bind);
   t.getPath("key_file", server.key_file);
   t.getPath("allowlist_file", server.allowlist_file);
   t.get("insecure", server.insecure);
   t.get("min_clients", server.min_clients);
+  readRateLimit(t.table("rate_limit"), server.rate_limit);
   t.rejectUnknown();
 }
 
@@ -201,7 +225,146 @@ void checkThreads(std::int64_t threads, const char* what, unsigned cores) {
               " cores of this machine");
 }
 
+// ---- toToml: one function per table, the mirror of the readers above ----
+
+template <typename T>
+toml::array tomlArray(const std::vector<T>& values) {
+  toml::array a;
+  for (const T& v : values) a.push_back(v);
+  return a;
+}
+
+// Absolute, so the record means the same file wherever it is read from.
+std::string absolutePath(const std::string& path) {
+  return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+}
+
+// TOML integers are signed 64-bit; the readers refuse larger values, so none is held.
+std::int64_t tomlInt(std::uint64_t v) { return static_cast<std::int64_t>(v); }
+
+toml::table runToml(const RunConfig& c) {
+  return toml::table{
+      {"name", c.name},          {"seed", tomlInt(c.seed)},          {"rounds", c.rounds},
+      {"out_dir", c.out_dir},    {"torch_threads", c.torch_threads}, {"device", c.device},
+      {"log_level", c.log_level}};
+}
+
+toml::table dataToml(const DataOptions& d) {
+  return toml::table{{"dataset", d.dataset},
+                     {"dir", absolutePath(d.dir)},
+                     {"val_fraction", d.val_fraction},
+                     {"split_seed", tomlInt(d.split_seed)},
+                     {"synthetic_train", d.synthetic_train},
+                     {"synthetic_test", d.synthetic_test},
+                     {"synthetic_channels", d.synthetic_channels},
+                     {"synthetic_image_size", d.synthetic_image_size},
+                     {"synthetic_classes", d.synthetic_classes},
+                     {"partition", d.partition.scheme},
+                     {"alpha", d.partition.alpha},
+                     {"shards_per_client", d.partition.shards_per_client},
+                     {"min_samples", d.partition.min_samples}};
+}
+
+toml::table roundToml(const CoordinatorOptions& co) {
+  return toml::table{{"clients_per_round", co.clients_per_round},
+                     {"over_selection", co.over_selection},
+                     {"quorum", co.quorum},
+                     {"deadline_s", co.round_deadline_s},
+                     {"liveness_s", co.liveness_s},
+                     {"select_within_s", co.select_within_s},
+                     {"policy", toString(co.policy)},
+                     {"fixed_subnet", co.fixed_subnet},
+                     {"max_samples_per_client", tomlInt(co.max_samples_per_client)}};
+}
+
+toml::table trainToml(const TrainOptions& t, const LrSchedule& s) {
+  return toml::table{{"epochs", t.epochs},
+                     {"batch_size", t.batch_size},
+                     {"lr", t.lr},
+                     {"momentum", t.momentum},
+                     {"weight_decay", t.weight_decay},
+                     {"clip_grad_norm", t.clip_grad_norm},
+                     {"lr_schedule", std::string(toString(s.kind))},
+                     {"lr_final", s.final_lr},
+                     {"lr_decay_rounds", s.decay_rounds}};
+}
+
+toml::table robustToml(const RobustOptions& r) {
+  return toml::table{{"bound_multiple", r.bound.multiple},
+                     {"bound_cap", r.bound.cap},
+                     {"bound_min_history", r.bound.min_history},
+                     {"bound_window", r.bound.window},
+                     {"bound_per_tensor", r.bound.per_tensor},
+                     {"clip_norm", r.clip_norm},
+                     {"trim_fraction", r.trim_fraction},
+                     {"probe_samples", r.probe_samples},
+                     {"probe_loss_multiple", r.probe_loss_multiple},
+                     {"probe_loss_cap", r.probe_loss_cap},
+                     {"quarantine_rounds", r.quarantine_rounds},
+                     {"backoff_after", r.backoff_after},
+                     {"backoff_base_s", r.backoff_base_s},
+                     {"backoff_max_s", r.backoff_max_s}};
+}
+
+toml::table rateLimitToml(const RateLimitOptions& r) {
+  const auto seconds = [](std::chrono::milliseconds ms) { return ms.count() / 1000.0; };
+  return toml::table{{"enabled", r.enabled},
+                     {"messages_per_s", r.messages_per_s},
+                     {"message_burst", r.message_burst},
+                     {"bytes_per_s", r.bytes_per_s},
+                     {"bytes_burst", r.bytes_burst},
+                     {"sustained_s", seconds(r.sustained)},
+                     {"cut_off_s", seconds(r.cut_off)}};
+}
+
+// The tables that need no more than a line each.
+void addSmallTables(const RunConfig& c, toml::table& t) {
+  const WeightingOptions& w = c.coordinator.weighting;
+  t.insert("weighting", toml::table{{"base", w.base},
+                                    {"maxnet_beta", w.maxnet_beta},
+                                    {"b0", w.b0},
+                                    {"bT", w.bT},
+                                    {"decay_rounds", w.decay_rounds}});
+  t.insert("eval", toml::table{{"every", c.coordinator.eval_every},
+                               {"subnets", tomlArray(c.coordinator.eval_subnets)},
+                               {"batch_size", c.eval_batch_size},
+                               {"bn_samples", c.eval_bn_samples}});
+  t.insert("checkpoint", toml::table{{"every", c.checkpoint_every}, {"keep", c.checkpoint_keep}});
+  toml::table devices;
+  for (const auto& [cls, budget] : c.coordinator.device_macs_budget)
+    devices.insert(cls, toml::table{{"macs_budget", budget}});
+  t.insert("devices", std::move(devices));
+  const SimulationSection& sim = c.simulation;
+  t.insert("simulation", toml::table{{"clients", sim.clients},
+                                     {"workers", sim.workers},
+                                     {"torch_threads", sim.torch_threads},
+                                     {"devices_file", absolutePath(sim.devices_file)},
+                                     {"compute_time", std::string(toString(sim.compute_time))}});
+  t.insert("server", toml::table{{"bind", c.server.bind},
+                                 {"key_file", absolutePath(c.server.key_file)},
+                                 {"allowlist_file", absolutePath(c.server.allowlist_file)},
+                                 {"insecure", c.server.insecure},
+                                 {"min_clients", c.server.min_clients},
+                                 {"rate_limit", rateLimitToml(c.server.rate_limit)}});
+  t.insert("http", toml::table{{"listen", c.http.listen}});
+}
+
 }  // namespace
+
+std::string RunConfig::toToml() const {
+  toml::table t;
+  t.insert("run", runToml(*this));
+  // The whole design space, so no preset (whose definition may change) is needed to read it.
+  t.insert("supernet", toml::parse(space.toToml()));
+  t.insert("data", dataToml(data));
+  t.insert("round", roundToml(coordinator));
+  t.insert("train", trainToml(coordinator.train, coordinator.lr_schedule));
+  t.insert("robust", robustToml(coordinator.robust));
+  addSmallTables(*this, t);
+  std::ostringstream os;
+  os << t << '\n';
+  return os.str();
+}
 
 RunConfig RunConfig::parse(const std::string& toml_text, const std::string& origin,
                            const std::string& base_dir) {
@@ -255,6 +418,8 @@ void RunConfig::validate() const {
               ")");
   if (server.min_clients < 1)
     SFN_THROW(ConfigError, "server.min_clients must be >= 1 (got ", server.min_clients, ")");
+  // Against the largest message too once the server knows it (sfn-server's transport).
+  server.rate_limit.validate("server.rate_limit", 0);
   space.validate();
   data.validate();
   coordinator.validate();

@@ -2,12 +2,18 @@
 
 #include "sfn/core/error.h"
 #include "sfn/io/atomic_file_writer.h"
+#include "sfn/io/text_file.h"
 #include "sfn/model/checkpoint.h"
 
+#include <toml++/toml.h>
+
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <span>
+#include <sstream>
 #include <string_view>
 
 namespace sfn {
@@ -48,7 +54,143 @@ bool isInside(const fs::path& file, const fs::path& folder) {
   return !rel.empty() && *rel.begin() != "..";
 }
 
+// The settings of a RunConfig::toToml text as "table.key" -> the value's TOML text.
+void flattenInto(const toml::table& t, const std::string& prefix,
+                 std::map<std::string, std::string>& out) {
+  for (const auto& [key, node] : t) {
+    const std::string name = prefix + std::string(key.str());
+    if (const toml::table* sub = node.as_table()) {
+      flattenInto(*sub, name + ".", out);
+      continue;
+    }
+    // Doubles as their shortest exact text (toml++ writes 17 digits: 0.1 is
+    // 0.10000000000000001), so a message shows what the operator wrote.
+    if (const auto* d = node.as_floating_point()) {
+      char buf[32];
+      const auto res = std::to_chars(buf, buf + sizeof buf, d->get());
+      std::string text(buf, res.ptr);
+      if (text.find_first_of(".eni") == std::string::npos) text += ".0";
+      out[name] = text;
+      continue;
+    }
+    std::ostringstream os;
+    node.visit([&os](const auto& v) { os << v; });
+    out[name] = os.str();
+  }
+}
+
+std::map<std::string, std::string> settingsOf(const RunConfig& cfg) {
+  std::map<std::string, std::string> out;
+  flattenInto(toml::parse(cfg.toToml()), "", out);
+  return out;
+}
+
+bool isResumeSafe(const std::string& key) {
+  const auto& safe = RunRecorder::resumeSafeKeys();
+  return std::any_of(safe.begin(), safe.end(), [&key](std::string_view s) {
+    // "server." covers the whole table.
+    return s.ends_with('.') ? key.starts_with(s) : key == s;
+  });
+}
+
+// A run folder's config.toml. One written before the effective settings were recorded is
+// the config file as given plus a "# override: table.key=value" line per --set; TOML reads
+// those lines as comments, so they are applied here.
+RunConfig readRecordedConfig(const fs::path& file, const std::string& base_dir) {
+  const std::string text = readTextFile(file.string(), "run folder config");
+  std::vector<std::string> overrides;
+  std::istringstream lines(text);
+  constexpr std::string_view kOverride = "# override: ";
+  for (std::string line; std::getline(lines, line);)
+    if (line.starts_with(kOverride)) overrides.push_back(line.substr(kOverride.size()));
+  return RunConfig::parse(text, file.string(), base_dir, overrides);
+}
+
+// The run folder a checkpoint file belongs to: RUN for RUN/checkpoints/ckpt-*.sfn.
+fs::path runFolderOf(const fs::path& checkpoint_file) {
+  const fs::path dir = checkpoint_file.parent_path();
+  return dir.filename() == "checkpoints" ? dir.parent_path() : dir;
+}
+
+// weighting.decay_rounds and train.lr_decay_rounds follow run.rounds unless set: when
+// `given` has the values its own rounds give, a changed run.rounds explains the difference,
+// and the run's values are kept (the schedule the run began with continues).
+bool followsRounds(const std::string& key, const RunConfig& given) {
+  if (key == "weighting.decay_rounds")
+    return given.coordinator.weighting.decay_rounds == defaultDecayRounds(given.rounds);
+  if (key == "train.lr_decay_rounds")
+    return given.coordinator.lr_schedule.decay_rounds == static_cast<double>(given.rounds);
+  return false;
+}
+
 }  // namespace
+
+const std::vector<std::string_view>& RunRecorder::resumeSafeKeys() {
+  static const std::vector<std::string_view> keys = {"run.rounds",
+                                                     "run.out_dir",
+                                                     "run.torch_threads",
+                                                     "run.device",
+                                                     "run.log_level",
+                                                     "eval.every",
+                                                     "checkpoint.every",
+                                                     "checkpoint.keep",
+                                                     "simulation.workers",
+                                                     "simulation.torch_threads",
+                                                     "round.deadline_s",
+                                                     "round.liveness_s",
+                                                     "server.",
+                                                     "http."};
+  return keys;
+}
+
+std::string RunRecorder::resumeSafeKeyText() {
+  std::string text;
+  for (const std::string_view key : resumeSafeKeys())
+    text += (text.empty() ? "" : ", ") + std::string(key) + (key.ends_with('.') ? "*" : "");
+  return text;
+}
+
+ResumedConfig RunRecorder::resumeConfig(const std::string& resume, const RunConfig& given,
+                                        const std::string& legacy_base_dir) {
+  ResumedConfig out{given, {}};
+  const std::optional<std::string> ckpt = findCheckpoint(resume);
+  if (!ckpt) return out;
+  const fs::path file = runFolderOf(*ckpt) / "config.toml";
+  if (!fs::exists(file)) {
+    out.notes.push_back("no config.toml in '" + file.parent_path().string() +
+                        "': the settings of the resumed run are not checked");
+    return out;
+  }
+  const RunConfig recorded = readRecordedConfig(file, legacy_base_dir);
+  const auto was = settingsOf(recorded);
+  const auto now = settingsOf(given);
+  std::string refused;
+  for (const auto& [key, old_value] : was) {
+    const auto it = now.find(key);
+    const std::string new_value = it == now.end() ? "(absent)" : it->second;
+    if (new_value == old_value) continue;
+    const std::string change = key + " = " + old_value + " -> " + new_value;
+    if (isResumeSafe(key)) {
+      out.notes.push_back("changed on resume: " + change);
+    } else if (recorded.rounds != given.rounds && followsRounds(key, given)) {
+      out.notes.push_back("kept " + key + " = " + old_value + " of the run (run.rounds changed)");
+    } else {
+      refused += (refused.empty() ? "" : "; ") + change;
+    }
+  }
+  for (const auto& [key, new_value] : now)
+    if (!was.count(key) && !isResumeSafe(key))
+      refused += (refused.empty() ? "" : "; ") + key + " = (absent) -> " + new_value;
+  if (!refused.empty())
+    SFN_THROW(ConfigError, "--resume: the run in '", file.parent_path().string(),
+              "' was started with other settings (", file.string(),
+              " -> this command line): ", refused,
+              ". Only these may change on --resume: ", resumeSafeKeyText(),
+              "; start a new run (-o) to change the others");
+  out.config.coordinator.weighting.decay_rounds = recorded.coordinator.weighting.decay_rounds;
+  out.config.coordinator.lr_schedule.decay_rounds = recorded.coordinator.lr_schedule.decay_rounds;
+  return out;
+}
 
 RunRecorder::RunRecorder(std::string run_dir, std::vector<std::string> eval_names,
                          int checkpoint_keep, nlohmann::json run_info, RunStart start)
@@ -120,13 +262,7 @@ void RunRecorder::writeFile(const std::string& name, const std::string& text) co
   writeFileAtomically(fs::path(dir_) / name, std::span<const std::uint8_t>(bytes, text.size()));
 }
 
-void RunRecorder::writeConfig(const std::string& config_text,
-                              const std::vector<std::string>& overrides) {
-  std::string text = config_text;
-  if (!text.empty() && text.back() != '\n') text += '\n';
-  for (const auto& o : overrides) text += "# override: " + o + '\n';
-  writeFile("config.toml", text);
-}
+void RunRecorder::writeConfig(const RunConfig& cfg) { writeFile("config.toml", cfg.toToml()); }
 
 void RunRecorder::writeSummary(const nlohmann::json& summary) {
   writeFile("summary.json", summary.dump(2) + '\n');

@@ -1,7 +1,7 @@
 // sfn-server: the Coordinator over ZeroMQ (ROUTER, CURVE-authenticated by default).
 //
 //   sfn-server -c CONFIG [--set k=v] [-o RUN] [--resume RUN] [--bind EP] [--key F] [--allow F]
-//   sfn-server keygen -o DIR
+//   sfn-server keygen -o DIR [--force]
 #include "sfn/app/app_main.h"
 #include "sfn/app/key_files.h"
 #include "sfn/app/stop_signal.h"
@@ -20,6 +20,7 @@
 #include "sfn/server/shard_catalog.h"
 #include "sfn/train/evaluator.h"
 #include "sfn/train/local_trainer.h"
+#include "sfn/wire/wire.h"
 
 #include <nlohmann/json.hpp>
 
@@ -45,6 +46,7 @@ struct ServerArgs {
   int min_clients = 0;
   std::string http;
   std::string keygen_out = ".";
+  bool keygen_force = false;
 };
 
 void addOptions(sfn::AppMain& app, ServerArgs& a) {
@@ -56,8 +58,11 @@ void addOptions(sfn::AppMain& app, ServerArgs& a) {
                  "run folder: config, metrics, checkpoints, summary (default: "
                  "<run.out_dir>/<run.name>, or the --resume folder)");
   // The flag's name before the binaries were aligned on -o/--out; hidden, still accepted.
-  cli.add_option("--run-dir", a.run_dir, "deprecated: use -o/--out")->group("");
-  cli.add_option("--resume", a.resume, "resume from this run folder or checkpoint file");
+  app.addHiddenAlias("--run-dir", "--out");
+  cli.add_option("--resume", a.resume,
+                 "resume from this run folder or checkpoint file; only " +
+                     sfn::RunRecorder::resumeSafeKeyText() +
+                     " may differ from the run's config.toml (exit 2 otherwise)");
   cli.add_option("--bind", a.bind, "endpoint to bind, e.g. tcp://0.0.0.0:5555 (server.bind)");
   cli.add_option("--key", a.key_file, "server key pair file from keygen (server.key_file)");
   cli.add_option("--allow", a.allowlist,
@@ -87,10 +92,26 @@ std::vector<std::string> effectiveOverrides(const ServerArgs& a) {
   return out;
 }
 
+// The largest message a client may send this run, as ZMQ_MAXMSGSIZE: the Update of a
+// MaxNet slice (the whole SuperNet), encoded, plus half again and 16 MiB for everything
+// else a client sends (a Register's latency table, metrics). Anything bigger is refused by
+// libzmq as it arrives, before authentication too, instead of being buffered (issue 13 #4:
+// 1 GiB frames claimed by unauthenticated peers).
+std::int64_t largestClientMessage(const sfn::RunConfig& cfg) {
+  sfn::UpdateMsg update;
+  update.tensors = sfn::SuperNet(cfg.space, cfg.seed).tensors();
+  const auto size = static_cast<std::int64_t>(sfn::encode(update)->size());
+  return size + size / 2 + (std::int64_t{16} << 20);
+}
+
 std::unique_ptr<sfn::ZmqServerTransport> makeTransport(const sfn::RunConfig& cfg,
                                                        spdlog::logger& log) {
   sfn::ZmqServerOptions zo;
   zo.bind_endpoint = cfg.server.bind;
+  zo.socket.max_message_bytes = largestClientMessage(cfg);
+  zo.rate_limit = cfg.server.rate_limit;
+  zo.rate_limit.validate("server.rate_limit", zo.socket.max_message_bytes);
+  log.info("largest client message accepted: {} bytes", zo.socket.max_message_bytes);
   zo.insecure = cfg.server.insecure;
   if (zo.insecure) {
     log.warn("*** --insecure: traffic is NOT encrypted and clients are NOT authenticated ***");
@@ -111,21 +132,89 @@ std::unique_ptr<sfn::ZmqServerTransport> makeTransport(const sfn::RunConfig& cfg
   return transport;
 }
 
+// SIGHUP: server.allowlist_file again, without a restart. A file that cannot be read or
+// holds no key leaves the list in force (logged, naming the file). Removed keys: ZAP
+// refuses their handshakes, the transport drops what their open connections send, and the
+// coordinator ends their sessions (task dropped, Bye, never selected again).
+void reloadAllowlist(const sfn::RunConfig& cfg, sfn::ZmqServerTransport& transport,
+                     sfn::Coordinator& coord, spdlog::logger& log) {
+  const std::string& file = cfg.server.allowlist_file;
+  if (cfg.server.insecure) {
+    log.warn("SIGHUP: --insecure runs without an allowlist; nothing to reload");
+    return;
+  }
+  sfn::AllowlistChange change;
+  try {
+    const std::vector<std::string> keys = sfn::readPublicKeys(file);
+    if (keys.empty()) SFN_THROW(sfn::ConfigError, "it holds no client public key");
+    change = transport.setAllowedKeys(keys);
+  } catch (const sfn::Error& e) {
+    log.error("SIGHUP: allowlist '{}' not reloaded, the previous list stays in force: {}", file,
+              e.what());
+    return;
+  }
+  for (const auto& key : change.removed)
+    coord.revoke(key, "client key revoked: removed from the server's allowlist");
+  for (const auto& key : change.added) coord.reinstate(key);
+  std::string removed;
+  for (const auto& key : change.removed) removed += (removed.empty() ? ": " : ", ") + key;
+  log.info("allowlist '{}' reloaded (SIGHUP): {} keys added, {} removed{}", file,
+           change.added.size(), change.removed.size(), removed);
+}
+
+// The coordinator polls the SIGHUP flag in its waits; all references outlive the run.
+void reloadAllowlistOnSighup(const sfn::StopSignal& stop, const sfn::RunConfig& cfg,
+                             sfn::ZmqServerTransport& transport, sfn::Coordinator& coord,
+                             std::shared_ptr<spdlog::logger> log) {
+  coord.setPollHook([&stop, &cfg, &transport, &coord, log] {
+    if (stop.takeReloadRequest()) reloadAllowlist(cfg, transport, coord, *log);
+  });
+}
+
 // Restores the coordinator from --resume, if given; the digest lets operators (and
 // tests/integration) confirm which bytes were loaded.
-void resumeIfAsked(const std::string& resume, sfn::RunRecorder& recorder, sfn::Coordinator& coord,
-                   spdlog::logger& log) {
+void resumeIfAsked(const std::string& resume, const std::vector<std::string>& notes,
+                   sfn::RunRecorder& recorder, sfn::Coordinator& coord, spdlog::logger& log) {
   if (resume.empty()) return;
+  for (const std::string& note : notes) log.info("--resume: {}", note);
   const std::string file = recorder.resumeFrom(resume, coord);
   log.info("resumed at round {} from {} (sha256 {})", coord.round(), file,
            sfn::toHex(sfn::sha256File(file)));
 }
 
+// The settings to run with: -c, --set and the flags; a resumed run must keep those it
+// computes with (exit 2 otherwise).
+sfn::ResumedConfig runSettings(const ServerArgs& a) {
+  sfn::RunConfig given = sfn::RunConfig::load(a.config_path, effectiveOverrides(a));
+  if (a.resume.empty()) return {std::move(given), {}};
+  return sfn::RunRecorder::resumeConfig(a.resume, given,
+                                        fs::path(a.config_path).parent_path().string());
+}
+
 // Everything after the command line: set up, run the federation, report.
+// Shows the transport's counters on /metrics while the transport lives: declared after the
+// transport, so it detaches them first (the endpoint outlives the transport).
+class TransportMetricsLink {
+ public:
+  TransportMetricsLink(sfn::OpsEndpoint& ops, const sfn::ZmqServerTransport& t) : ops_(ops) {
+    ops_.setTransportCounters([&t] {
+      return sfn::TransportCounters{
+          t.refusedHandshakes(), t.revokedMessages(), t.rateLimitedMessages(), t.cutOffMessages(),
+          t.backlogDrops(),      t.cutOffs(),         t.queueFullSends()};
+    });
+  }
+  ~TransportMetricsLink() { ops_.setTransportCounters(nullptr); }
+  TransportMetricsLink(const TransportMetricsLink&) = delete;
+  TransportMetricsLink& operator=(const TransportMetricsLink&) = delete;
+
+ private:
+  sfn::OpsEndpoint& ops_;
+};
+
 bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& stop) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<std::string> overrides = effectiveOverrides(a);
-  const sfn::RunConfig cfg = sfn::RunConfig::load(a.config_path, overrides);
+  const sfn::ResumedConfig settings = runSettings(a);
+  const sfn::RunConfig& cfg = settings.config;
   const auto log = app.logger(cfg.log_level);
   cfg.checkServerStart(std::thread::hardware_concurrency());
   sfn::setTorchThreads(cfg.torch_threads);
@@ -141,9 +230,9 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   sfn::OpsEndpoint ops(cfg.http.listen, "http.listen (--http)", cfg.name, cfg.rounds, log);
   ops.writeEndpointFile(run_dir);
   auto transport = makeTransport(cfg, *log);
-  // The endpoint file lets scripts and tests find an ephemeral port.
+  const TransportMetricsLink transport_metrics(ops, *transport);
   fs::create_directories(run_dir);
-  std::ofstream(fs::path(run_dir) / "endpoint") << transport->endpoint() << '\n';
+  std::ofstream(fs::path(run_dir) / "endpoint") << transport->endpoint() << '\n';  // for scripts
 
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
   const sfn::EvalOptions eval_options = cfg.evalOptions(cfg.torch_threads, &stop.flag());
@@ -155,8 +244,9 @@ bool serve(const sfn::AppMain& app, const ServerArgs& a, const sfn::StopSignal& 
   coord.setShardService(
       sfn::ShardCatalog::service(std::make_shared<sfn::ShardCatalog>(cfg.data, data, cfg.seed)));
   coord.setStopFlag(&stop.flag());
-  resumeIfAsked(a.resume, recorder, coord, *log);
-  recorder.writeConfig(sfn::readTextFile(a.config_path, "config file"), overrides);
+  reloadAllowlistOnSighup(stop, cfg, *transport, coord, log);
+  resumeIfAsked(a.resume, settings.notes, recorder, coord, *log);
+  recorder.writeConfig(cfg);
 
   sfn::FederationOptions fo = sfn::FederationOptions::from(cfg);
   fo.min_clients = static_cast<std::size_t>(cfg.server.min_clients);
@@ -196,13 +286,14 @@ int main(int argc, char** argv) {
       cli.add_subcommand("keygen", "write a server CURVE key pair (server.key, server.pub)");
   keygen->add_option("-o,--out", args.keygen_out, "folder for server.key and server.pub")
       ->capture_default_str();
+  sfn::addKeygenForceFlag(*keygen, args.keygen_force);
   const int rc = app.run(argc, argv, [&] {
     if (keygen->parsed())
       return sfn::runKeygen(args.keygen_out, "server", sfn::KeyType::kCurve,
-                            "give it to every client");
+                            "give it to every client", args.keygen_force);
     if (args.config_path.empty())
       SFN_THROW(sfn::ConfigError, "--config is required (or use the keygen subcommand)");
-    const sfn::StopSignal stop;
+    const sfn::StopSignal stop(sfn::StopSignal::Hangup::kReload);  // SIGHUP: allowlist
     return serve(app, args, stop) ? sfn::ExitCode::kOk : sfn::ExitCode::kInterrupted;
   });
   return rc;

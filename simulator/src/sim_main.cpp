@@ -4,7 +4,9 @@
 //   sfn-sim -c CONFIG [--set k=v] [-o RUN] [--resume RUN]     simulate (virtual clients)
 //   sfn-sim keygen --clients N -o DIR                          key pairs + DIR/allow ("keys" too)
 //   sfn-sim --connect tcp://H:P --clients N --keys-dir DIR --server-key server.pub [-c CONFIG]
+//           [--shard I --shards K]    one of K processes of a fleet of K x N clients
 #include "sfn/app/app_main.h"
+#include "sfn/app/key_files.h"
 #include "sfn/app/stop_signal.h"
 #include "sfn/core/error.h"
 #include "sfn/data/data_source.h"
@@ -74,7 +76,15 @@ std::shared_ptr<spdlog::logger> simLogger(const sfn::AppMain& app, const std::st
 }
 
 // `sfn-sim keygen`: the key pairs of a fleet and the allowlist for sfn-server --allow.
-sfn::ExitCode writeKeys(std::size_t clients, const std::string& out) {
+// Existing pairs are reused; --force replaces each with a new one (atomically, mode 0600).
+sfn::ExitCode writeKeys(std::size_t clients, const std::string& out, bool force) {
+  std::size_t replaced = 0;
+  for (std::size_t i = 0; force && i < clients; ++i)
+    if (fs::exists(sfn::fleetKeyPath(out, i))) {
+      sfn::writeKeyPairFile(sfn::fleetKeyPath(out, i), sfn::generateCurveKeyPair());
+      ++replaced;
+    }
+  if (replaced > 0) std::cout << "--force: replaced " << replaced << " key pairs\n";
   const sfn::FleetKeys keys = sfn::loadOrCreateFleetKeys(out, clients);
   std::cout << clients << " client key pairs in " << out << " (" << keys.generated << " new, "
             << clients - keys.generated << " reused)\n"
@@ -97,7 +107,45 @@ struct ConnectOptions {
   bool insecure = false;
   std::string client_log_level = "warn";
   double status_s = 10;
+  std::int64_t shard = 0;   // --shard: this process's index among --shards
+  std::int64_t shards = 1;  // --shards: processes one fleet is split across
 };
+
+// This process's clients when one fleet is split across `shards` processes (a Kubernetes
+// Indexed Job): clients [first, first + count) of `total`, each with the key pair and the
+// partition shard of its global index, so that the processes together are one fleet.
+struct FleetSlice {
+  std::size_t first = 0;
+  std::size_t count = 0;
+  std::size_t total = 0;
+};
+
+FleetSlice fleetSlice(const ConnectOptions& co, std::int64_t per_process) {
+  if (co.shard >= co.shards)
+    SFN_THROW(sfn::ConfigError, "--shard ", co.shard, " is not below --shards ", co.shards,
+              " (shards are numbered from 0)");
+  const auto n = static_cast<std::size_t>(per_process);
+  return {static_cast<std::size_t>(co.shard) * n, n, static_cast<std::size_t>(co.shards) * n};
+}
+
+// Key pairs of clients [first, first + count) from a folder `sfn-sim keygen --clients TOTAL`
+// wrote. A sharded fleet never generates keys or rewrites DIR/allow: its processes share
+// the folder (often read-only), and the server must allowlist all of them before they connect.
+std::vector<sfn::CurveKeyPair> sliceKeys(const std::string& dir, const FleetSlice& s) {
+  std::vector<sfn::CurveKeyPair> keys;
+  keys.reserve(s.count);
+  for (std::size_t g = s.first; g < s.first + s.count; ++g) {
+    const fs::path path = sfn::fleetKeyPath(dir, g);
+    if (!fs::exists(path))
+      SFN_THROW(sfn::ConfigError, "--keys-dir ", dir, " has no key pair for client ", g, " (",
+                path.filename().string(), "); with --shards, write the whole fleet's keys first: ",
+                "sfn-sim keygen --clients ", s.total, " -o ", dir);
+    keys.push_back(sfn::readKeyFile(path));
+    if (keys.back().secret_key.empty())
+      SFN_THROW(sfn::ConfigError, "'", path.string(), "' holds no secret key");
+  }
+  return keys;
+}
 
 struct SimArgs {
   std::string config_path;
@@ -109,6 +157,7 @@ struct SimArgs {
   ConnectOptions connect;
   std::int64_t keys_clients = 0;
   std::string keys_out = "fleet-keys";
+  bool keys_force = false;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -116,11 +165,13 @@ struct SimArgs {
 
 // The fleet's settings and, unless --insecure, its key pairs (generated where missing).
 sfn::ZmqFleetOptions fleetOptions(const sfn::RunConfig& cfg, const ConnectOptions& co,
-                                  std::int64_t n, spdlog::logger& log) {
+                                  const FleetSlice& slice, spdlog::logger& log) {
   sfn::ZmqFleetOptions fo;
   fo.server_endpoint = co.endpoint;
   fo.insecure = co.insecure;
-  fo.seed = cfg.seed;
+  // Per shard: reconnect jitter must differ between the processes of one fleet.
+  fo.seed = cfg.seed + static_cast<std::uint64_t>(co.shard);
+  if (co.shards > 1) fo.name_prefix = "sim-s" + std::to_string(co.shard);
   fo.workers = cfg.simulation.workers;
   fo.torch_threads = cfg.simulation.torch_threads;
   fo.device = cfg.device;
@@ -133,8 +184,15 @@ sfn::ZmqFleetOptions fleetOptions(const sfn::RunConfig& cfg, const ConnectOption
     SFN_THROW(sfn::ConfigError,
               "--connect needs --server-key (the server's server.pub) unless --insecure");
   fo.server_public_key = sfn::readKeyFile(co.server_key).public_key;
-  sfn::FleetKeys keys = sfn::loadOrCreateFleetKeys(co.keys_dir, static_cast<std::size_t>(n));
-  log.info("{} client key pairs from {}; allowlist {}", n, co.keys_dir, keys.allowlist.string());
+  if (co.shards > 1) {
+    fo.keys = sliceKeys(co.keys_dir, slice);
+    log.info("shard {} of {}: clients {}..{} of {}, key pairs from {}", co.shard, co.shards,
+             slice.first, slice.first + slice.count - 1, slice.total, co.keys_dir);
+    return fo;
+  }
+  sfn::FleetKeys keys = sfn::loadOrCreateFleetKeys(co.keys_dir, slice.count);
+  log.info("{} client key pairs from {}; allowlist {}", slice.count, co.keys_dir,
+           keys.allowlist.string());
   if (keys.generated > 0)
     log.warn(
         "{} new client keys generated: the server must be (re)started with --allow {} "
@@ -204,18 +262,22 @@ sfn::ExitCode runConnect(const sfn::AppMain& app, const SimArgs& a, const sfn::S
   if (n > 2000)
     SFN_THROW(sfn::ConfigError, "--connect runs one socket and thread per client: ", n,
               " clients (simulation.clients) is more than the 2000 allowed; pass --clients");
+  const FleetSlice slice = fleetSlice(co, n);
   cfg.checkFleetStart(std::thread::hardware_concurrency());
   sfn::setTorchThreads(cfg.simulation.torch_threads);
-  sfn::ZmqFleetOptions fo = fleetOptions(cfg, co, n, *log);
+  sfn::ZmqFleetOptions fo = fleetOptions(cfg, co, slice, *log);
 
   log->info("loading data ({})", cfg.data.dataset);
   const sfn::DataBundle data = sfn::loadDataBundle(cfg.data);
-  // The same split and partition (seed, scheme, client count) as sfn-sim and sfn-client.
-  const sfn::Partition shards =
+  // The same split and partition (seed, scheme, whole fleet's client count) as sfn-sim and
+  // sfn-client; this process keeps its slice.
+  const sfn::Partition all =
       sfn::makePartition(cfg.data.partition, data.split.train, data.train.labelVector(),
-                         data.train.num_classes, n, cfg.seed);
-  log->info("{} shards ({} partition, seed {}) of {} training samples", shards.size(),
-            cfg.data.partition.scheme, cfg.seed, data.split.train.size());
+                         data.train.num_classes, static_cast<std::int64_t>(slice.total), cfg.seed);
+  const auto from = all.begin() + static_cast<std::ptrdiff_t>(slice.first);
+  const sfn::Partition shards(from, from + static_cast<std::ptrdiff_t>(slice.count));
+  log->info("{} of {} shards ({} partition, seed {}) of {} training samples", shards.size(),
+            all.size(), cfg.data.partition.scheme, cfg.seed, data.split.train.size());
 
   sfn::ZmqFleet fleet(std::move(fo), data.train, shards, deviceProfiles(cfg), log, client_log);
   const bool tty = progressOnTerminal(app, a.quiet);
@@ -370,6 +432,15 @@ std::vector<std::string> runOverrides(const SimArgs& a) {
   return out;
 }
 
+// The settings to run with: -c, --set and --http; a resumed run must keep those it computes
+// with (exit 2 otherwise).
+sfn::ResumedConfig runSettings(const SimArgs& a) {
+  sfn::RunConfig given = sfn::RunConfig::load(a.config_path, runOverrides(a));
+  if (a.resume.empty()) return {std::move(given), {}};
+  return sfn::RunRecorder::resumeConfig(a.resume, given,
+                                        fs::path(a.config_path).parent_path().string());
+}
+
 // -o, else the --resume folder, else a new folder named after the run and the time.
 std::string runDir(const SimArgs& a, const sfn::RunConfig& cfg) {
   if (!a.run_dir.empty()) return a.run_dir;
@@ -381,8 +452,8 @@ std::string runDir(const SimArgs& a, const sfn::RunConfig& cfg) {
 // a stop signal ended the run early.
 bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& stop) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<std::string> overrides = runOverrides(a);
-  sfn::RunConfig cfg = sfn::RunConfig::load(a.config_path, overrides);
+  const sfn::ResumedConfig settings = runSettings(a);  // for config.toml: applyProfiles adds
+  sfn::RunConfig cfg = settings.config;
   const auto log = simLogger(app, cfg.log_level, a.quiet);
   cfg.checkSimulationStart(std::thread::hardware_concurrency());
   sfn::setTorchThreads(cfg.simulation.torch_threads);
@@ -411,8 +482,9 @@ bool simulate(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& 
   if (!a.resume.empty()) {
     recorder.resumeFrom(a.resume, coord);
     log->info("resumed at round {} from {}", coord.round(), a.resume);
+    for (const std::string& note : settings.notes) log->info("--resume: {}", note);
   }
-  recorder.writeConfig(sfn::readTextFile(a.config_path, "config file"), overrides);
+  recorder.writeConfig(settings.config);
   registerFleet(coord, *fleet, cfg, *log);
 
   ops.attach(coord);
@@ -449,9 +521,10 @@ void addRunOptions(CLI::App& cli, SimArgs& a) {
   cli.add_option("-o,--out", a.run_dir,
                  "run folder: config, metrics, checkpoints, summary (default: "
                  "<run.out_dir>/<run.name>-<time>, or the --resume folder)");
-  // The flag's name before the binaries were aligned on -o/--out; hidden, still accepted.
-  cli.add_option("--run-dir", a.run_dir, "deprecated: use -o/--out")->group("");
-  cli.add_option("--resume", a.resume, "resume from this run folder or checkpoint file");
+  cli.add_option("--resume", a.resume,
+                 "resume from this run folder or checkpoint file; only " +
+                     sfn::RunRecorder::resumeSafeKeyText() +
+                     " may differ from the run's config.toml (exit 2 otherwise)");
   cli.add_flag("-q,--quiet", a.quiet, "only warnings and the summary");
   cli.add_option("--http", a.http,
                  "operator endpoint HOST:PORT (/metrics, /healthz, /readyz, /status, dashboard "
@@ -463,12 +536,26 @@ void addConnectOptions(CLI::App& cli, ConnectOptions& c) {
   cli.add_option("--connect", c.endpoint,
                  "run real ZeroMQ clients against the sfn-server at this endpoint "
                  "(tcp://HOST:PORT) until Ctrl-C or the server says Bye");
-  cli.add_option("--clients", c.clients,
-                 "--connect: number of clients (default simulation.clients); client i trains "
-                 "on shard i of the config's partition into that many shards. Each client has "
-                 "its own socket and thread (~2 MB), hence the cap; use the simulator (no "
-                 "--connect) for larger fleets")
+  cli.add_option(
+         "--clients", c.clients,
+         "--connect: number of clients of this process (default simulation.clients); "
+         "its client i trains on shard --shard x N + i of the config's partition into "
+         "--shards x N shards. Each client has its own socket and thread (~2 MB), hence the "
+         "cap; use --shards over several processes or the simulator (no --connect) "
+         "for larger fleets")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{2'000}));
+  cli.add_option("--shard", c.shard,
+                 "--connect: index of this process among --shards (a Kubernetes Indexed "
+                 "Job's completion index); it runs clients [shard x --clients, (shard + 1) x "
+                 "--clients) of the fleet")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cli.add_option("--shards", c.shards,
+                 "--connect: processes one fleet of --shards x --clients clients is split "
+                 "across; above 1, every key pair must already be in --keys-dir (sfn-sim "
+                 "keygen --clients TOTAL) and DIR/allow is left as it is")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}))
+      ->capture_default_str();
   cli.add_option("--server-key", c.server_key, "--connect: the server's public key file");
   cli.add_option("--keys-dir", c.keys_dir,
                  "--connect: folder of client key pairs (made by `sfn-sim keygen`; missing ones "
@@ -495,6 +582,7 @@ CLI::App* addKeygenCommand(CLI::App& cli, SimArgs& a) {
       ->required()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000}));
   keys->add_option("-o,--out", a.keys_out, "key folder")->capture_default_str();
+  sfn::addKeygenForceFlag(*keys, a.keys_force);
   return keys;
 }
 
@@ -513,10 +601,12 @@ int main(int argc, char** argv) {
   app.cli().require_subcommand(0, 1);
   CLI::App* keys = addKeygenCommand(app.cli(), args);
   addRunOptions(app.cli(), args);
+  // -o's name before the binaries were aligned on -o/--out; hidden, still accepted.
+  app.addHiddenAlias("--run-dir", "--out");
   addConnectOptions(app.cli(), args.connect);
   const int rc = app.run(argc, argv, [&] {
     if (keys->parsed())
-      return writeKeys(static_cast<std::size_t>(args.keys_clients), args.keys_out);
+      return writeKeys(static_cast<std::size_t>(args.keys_clients), args.keys_out, args.keys_force);
     const sfn::StopSignal stop;
     if (!args.connect.endpoint.empty()) {
       const sfn::ExitCode code = runConnect(app, args, stop);

@@ -86,7 +86,7 @@ TEST_CASE("config files: every .toml under experiments/configs parses with its r
 
 TEST_CASE("config files: deploy and test run configs parse") {
   for (const fs::path& p :
-       {kSource / "deploy/sfn-server.toml", kSource / "tests/simulator/digest.toml"}) {
+       {kSource / "deploy/k8s/base/sfn-server.toml", kSource / "tests/simulator/digest.toml"}) {
     CAPTURE(p.string());
     CHECK_NOTHROW((void)sfn::RunConfig::load(p.string()));
   }

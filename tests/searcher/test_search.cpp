@@ -617,6 +617,10 @@ struct TinyRun {
             "\n[[target]]\nname = \"fast\"\nmax_latency_ms = " + std::to_string(maxLatency()) +
             "\nlatency_table = \"lut.json\"\n[[target]]\nname = \"impossible\"\nmax_macs = " +
             std::to_string(lo.macs - 1) + "\n");
+    // The signing key lives outside every OUT, as sfn-search's --help asks.
+    const Ed25519KeyPair keys = generateKeyPair();
+    savePrivateKey(dir.file("signing.key"), keys.privateKey);
+    savePublicKey(dir.file("signing.pub"), keys.publicKey);
   }
 
   std::int64_t maxMacs() const { return (lo.macs + hi.macs) / 2; }
@@ -633,6 +637,7 @@ struct TinyRun {
     o.evo.generations = 2;
     o.threads = 1;
     o.latency_repeats = 3;
+    o.key = dir.file("signing.key").string();
     return o;
   }
 
@@ -660,10 +665,10 @@ TEST_CASE("search pipeline: results, Pareto front and signed models per target")
   const SearchPipelineOptions opts = run.options("out");
   const SearchReport report = runSearchPipeline(opts, quietLogger(), stop);
   const fs::path out = opts.out;
-  for (const char* f :
-       {"results.csv", "results.json", "pareto.csv", "evaluated.csv", "keys/signing.key",
-        "keys/signing.pub", "small/model.pt", "fast/manifest.json", "fast/manifest.sig"})
+  for (const char* f : {"results.csv", "results.json", "pareto.csv", "evaluated.csv",
+                        "small/model.pt", "fast/manifest.json", "fast/manifest.sig"})
     CHECK_MESSAGE(fs::exists(out / f), f);
+  CHECK_FALSE(fs::exists(out / "keys"));
   CHECK_FALSE(fs::exists(out / "impossible"));
   REQUIRE(report.outcomes.size() == 3);
   CHECK(report.outcomes[0].cost.macs <= run.maxMacs());
@@ -685,10 +690,61 @@ TEST_CASE("search pipeline: results, Pareto front and signed models per target")
   CHECK(csv.rfind("target,device,feasible,subnet,macs,params,", 0) == 0);
   CHECK(csv.find("\nimpossible,impossible,false,") != std::string::npos);
 
-  // A second search into the same folder signs with the key the first one generated.
-  const std::string pub = readText((out / "keys" / "signing.pub").string());
+  // A second search into the same folder replaces the models; they verify with --key's pair.
   (void)runSearchPipeline(opts, quietLogger(), stop);
-  CHECK(readText((out / "keys" / "signing.pub").string()) == pub);
+  CHECK(verifyExit(out, run.dir.file("signing.pub")) == 0);
+}
+
+TEST_CASE(
+    "search pipeline: without --key the models are unsigned, no key is written, verify fails") {
+  const TinyRun run;
+  const std::atomic<bool> stop{false};
+  SearchPipelineOptions opts = run.options("out");
+  // A signed export first: the unsigned one must not leave its signature behind.
+  (void)runSearchPipeline(opts, quietLogger(), stop);
+  opts.key.clear();
+  (void)runSearchPipeline(opts, quietLogger(), stop);
+  const fs::path out = opts.out;
+  CHECK_FALSE(fs::exists(out / "keys"));
+  for (const auto& e : fs::recursive_directory_iterator(out))
+    CHECK_MESSAGE(e.path().extension() != ".key", e.path().string());
+  CHECK(fs::exists(out / "small" / "model.pt"));
+  CHECK_FALSE(fs::exists(out / "small" / "manifest.sig"));
+  const auto manifest = nlohmann::json::parse(readText((out / "small" / "manifest.json").string()));
+  CHECK(manifest.at("signed") == false);
+  CHECK(verifyExit(out / "small", run.dir.file("signing.pub")) == 4);
+  const VerifyReport r = verifyModelDir(out / "small", loadPublicKey(run.dir.file("signing.pub")));
+  REQUIRE(r.problems.size() == 1);
+  CHECK(r.problems[0].find("the model is unsigned") == 0);
+}
+
+TEST_CASE("search pipeline: a manifest holds no host paths; its latencies name their machines") {
+  const TinyRun run;
+  const std::atomic<bool> stop{false};
+  const SearchPipelineOptions opts = run.options("out");
+  (void)runSearchPipeline(opts, quietLogger(), stop);
+  const std::string text = readText((fs::path(opts.out) / "fast" / "manifest.json").string());
+  // The checkpoint, targets, latency table and output all lie in run.dir.
+  CHECK(text.find(run.dir.path().string()) == std::string::npos);
+  CHECK(text.find(fs::current_path().string() + "/") == std::string::npos);
+  const auto m = nlohmann::json::parse(text);
+  CHECK(m.at("source").at("checkpoint") == "ckpt-000003.sfn");
+  CHECK(m.at("source").at("checkpoint_sha256").get<std::string>().size() == 64);
+  CHECK(m.at("source").at("targets") == "targets.toml");
+  CHECK_FALSE(m.at("source").at("run").contains("data_dir"));
+  CHECK(m.at("constraints").at("latency_table") == "lut.json");
+  // The prediction is the table's device's; the measurement this machine's.
+  const auto& latency = m.at("latency");
+  CHECK(latency.at("predicted_on").at("device") == "dev");
+  CHECK(latency.at("predicted_on").at("latency_table") == "lut.json");
+  CHECK_FALSE(latency.at("measured_on").at("host").get<std::string>().empty());
+  CHECK_FALSE(latency.at("measured_on").at("cpu").get<std::string>().empty());
+  CHECK(latency.at("measured_ms").get<double>() > 0);
+  // Without a table, the measured figure alone, still naming its machine.
+  const auto small =
+      nlohmann::json::parse(readText((fs::path(opts.out) / "small" / "manifest.json").string()));
+  CHECK(small.at("latency").at("predicted_on").is_null());
+  CHECK(small.at("latency").at("measured_on").contains("host"));
 }
 
 // What `sfn-search verify` runs; the CLI only returns its exit code.
@@ -698,7 +754,7 @@ TEST_CASE("search pipeline: verify passes, then finds tampering and a foreign ke
   const SearchPipelineOptions opts = run.options("out");
   (void)runSearchPipeline(opts, quietLogger(), stop);
   const fs::path out = opts.out;
-  const fs::path pub = out / "keys" / "signing.pub";
+  const fs::path pub = run.dir.file("signing.pub");
   // A model folder, or the whole output folder.
   CHECK(verifyExit(out, pub) == 0);
   CHECK(verifyExit(out / "fast", pub) == 0);

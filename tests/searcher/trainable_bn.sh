@@ -45,8 +45,9 @@ cat > "$WORK/targets.toml" <<'TOML'
 name = "any"
 max_macs = 1e12
 TOML
+"$SEARCH" keygen -o "$WORK/keys" > /dev/null
 "$SEARCH" --checkpoint "$RUN" --targets "$WORK/targets.toml" --out "$WORK/search" \
-  --population 6 --generations 2 --val-samples 100 --bn-samples 200 --batch 100 \
+  --key "$WORK/keys/signing.key" --population 6 --generations 2 --val-samples 100 --bn-samples 200 --batch 100 \
   --latency-repeats 3 --plot-timeout-s 20 > "$WORK/search.log" 2>&1 ||
   fail "sfn-search on a trainable-BN SuperNet exited with $?"
 CSV=$WORK/search/results.csv
@@ -59,7 +60,7 @@ for k in ("val_accuracy_search", "val_accuracy", "test_accuracy"):
     v = float(rows[0][k])
     assert 0.0 <= v <= 1.0, (k, v)
 PY
-"$SEARCH" verify "$WORK/search/any" --pubkey "$WORK/search/keys/signing.pub" \
+"$SEARCH" verify "$WORK/search/any" --pubkey "$WORK/keys/signing.pub" \
   > "$WORK/verify.log" 2>&1 || fail "the exported model does not verify"
 echo "ok 2 - sfn-search on the trainable-BN SuperNet: $(sed -n 2p "$CSV" | cut -d, -f4,9-11)"
 echo "2 passed, 0 failed"

@@ -39,17 +39,6 @@ ok() {
 # refused CODE TEXT CMD...: CMD (bounded by a timeout: a check that lets it start must not
 # hang the test) exits with CODE and says TEXT on stderr, without a source location
 # (file.cpp:LINE) or an assert expression.
-refused() {
-  local code=$1 text=$2
-  shift 2
-  local rc=0
-  timeout 120 "$@" > "$WORK/out.log" 2> "$WORK/err.log" < /dev/null || rc=$?
-  [ "$rc" = "$code" ] || fail "exit $rc, expected $code: $*"
-  grep -qF -- "$text" "$WORK/err.log" || fail "stderr does not say '$text': $*"
-  if grep -qE '\.(cpp|h|hpp):[0-9]+|check failed' "$WORK/err.log"; then
-    fail "stderr shows a source location or a check: $*"
-  fi
-}
 # one_line WHAT: the last refusal said it in one line.
 one_line() {
   [ "$(wc -l < "$WORK/err.log")" = 1 ] || fail "$1: more than one line on stderr"

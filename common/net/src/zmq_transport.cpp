@@ -5,12 +5,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <poll.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -39,6 +42,18 @@ constexpr std::int32_t kZapStatusRefused = 400;
 // Sockets per context: each client needs three (see zmq_transport.h), and libzmq's default
 // of 1023 would cap a shared-context fleet at about 340 clients.
 constexpr int kMaxContextSockets = 16'384;
+// Warnings about refused or dropped traffic: at most this many lines per kind per interval,
+// then one line with the count (a flood must not flood the log).
+constexpr int kLogLinesPerInterval = 5;
+constexpr std::chrono::seconds kLogInterval{10};
+// TCP keepalive probes for dead peers, after the idle time (ZmqServerOptions).
+constexpr int kKeepaliveProbes = 5;
+constexpr int kKeepaliveProbeIntervalS = 2;
+// The receive thread reads at most this many messages per hold of the lock (so a flood
+// cannot keep send() waiting), and re-checks the socket at least this often: ZMQ_FD only
+// signals edges, and send() on the other thread may consume one.
+constexpr int kDrainBatch = 256;
+constexpr int kReceivePollMs = 10;
 
 // A received frame, kept alive (and not copied) for as long as anything uses its bytes.
 class ZmqBytes final : public Bytes {
@@ -127,7 +142,9 @@ std::chrono::milliseconds remainingUntil(Clock::time_point deadline) {
 // --- ZAP handler ----------------------------------------------------------------------
 
 // Answers the ZAP requests (RFC 27) of one context: admits CURVE clients whose public key
-// is allowlisted, in the expected domain, and names them by that key (the User-Id).
+// is allowlisted, in the expected domain, and names them by that key (the User-Id). The
+// allowlist can be replaced while it runs (setAllowed, from the server's thread); a
+// handshake is checked against the list as it stands when its request arrives.
 // The REP socket is bound in the constructor (on the caller's thread) so that it exists
 // before the server socket accepts any connection; from then on only the handler thread
 // touches it.
@@ -151,6 +168,11 @@ class ZapHandler {
 
   std::uint64_t refused() const { return refused_.load(); }
 
+  void setAllowed(std::set<CurveKey> keys) {
+    std::lock_guard lock(allowed_mu_);
+    allowed_ = std::move(keys);
+  }
+
   // Carries an exception of the handler thread to the server's thread.
   void rethrowIfFailed() {
     std::lock_guard lock(error_mu_);
@@ -162,6 +184,7 @@ class ZapHandler {
     try {
       while (!stop_.load()) {
         if (waitReadable(socket_, kZapPollInterval)) handleRequest();
+        for (const auto& s : log_limiter_.flush()) spdlog::warn("zap[{}]: {}", domain_, s.text());
       }
     } catch (const zmq::error_t& e) {
       if (e.num() != ETERM) {
@@ -203,7 +226,7 @@ class ZapHandler {
       } else {
         CurveKey key;
         std::memcpy(key.data(), frames[6].data(), key.size());
-        if (allowed_.count(key) != 0) {
+        if (isAllowed(key)) {
           status = "200";
           text = "OK";
           user_id = encodeCurveKey(key);
@@ -214,8 +237,9 @@ class ZapHandler {
     }
     if (status != "200") {
       refused_.fetch_add(1);
-      spdlog::warn("zap[{}]: refused handshake from {}: {}", domain_,
-                   frames.size() > 3 ? frames[3].to_string() : std::string("?"), text);
+      if (log_limiter_.allow("refused handshakes"))
+        spdlog::warn("zap[{}]: refused handshake from {}: {}", domain_,
+                     frames.size() > 3 ? frames[3].to_string() : std::string("?"), text);
     }
     socket_.send(zmq::buffer(std::string_view("1.0")), zmq::send_flags::sndmore);
     socket_.send(zmq::buffer(request_id), zmq::send_flags::sndmore);
@@ -225,11 +249,18 @@ class ZapHandler {
     socket_.send(zmq::message_t(), zmq::send_flags::none);  // metadata: none
   }
 
+  bool isAllowed(const CurveKey& key) {
+    std::lock_guard lock(allowed_mu_);
+    return allowed_.count(key) != 0;
+  }
+
   zmq::socket_t socket_;
   const std::string domain_;
+  std::mutex allowed_mu_;  // allowed_ is read by the handler thread, replaced by setAllowed
   std::set<CurveKey> allowed_;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> refused_{0};
+  LogRateLimiter log_limiter_{kLogLinesPerInterval, kLogInterval};  // handler thread only
   std::mutex error_mu_;
   std::exception_ptr error_;
   std::thread thread_;  // last: starts once every member above is initialized
@@ -254,6 +285,9 @@ void ZmqSocketOptions::validate() const {
 void ZmqServerOptions::validate() const {
   socket.validate();
   SFN_ENFORCE(!bind_endpoint.empty(), ConfigError, "zmq server bind_endpoint is empty");
+  rate_limit.validate("zmq rate_limit", socket.max_message_bytes);
+  SFN_ENFORCE(full_queue_backoff.count() >= 0, ConfigError, "zmq full_queue_backoff must be >= 0");
+  SFN_ENFORCE(dead_peer_keepalive.count() > 0, ConfigError, "zmq dead_peer_keepalive must be > 0");
   if (insecure) return;
   requireCurveKey(server_keys.public_key, "server public key");
   requireCurveKey(server_keys.secret_key, "server secret key");
@@ -290,14 +324,30 @@ std::shared_ptr<zmq::context_t> makeZmqContext(int io_threads) {
 // --- server ---------------------------------------------------------------------------
 
 ZmqServerTransport::ZmqServerTransport(const ZmqServerOptions& options)
-    : options_(options), context_(1) {
+    : options_(options),
+      context_(1),
+      limiter_(options.rate_limit),
+      log_limiter_(kLogLinesPerInterval, kLogInterval) {
   options_.validate();
   (void)zmq_ctx_set(context_.handle(), kZeroCopyRecv, 0);  // see makeZmqContext
   if (!options_.insecure)
     zap_ =
         std::make_unique<ZapHandler>(context_, options_.zap_domain, options_.allowed_client_keys);
+  for (const auto& k : options_.allowed_client_keys)
+    allowed_keys_.insert(encodeCurveKey(requireCurveKey(k, "allowed client key")));
   socket_ = zmq::socket_t(context_, zmq::socket_type::router);
   applySocketOptions(socket_, options_.socket);
+  // Never full, so libzmq never stops reading a peer (see the header): the receive thread
+  // drains it and applies the per-peer backlog bound (recv_hwm) itself.
+  socket_.set(zmq::sockopt::rcvhwm, 0);
+  // No ZMTP PINGs from the server: their timer is what aborts in libzmq 4.3.4 (see the
+  // header). TCP keepalive finds the dead peers instead.
+  socket_.set(zmq::sockopt::heartbeat_ivl, 0);
+  socket_.set(zmq::sockopt::tcp_keepalive, 1);
+  socket_.set(zmq::sockopt::tcp_keepalive_idle,
+              static_cast<int>(options_.dead_peer_keepalive.count()));
+  socket_.set(zmq::sockopt::tcp_keepalive_intvl, kKeepaliveProbeIntervalS);
+  socket_.set(zmq::sockopt::tcp_keepalive_cnt, kKeepaliveProbes);
   // Unroutable sends fail with EHOSTUNREACH instead of being dropped silently.
   socket_.set(zmq::sockopt::router_mandatory, 1);
   if (!options_.insecure) {
@@ -318,14 +368,46 @@ ZmqServerTransport::ZmqServerTransport(const ZmqServerOptions& options)
     SFN_THROW(IoError, "cannot bind ", options_.bind_endpoint, ": ", e.what());
   }
   endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+  receiver_ = std::thread([this] { receiveLoop(); });
 }
 
-ZmqServerTransport::~ZmqServerTransport() = default;
+ZmqServerTransport::~ZmqServerTransport() {
+  stop_.store(true);
+  if (receiver_.joinable()) receiver_.join();
+}
+
+std::uint64_t ZmqServerTransport::cutOffs() const {
+  std::lock_guard lock(mu_);
+  return limiter_.cutOffs();
+}
 
 std::uint64_t ZmqServerTransport::refusedHandshakes() const { return zap_ ? zap_->refused() : 0; }
 
+AllowlistChange ZmqServerTransport::setAllowedKeys(const std::vector<std::string>& keys) {
+  SFN_ENFORCE(zap_ != nullptr, ConfigError, "a plaintext (insecure) server has no allowlist");
+  std::lock_guard lock(mu_);  // revoked_ is read by the receive thread
+  std::set<CurveKey> binary;
+  std::set<std::string> canonical;  // the User-Id form, as receiveOne sees peers
+  for (const auto& k : keys) {
+    const CurveKey key = requireCurveKey(k, "allowed client key");
+    binary.insert(key);
+    canonical.insert(encodeCurveKey(key));
+  }
+  AllowlistChange change;
+  std::set_difference(canonical.begin(), canonical.end(), allowed_keys_.begin(),
+                      allowed_keys_.end(), std::back_inserter(change.added));
+  std::set_difference(allowed_keys_.begin(), allowed_keys_.end(), canonical.begin(),
+                      canonical.end(), std::back_inserter(change.removed));
+  zap_->setAllowed(std::move(binary));  // new handshakes: from now on
+  for (const auto& k : change.removed) revoked_.insert(k);
+  for (const auto& k : change.added) revoked_.erase(k);
+  allowed_keys_ = std::move(canonical);
+  return change;
+}
+
 SendResult ZmqServerTransport::send(const PeerId& peer, BytesPtr message) {
   if (!message) return {SendStatus::kError, "null message"};
+  std::lock_guard lock(mu_);
   if (message->size() > static_cast<std::uint64_t>(options_.socket.max_message_bytes))
     return {SendStatus::kTooLarge, std::to_string(message->size()) + " bytes"};
   std::string routing_id;
@@ -339,13 +421,25 @@ SendResult ZmqServerTransport::send(const PeerId& peer, BytesPtr message) {
     if (it == routes_.end()) return {SendStatus::kUnknownPeer, "no route to '" + peer + "'"};
     routing_id = it->second;
   }
+  const auto now = Clock::now();
+  if (auto b = backoff_until_.find(peer); b != backoff_until_.end()) {
+    if (now < b->second) {
+      ++queue_full_sends_;
+      return {SendStatus::kQueueFull, "peer '" + peer + "' had a full queue; skipped for now"};
+    }
+    backoff_until_.erase(b);
+  }
   try {
     // With ROUTER_MANDATORY the first frame decides: EHOSTUNREACH if the peer is gone,
-    // EAGAIN (empty result) if its queue stayed full for the send timeout.
-    if (!socket_.send(zmq::buffer(routing_id), zmq::send_flags::sndmore))
+    // EAGAIN (empty result, at once: dontwait) if its queue is full. The second frame of
+    // an accepted message always goes through.
+    if (!socket_.send(zmq::buffer(routing_id),
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      ++queue_full_sends_;
+      backoff_until_[peer] = now + options_.full_queue_backoff;
       return {SendStatus::kQueueFull, "peer '" + peer + "' queue full"};
-    if (!socket_.send(toFrame(std::move(message)), zmq::send_flags::none))
-      return {SendStatus::kQueueFull, "peer '" + peer + "' queue full"};
+    }
+    (void)socket_.send(toFrame(std::move(message)), zmq::send_flags::dontwait);
   } catch (const zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) {
       routes_.erase(peer);
@@ -373,7 +467,7 @@ std::optional<Received> ZmqServerTransport::receiveOne() {
   if (payload.more()) {
     drainFrames(socket_, payload);
     ++dropped_;
-    spdlog::warn("zmq server {}: dropped a multi-frame message", endpoint_);
+    warn("dropped multi-frame messages", "dropped a multi-frame message");
     return std::nullopt;
   }
   PeerId peer;
@@ -384,24 +478,118 @@ std::optional<Received> ZmqServerTransport::receiveOne() {
     const char* user_id = zmq_msg_gets(payload.handle(), "User-Id");
     if (user_id == nullptr || *user_id == '\0') {
       ++dropped_;
-      spdlog::warn("zmq server {}: dropped a message without authenticated User-Id", endpoint_);
+      warn("dropped unauthenticated messages", "dropped a message without authenticated User-Id");
       return std::nullopt;
     }
     peer = user_id;
-    routes_[peer] = routing_id.to_string();
+    if (revoked_.count(peer) != 0) {  // authenticated before its key was removed
+      ++revoked_messages_;
+      warn("messages from revoked keys",
+           "dropped a message from '" + peer + "': its key was removed from the allowlist");
+      return std::nullopt;
+    }
+    std::string& route = routes_[peer];
+    // A new connection comes with an empty queue: no reason to keep skipping it.
+    if (route != routing_id.to_string()) backoff_until_.erase(peer);
+    route = routing_id.to_string();
   }
+  if (!admit(peer, payload.size())) return std::nullopt;
   return Received{std::move(peer), std::make_shared<ZmqBytes>(std::move(payload))};
+}
+
+bool ZmqServerTransport::admit(const PeerId& peer, std::size_t bytes) {
+  const std::uint64_t cut_offs_before = limiter_.cutOffs();
+  switch (limiter_.admit(peer, bytes, Clock::now())) {
+    case Admission::kAccepted:
+      return true;
+    case Admission::kOverBudget:
+      ++rate_limited_;
+      warn("messages over their peer's budget", "dropped a message of " + std::to_string(bytes) +
+                                                    " bytes from '" + peer +
+                                                    "': over its receive budget");
+      return false;
+    case Admission::kCutOff:
+      ++cut_off_messages_;
+      if (limiter_.cutOffs() != cut_offs_before)
+        warn("cut-offs", "cut off '" + peer + "' for " +
+                             std::to_string(options_.rate_limit.cut_off.count() / 1000) +
+                             " s: over its receive budget for " +
+                             std::to_string(options_.rate_limit.sustained.count() / 1000) + " s");
+      warn("messages from cut-off peers",
+           "dropped a message from '" + peer + "': cut off for exceeding its receive budget");
+      return false;
+  }
+  return false;
+}
+
+void ZmqServerTransport::warn(const std::string& kind, const std::string& text) {
+  if (log_limiter_.allow(kind)) spdlog::warn("zmq server {}: {}", endpoint_, text);
+}
+
+void ZmqServerTransport::flushLogSummaries() {
+  for (const auto& s : log_limiter_.flush()) spdlog::warn("zmq server {}: {}", endpoint_, s.text());
+}
+
+void ZmqServerTransport::receiveLoop() {
+  try {
+    zmq::fd_t fd{};  // fixed for the socket's life
+    {
+      std::lock_guard lock(mu_);
+      fd = socket_.get(zmq::sockopt::fd);
+    }
+    while (!stop_.load()) {
+      if (drainSocket()) continue;  // a full batch: more may be waiting
+      pollfd item{fd, POLLIN, 0};
+      (void)::poll(&item, 1, kReceivePollMs);
+    }
+  } catch (const zmq::error_t& e) {
+    if (e.num() == ETERM) return;
+    std::lock_guard lock(mu_);
+    receive_error_ = std::current_exception();
+  } catch (...) {
+    std::lock_guard lock(mu_);
+    receive_error_ = std::current_exception();
+  }
+  inbox_ready_.notify_all();
+}
+
+// Reads what the socket holds, up to one batch; true if the batch was full.
+bool ZmqServerTransport::drainSocket() {
+  std::lock_guard lock(mu_);
+  for (int i = 0; i < kDrainBatch; ++i) {
+    // Also lets libzmq process its pending commands (new peers, pipe activations).
+    if ((socket_.get(zmq::sockopt::events) & ZMQ_POLLIN) == 0) return false;
+    if (auto got = receiveOne()) enqueue(std::move(*got));
+  }
+  return true;
+}
+
+void ZmqServerTransport::enqueue(Received got) {
+  int& waiting = inbox_per_peer_[got.peer];
+  if (waiting >= options_.socket.recv_hwm) {
+    ++backlog_drops_;
+    warn("messages over a peer's backlog", "dropped a message from '" + got.peer +
+                                               "': " + std::to_string(waiting) +
+                                               " of its messages wait for the server already");
+    return;
+  }
+  ++waiting;
+  inbox_.push_back(std::move(got));
+  inbox_ready_.notify_one();
 }
 
 std::optional<Received> ZmqServerTransport::recv(std::chrono::milliseconds timeout) {
   if (zap_) zap_->rethrowIfFailed();
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    if (waitReadable(socket_, remainingUntil(deadline))) {
-      if (auto got = receiveOne()) return got;
-    }
-    if (Clock::now() >= deadline) return std::nullopt;
-  }
+  std::unique_lock lock(mu_);
+  flushLogSummaries();
+  inbox_ready_.wait_for(lock, timeout, [this] { return !inbox_.empty() || receive_error_; });
+  if (receive_error_) std::rethrow_exception(receive_error_);
+  if (inbox_.empty()) return std::nullopt;
+  Received got = std::move(inbox_.front());
+  inbox_.pop_front();
+  if (auto it = inbox_per_peer_.find(got.peer); it != inbox_per_peer_.end() && --it->second <= 0)
+    inbox_per_peer_.erase(it);
+  return got;
 }
 
 std::unique_ptr<ZmqServerTransport> makeZmqServer(const ZmqServerOptions& options) {

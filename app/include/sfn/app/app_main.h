@@ -18,6 +18,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace sfn {
 
@@ -35,6 +37,10 @@ class AppMain {
   AppMain(std::string name, std::string description, std::string_view exit_notes = {});
 
   CLI::App& cli() { return cli_; }
+  // Accepts `alias` (e.g. "--run-dir", a flag's former name) as `name` ("--out"), also as
+  // "alias=value", without listing it in --help. (A CLI11 option in the hidden group ""
+  // leaves a blank line in --help.)
+  void addHiddenAlias(std::string alias, std::string name);
   const std::string& name() const { return name_; }
 
   // Parses argv and runs `body`. Returns the exit code: body's, 0 for --help/--version,
@@ -62,6 +68,7 @@ class AppMain {
   CLI::App cli_;
   void reportError(const std::exception& e, ExitCode code) const;
 
+  std::vector<std::pair<std::string, std::string>> aliases_;  // alias -> name
   std::string log_level_;
   std::string log_format_text_ = "text";  // as given; log_format_ once parsed
   LogFormat log_format_ = LogFormat::kText;

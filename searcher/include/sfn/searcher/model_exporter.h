@@ -9,6 +9,8 @@
 //                  sfn version and the SHA-256 of every other file in the folder.
 //   manifest.sig   Ed25519 signature of the exact bytes of manifest.json, hex, one line.
 // The folder holds exactly these three files; verifyModelDir() treats any other as tampering.
+// An unsigned export (exportUnsignedModel: sfn-search without --key) has no manifest.sig and
+// its manifest says "signed": false; verifyModelDir() fails it, saying it is unsigned.
 #pragma once
 
 #include "sfn/io/crypto.h"
@@ -40,8 +42,13 @@ struct ModelInfo {
   double test_accuracy = 0.0;
   std::optional<double> predicted_latency_ms;  // from the device's latency table
   std::optional<double> measured_latency_ms;   // measured on this machine at export
-  std::string latency_device;                  // device the latency figures belong to
-  nlohmann::json source;  // checkpoint path, its SHA-256, training round, run info
+  std::string latency_device;                  // the target's device name
+  // Where each figure was measured, e.g. {"device": "laptop"} from the latency table, and
+  // {"host": ..., "cpu": ...} for the export machine; copied into manifest "latency".
+  nlohmann::json predicted_on;
+  nlohmann::json measured_on;
+  // Checkpoint file name and SHA-256, training round, run info: no host paths.
+  nlohmann::json source;
 };
 
 // Builds the TorchScript module of `module` (weights copied, eval mode). With trainable BN
@@ -54,6 +61,10 @@ torch::jit::Module toTorchScript(SubNetModuleImpl& module);
 // Throws IoError naming the file on any I/O failure.
 nlohmann::json exportModel(SubNetModuleImpl& module, const ModelInfo& info,
                            const std::filesystem::path& dir, const Ed25519PrivateKey& key);
+// The same without a signature: manifest.sig is removed first if an earlier export left
+// one, and the manifest says "signed": false.
+nlohmann::json exportUnsignedModel(SubNetModuleImpl& module, const ModelInfo& info,
+                                   const std::filesystem::path& dir);
 
 // Result of checking an exported folder; ok() when problems is empty.
 struct VerifyReport {
@@ -62,8 +73,9 @@ struct VerifyReport {
 };
 
 // Checks the signature over manifest.json with `key`, then the SHA-256 of every file the
-// manifest lists, and that no file is missing and no extra file is present. Never throws
-// for a bad folder: every finding is a problem in the report.
+// manifest lists, and that no file is missing and no extra file is present. An unsigned
+// model is a problem ("unsigned"), its digests are still checked. Never throws for a bad
+// folder: every finding is a problem in the report.
 VerifyReport verifyModelDir(const std::filesystem::path& dir, const Ed25519PublicKey& key);
 
 }  // namespace sfn

@@ -6,7 +6,8 @@
 //   2. search: evolution per target on a fixed, seeded subset of the run's VALIDATION split
 //      (rebuilt from the run info in the checkpoint), one fitness cache for all targets;
 //   3. winners: accuracy on the whole validation split and the test split (reported only),
-//      latency measured here, export as a signed TorchScript model per target;
+//      latency measured here, export as a TorchScript model per target, signed with --key
+//      (without it unsigned: no key is ever generated or written into OUT);
 //   4. report: evaluated.csv, pareto.csv, pareto.png, results.json and results.csv in OUT.
 #pragma once
 
@@ -41,8 +42,9 @@ struct SearchPipelineOptions {
   std::string checkpoint;  // run folder (its checkpoints/latest), checkpoint folder or file
   std::string targets;     // targets TOML
   std::string out;         // output folder
-  // Ed25519 signing key; empty: OUT/keys/signing.key, generated (with signing.pub) when it
-  // does not exist yet, reused when it does.
+  // Ed25519 signing key (sfn-search keygen). Empty: the models are exported unsigned (their
+  // manifests say "signed": false, `verify` fails them) and a warning is logged; no key is
+  // generated, so none ever lands in OUT beside the models it would vouch for.
   std::string key;
   EvolutionOptions evo;
   int val_samples = 1000;  // validation images the fitness is measured on; 0 = all

@@ -52,7 +52,7 @@ struct SearchTarget {
     return violation(space, config).empty();
   }
 
-  // The budgets as given, for reports and manifests.
+  // The budgets as given, for reports and manifests (the latency table by file name).
   nlohmann::json constraintsJson() const;
   // "max_macs 2500000, max_latency_ms 0.8 (laptop)" or "unconstrained".
   std::string describe() const;

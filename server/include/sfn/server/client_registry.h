@@ -2,7 +2,11 @@
 //
 // A client's numeric id is a hash of its peer id, so it is stable across server restarts
 // (assignment counters in checkpoints stay attached to the right client). Entries are
-// small (no per-client buffers), so 100,000 registered clients fit easily.
+// small (no per-client buffers), so 100,000 registered clients fit easily. An entry is one
+// session: a Register from the same peer replaces it, and prune() forgets sessions that
+// ended or went silent, so identities that come and go (new routing ids on every
+// connection in plaintext mode) do not pile up. A pruned client that speaks again is told
+// it is not registered, and registers anew.
 #pragma once
 
 #include "sfn/net/transport.h"
@@ -23,7 +27,7 @@ struct ClientInfo {
   std::uint64_t samples = 0;
   std::int64_t macs_budget = 0;  // 0 = unlimited
   double last_seen = 0.0;
-  bool gone = false;  // said Bye or was expired
+  bool gone = false;  // said Bye, a send to it failed, or its session was ended
 };
 
 class ClientRegistry {
@@ -40,6 +44,9 @@ class ClientRegistry {
   // Clients seen within `liveness_s` and not gone, ordered by id (deterministic selection).
   std::vector<const ClientInfo*> available(double now, double liveness_s) const;
   std::size_t size() const { return clients_.size(); }
+  // Forgets clients that are gone or not heard from within `stale_after_s`; returns how
+  // many. Invalidates every ClientInfo pointer handed out before.
+  std::size_t prune(double now, double stale_after_s);
 
  private:
   std::vector<ClientInfo> clients_;

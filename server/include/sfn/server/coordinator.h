@@ -24,11 +24,27 @@
 // the back-off spaces further attempts out so a fault that lasts burns few rounds.
 // Between rounds, checkpoint() passes through kCheckpointing (kIdle -> kCheckpointing ->
 // kIdle) while the run loop (sfn/server/federation.h) writes a checkpoint.
+//
+// Sessions (issue 13): a client's registry entry is its session, one per authenticated
+// peer. The round never waits for a task whose client cannot answer it:
+//   - a send that fails (unknown peer, closed, full queue...) marks the client gone and ends
+//     its task at once; a TrainTask that cannot be sent is given instead to another
+//     available client, chosen at random, with the same SubNet and weight (replacement:
+//     it draws random numbers only when a send fails, so rounds without failures select
+//     and train exactly as before);
+//   - a Register from a peer that already has a session replaces it: its task is dropped
+//     and it gets a new Welcome (the new session knows nothing of the old task);
+//   - a malformed message from a client with a task ends the wait for that task (the
+//     round no longer waits for it; an update that still comes is checked as usual);
+//   - revoke() (its key left the allowlist) drops the task and ends the session for good.
+// Before each selection, sessions that are gone or silent for round.liveness_s are pruned;
+// with round.select_within_s, only clients heard from that recently are selected.
 #pragma once
 
 #include "sfn/server/client_admission.h"
 #include "sfn/server/client_registry.h"
 #include "sfn/core/clock.h"
+#include "sfn/core/rng.h"
 #include "sfn/server/coordinator_options.h"
 #include "sfn/train/evaluator.h"
 #include "sfn/fl/change_norm.h"
@@ -98,6 +114,17 @@ class Coordinator {
   // skipped or cut short, so the run loop can checkpoint and exit within seconds.
   void setStopFlag(const std::atomic<bool>* stop) { stop_ = stop; }
   bool stopRequested() const;
+  // Called on the coordinator's thread at least once per wait slice (0.5 s) while it waits
+  // on the transport, and before each selection: where work a signal asked for is done
+  // (sfn-server reloads its allowlist on SIGHUP here). It may call revoke() and reinstate().
+  void setPollHook(std::function<void()> hook) { poll_hook_ = std::move(hook); }
+  // Ends `peer`'s session for good (its key was removed from the allowlist): its task in the
+  // round in progress is dropped at once (the round stops waiting for it), it is told why
+  // with a Bye (best effort), and it is never selected again: a Register from it is refused.
+  void revoke(const PeerId& peer, const std::string& reason);
+  // Undoes revoke() (its key is allowed again): it may register again.
+  void reinstate(const PeerId& peer) { revoked_.erase(peer); }
+  bool isRevoked(const PeerId& peer) const { return revoked_.count(peer) != 0; }
   // Clients available now (seen within round.liveness_s and not gone).
   std::size_t availableClients() const {
     return registry_.available(clock_.now(), options_.liveness_s).size();
@@ -149,6 +176,8 @@ class Coordinator {
     bool is_maxnet = false;
     double weight = 0.0;
     std::vector<TensorSpec> spec;
+    // False once its client sent a malformed message: the round no longer waits for it.
+    bool awaited = true;
   };
   using PendingMap = std::unordered_map<std::uint64_t, PendingTask>;  // task id -> task
   // A client chosen for this round, its SubNet and its weight in the average.
@@ -163,6 +192,12 @@ class Coordinator {
   void backOffIfDue();
   std::vector<Selected> selectClients();
   double sendTasks(const std::vector<Selected>& selected);  // returns the deadline
+  // Sends one TrainTask and records it; false (task recorded as dropped) if the send failed.
+  bool sendTask(const Selected& slot, HyperParams hyper);
+  // A client from spares_ to take over `failed`'s slot, or nothing when none is left.
+  std::optional<Selected> replacementFor(const Selected& failed, Rng& rng);
+  // Moves the MaxNet/MinNet count of `config` from one client to another (tracking sandwich).
+  void moveAssignment(std::uint64_t from, std::uint64_t to, const SubNetConfig& config);
   void collectUpdates(double deadline);
   void aggregate();
   void evaluateIfDue();
@@ -187,11 +222,18 @@ class Coordinator {
   // Refuses the update for `it`'s task: logged, counted, the task marked rejected and closed.
   void rejectTask(const PeerId& peer, RejectReason reason, const std::string& why,
                   PendingMap::iterator it);
+  // Drops `peer`'s task in the round in progress, if it has one (counted as dropped).
+  void dropTaskOf(const PeerId& peer, const std::string& why);
+  // After a malformed message from `peer`: the round stops waiting for its task.
+  void stopAwaiting(const PeerId& peer);
+  std::size_t awaitedTasks() const;
+  void runPollHook();
   // Logs (with the client's name when registered) and counts a refused message.
   void reject(const PeerId& peer, RejectReason reason, const std::string& why);
   void markTask(std::uint64_t task_id, TaskStatus status);
   TaskRecord* taskRecord(std::uint64_t task_id);  // this round's record of the task, or null
-  // Returns the bytes sent (0 if the transport refused the message).
+  // Returns the bytes sent; 0 if the transport refused the message, and then the client is
+  // marked gone and its task dropped.
   std::size_t send(const PeerId& peer, const Message& msg);
   void setState(RoundState s);
 
@@ -203,6 +245,8 @@ class Coordinator {
   std::shared_ptr<spdlog::logger> log_;
   const std::atomic<bool>* stop_ = nullptr;
   std::function<void(RoundState)> state_observer_;
+  std::function<void()> poll_hook_;
+  std::unordered_set<PeerId> revoked_;
 
   ClientAdmission admission_;
   ClientRegistry registry_;
@@ -218,6 +262,9 @@ class Coordinator {
   std::int64_t next_round_ = 0;
   std::uint64_t next_task_id_ = 1;
   PendingMap pending_;  // this round's tasks still waiting for their update
+  // The available clients not selected this round, for replacements: set by selectClients,
+  // used and cleared by sendTasks (nothing changes the registry in between).
+  std::vector<const ClientInfo*> spares_;
   // The round in progress: set by runRound() from its start to its end, empty between
   // rounds (messages handled then are not counted in any round's metrics).
   std::optional<RoundMetrics> round_;

@@ -25,6 +25,10 @@ struct CoordinatorOptions {
   int quorum = 0;                 // fewest updates to aggregate; 0 = ceil(K / 2)
   double round_deadline_s = 600;  // clock seconds from sending tasks to closing the round
   double liveness_s = 300;        // a client not heard from for this long is unavailable
+  // Selection only among clients heard from within this many clock seconds (sfn-client
+  // heartbeats every 5 s while registered); 0 = off, liveness_s alone decides. Off by
+  // default because the simulator's virtual clients send no heartbeats.
+  double select_within_s = 0;
   AssignPolicy policy = AssignPolicy::kTrackingSandwich;
   std::string fixed_subnet = "max";  // policy "fixed": "max", "min" or a canonical SubNet text
   WeightingOptions weighting;

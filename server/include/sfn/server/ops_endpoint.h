@@ -18,6 +18,7 @@
 #include <spdlog/logger.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,9 @@ class OpsEndpoint {
   void observeRound(const Coordinator& coordinator, const RoundMetrics& metrics);
   void setReady(bool ready);
   void setFinal(FinalEval state, const std::vector<EvalRecord>& evals = {});
+  // The transport's own counters for /metrics (OpsMetrics::setTransportCounters); nullptr
+  // detaches them, which must happen before the transport they read is destroyed.
+  void setTransportCounters(std::function<TransportCounters()> source);
 
   // Chains the endpoint's updates into the run loop's hooks (keeping those already set):
   // clients while waiting and before each round, every round's metrics after it.

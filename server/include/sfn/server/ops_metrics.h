@@ -17,6 +17,12 @@
 //   sfn_rejected_messages_total{reason=...}  every RejectReason (toString), 0 until seen
 //   sfn_bytes_sent_total, sfn_bytes_received_total, sfn_updates_accepted_total,
 //   sfn_tasks_dropped_total, sfn_late_updates_total
+// Transport counters (sfn-server's ZeroMQ transport; read at each scrape, see
+// setTransportCounters):
+//   sfn_refused_handshakes_total        CURVE keys not on the allowlist
+//   sfn_transport_dropped_messages_total{reason=revoked|rate_limited|cut_off|backlog}
+//   sfn_key_cut_offs_total              keys cut off for exceeding their budgets
+//   sfn_queue_full_sends_total          sends refused because a peer's queue was full
 // Histograms (seconds, wall clock):
 //   sfn_round_duration_seconds          select + train + aggregate + evaluate, every round
 //   sfn_aggregation_duration_seconds    rounds that aggregated (not abandoned ones)
@@ -28,10 +34,23 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 namespace sfn {
+
+// What the server's transport counts by itself, cumulative since it started. Plain numbers,
+// so that this layer needs no transport type.
+struct TransportCounters {
+  std::uint64_t refused_handshakes = 0;
+  std::uint64_t revoked_messages = 0;
+  std::uint64_t rate_limited_messages = 0;
+  std::uint64_t cut_off_messages = 0;
+  std::uint64_t backlog_drops = 0;
+  std::uint64_t cut_offs = 0;
+  std::uint64_t queue_full_sends = 0;
+};
 
 class OpsMetrics {
  public:
@@ -50,6 +69,10 @@ class OpsMetrics {
   void setRoundsDone(std::int64_t rounds);
   // Adds a finished round: counters, last-round gauges, accuracies, duration histograms.
   void observeRound(const RoundMetrics& m);
+
+  // Where the transport counters come from. `source` is called on the HTTP thread at each
+  // scrape (under this object's mutex), so it must be thread-safe and must not call back in.
+  void setTransportCounters(std::function<TransportCounters()> source);
 
   // The Prometheus text exposition format (version 0.0.4) of every metric.
   std::string text() const;

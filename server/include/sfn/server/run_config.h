@@ -11,6 +11,7 @@
 #include "sfn/server/coordinator_options.h"
 #include "sfn/data/data_source.h"
 #include "sfn/model/design_space.h"
+#include "sfn/net/peer_rate_limiter.h"
 #include "sfn/train/evaluator.h"
 
 #include <nlohmann/json.hpp>
@@ -47,6 +48,9 @@ struct ServerSection {
   // Clients to wait for before each round. The server waits as long as it takes, saying so
   // every few seconds ("waiting for N clients (have M)"); SIGTERM ends the wait.
   int min_clients = 2;
+  // [server.rate_limit]: each client key's receive budget (messages_per_s, message_burst,
+  // bytes_per_s, bytes_burst, sustained_s, cut_off_s, enabled); see peer_rate_limiter.h.
+  RateLimitOptions rate_limit;
 };
 
 struct HttpSection {
@@ -105,6 +109,11 @@ struct RunConfig {
   // The evaluators' options on cfg.device, with `threads` torch threads while scoring.
   // With `stop`, evaluations end early (Interrupted) once it is set.
   EvalOptions evalOptions(int threads, const std::atomic<bool>* stop = nullptr) const;
+  // The effective settings as TOML (every table and key, defaults included; paths
+  // absolute), the form a run folder's config.toml records: parse() of it gives this
+  // configuration back. Keys derived from others (weighting.bT, weighting.decay_rounds,
+  // train.lr_final, train.lr_decay_rounds) are written out, so the text alone fixes the run.
+  std::string toToml() const;
   // What checkpoints record about the run so tools reading them (sfn-search) can rebuild
   // the same data split.
   nlohmann::json runInfo(const std::string& config_path) const;

@@ -1,6 +1,7 @@
 // Everything a run leaves on disk, in one run folder:
-//   config.toml     the configuration file as given, then one "# override:" line per
-//                   setting changed on the command line
+//   config.toml     the effective settings (RunConfig::toToml: the config file with --set
+//                   and the setting flags applied, every default written out); --resume
+//                   compares the new command line against it (resumeConfig)
 //   metrics.jsonl   one row per round (metrics.csv: the same as CSV)
 //   checkpoints/    from round 0, durable, with digests
 //   summary.json    written last, once all rounds are done (its presence marks a finished run)
@@ -13,6 +14,7 @@
 #pragma once
 
 #include "sfn/server/coordinator.h"
+#include "sfn/server/run_config.h"
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +25,14 @@
 #include <vector>
 
 namespace sfn {
+
+// The settings --resume continues a run with (RunRecorder::resumeConfig).
+struct ResumedConfig {
+  RunConfig config;
+  // What an operator should know, one sentence each: safe settings that changed, schedule
+  // keys kept from the run, or that there was no config.toml to check against.
+  std::vector<std::string> notes;
+};
 
 // How a run uses its folder.
 enum class RunStart {
@@ -53,9 +63,8 @@ class RunRecorder {
   // or kResume after resumeFrom()).
   void appendMetrics(const RoundMetrics& m);
 
-  // config.toml: `config_text` followed by "# override: <assignment>" per entry of
-  // `overrides`. Written atomically. Throws IoError.
-  void writeConfig(const std::string& config_text, const std::vector<std::string>& overrides);
+  // config.toml: cfg.toToml(), the effective settings. Written atomically. Throws IoError.
+  void writeConfig(const RunConfig& cfg);
   // summary.json, atomically (a reader never sees half of it). Throws IoError.
   void writeSummary(const nlohmann::json& summary);
 
@@ -65,6 +74,25 @@ class RunRecorder {
   // The checkpoint file resume() would read: `dir_or_file` itself if it is a file, else the
   // newest checkpoint in it (or in its checkpoints/); nullopt if there is none.
   static std::optional<std::string> findCheckpoint(const std::string& dir_or_file);
+  // The config keys (table.key) a --resume may change: what neither the model nor the data
+  // of the rounds depends on (their number, evaluation cadence, checkpoints, logging,
+  // threads, device, endpoints, server timing). The one list sfn-server and sfn-sim use.
+  static const std::vector<std::string_view>& resumeSafeKeys();
+  // The same for messages and --help: "run.rounds, ..., server.*, http.*".
+  static std::string resumeSafeKeyText();
+  // --resume: checks `given` (this command line's settings) against the config.toml of the
+  // run `resume` (a run folder or checkpoint file) belongs to: that folder, or the one
+  // holding the checkpoint's checkpoints/. Any other key that differs is a ConfigError
+  // naming every such key with the run's value and the given one. Returns `given`, except
+  // that weighting.decay_rounds and train.lr_decay_rounds, when they only follow a changed
+  // run.rounds, keep the run's values: more rounds continue the schedule the run began.
+  // A config.toml written before the effective settings were recorded (the file as given
+  // plus "# override:" lines) is read with those lines applied and its relative paths
+  // resolved against `legacy_base_dir` (the folder of this command's -c). No config.toml,
+  // or no checkpoint at all: `given`, with a note (resumeFrom reports a missing checkpoint).
+  // Throws ConfigError, IoError if config.toml cannot be read.
+  static ResumedConfig resumeConfig(const std::string& resume, const RunConfig& given,
+                                    const std::string& legacy_base_dir);
   // Restores `coordinator` from the newest checkpoint in `dir` (or a checkpoint file).
   // Returns false if there is none. Throws IoError on a corrupt file.
   static bool resume(const std::string& dir_or_file, Coordinator& coordinator);

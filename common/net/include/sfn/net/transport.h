@@ -30,7 +30,7 @@ using PeerId = std::string;
 enum class SendStatus {
   kOk,
   kUnknownPeer,  // no such peer, or it disconnected (ZeroMQ EHOSTUNREACH)
-  kQueueFull,    // the bounded queue / high-water mark stayed full for the send timeout
+  kQueueFull,    // the peer's bounded queue / high-water mark is full (see each backend)
   kClosed,       // the other side (or this transport) is shut down
   kTooLarge,     // above the transport's message size limit
   kError,        // any other transport failure; reason says which
@@ -71,7 +71,8 @@ struct Received {
 class ServerTransport {
  public:
   virtual ~ServerTransport() = default;
-  // Queues `message` for `peer`. Waits at most the backend's send timeout for queue space;
+  // Queues `message` for `peer`. Waits at most the backend's send timeout for queue space
+  // (the ZeroMQ server never waits: a peer that does not read must not stall the caller);
   // never throws for a peer that is unknown, gone or slow.
   [[nodiscard]] virtual SendResult send(const PeerId& peer, BytesPtr message) = 0;
   // The next message from any client, or nothing if none arrived within `timeout`

@@ -11,23 +11,71 @@
 // without copying it (it is released when ZeroMQ is done); received frames are wrapped
 // without copying into Bytes that decoded tensors can keep alive.
 //
-// Threading: one thread owns each socket. A ZmqServerTransport or ZmqClientTransport must be
-// used by one thread at a time (handing it to another thread through a queue or a join is
-// fine). The server's ZAP handler runs on its own thread, owned by the server object and
-// joined by its destructor. Every wait is bounded: recv takes a timeout, send waits at most
-// send_timeout, the ZAP thread polls with a short timeout, close lingers at most linger.
+// Threading: a ZmqServerTransport or ZmqClientTransport must be used by one thread at a time
+// (handing it to another thread through a queue or a join is fine). A client's socket has
+// one owner. The server object owns two threads, joined by its destructor: its ZAP handler,
+// and its receive thread (see below), which shares the ROUTER with the caller's thread
+// under a mutex. Every wait is bounded: recv takes a timeout, the client's send
+// waits at most send_timeout (the server's never waits), the ZAP thread polls with a short
+// timeout, close lingers at most linger.
+//
+// Hostile load (issue 13): the server's sends never block (a full peer queue is reported at
+// once and that peer is skipped for full_queue_backoff); each authenticated peer has a
+// receive budget (PeerRateLimiter: over it, messages are dropped and counted; over it for
+// long, the peer is cut off for a while); warnings about refused or dropped traffic are
+// rate-limited (LogRateLimiter) so a flood cannot flood the log too.
+//
+// libzmq 4.3.4 abort "Assertion failed: !_io_error (src/stream_engine_base.cpp:331)"
+// (zeromq/libzmq#4364, #4841): when a peer's inbound pipe is full (it sends faster than we
+// read, so libzmq stops reading its socket) and the connection then breaks (the peer closes
+// with our replies unread: a RST, reported by epoll as HUP/ERR even with input off), the
+// engine marks itself failed but keeps its ZMTP heartbeat timer; the next PING it tries to
+// send asserts and aborts the process. The server therefore sends no ZMTP heartbeats
+// (ZMQ_HEARTBEAT_IVL 0 on the ROUTER: no timer, nothing to fire). It still answers the
+// clients' PINGs, so clients keep detecting a dead server, and it still honours their
+// heartbeat TTL (a client silent for its TTL is dropped); TCP keepalive
+// (dead_peer_keepalive) and the coordinator's deadlines catch the rest. The engine left
+// failed is torn down cleanly the next time that pipe is read.
+// A second path to the same assertion needs no timer: a PING still in the failed engine's
+// input buffer is answered (out_event) when the pipe is read down again and libzmq
+// restarts that input. A peer that puts a PING after every message reaches it (reproduced
+// with a raw ZMTP peer). Both paths need a peer whose inbound pipe is full, so the server
+// never lets one fill: a receive thread owned by the transport reads the ROUTER all the
+// time (its ZMQ_RCVHWM is 0, unbounded, and nothing stops its input), applies the budgets
+// and queues what passes for recv(), at most recv_hwm messages per peer (more are dropped
+// and counted in backlogDrops(); an honest client sends about one per task). The socket is
+// then shared by two threads: every use of it, and all per-peer state, is under one mutex.
+//
+// Allowlist reload (setAllowedKeys, sfn-server on SIGHUP): the ZAP handler judges every new
+// handshake by the new list at once. A removed key's connection that is already
+// authenticated cannot be closed on its own: libzmq 4.3.4 has no call that disconnects one
+// peer of a ROUTER (zmq_disconnect undoes a connect(), and the server only binds). It is
+// closed in effect instead: every message that arrives on it is dropped by receiveOne
+// before anything else sees it (counted in revokedMessages()), so to the coordinator that
+// key is silent for good, and any reconnect is refused by ZAP. Sends to it still go out,
+// so the server can tell the client why (its Bye); the socket itself goes when the client
+// closes it or TCP keepalive finds it dead.
 #pragma once
 
+#include "sfn/core/log_rate_limiter.h"
 #include "sfn/net/curve_keys.h"
+#include "sfn/net/peer_rate_limiter.h"
 #include "sfn/net/transport.h"
 
 #include <zmq.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -43,9 +91,9 @@ struct ZmqSocketOptions {
   std::chrono::milliseconds heartbeat_timeout{10'000};     // ZMQ_HEARTBEAT_TIMEOUT
   std::chrono::milliseconds heartbeat_ttl{20'000};         // ZMQ_HEARTBEAT_TTL (<= 6553.5 s)
   int send_hwm = 64;  // messages queued per peer; bounded because messages can be large
-  int recv_hwm = 64;
+  int recv_hwm = 64;  // server: per peer, messages waiting for recv() (more are dropped)
   std::chrono::milliseconds linger{1'000};        // how long close() may flush
-  std::chrono::milliseconds send_timeout{1'000};  // send() wait on a full queue
+  std::chrono::milliseconds send_timeout{1'000};  // client send() wait on a full queue
   void validate() const;                          // throws ConfigError
 };
 
@@ -55,7 +103,16 @@ struct ZmqServerOptions {
   CurveKeyPair server_keys;                         // needs the secret key unless insecure
   std::vector<std::string> allowed_client_keys;     // Z85 public keys
   std::string zap_domain = "sfn";
-  ZmqSocketOptions socket;
+  ZmqSocketOptions socket;  // heartbeat_* apply to the clients' PINGs only (see above)
+  // Per authenticated peer, on receive; validate() checks it as "zmq rate_limit".
+  RateLimitOptions rate_limit;
+  // A peer whose queue was full is not sent to again for this long (sends fail at once
+  // with kQueueFull): a peer that does not read must not cost every later send a syscall
+  // and a log line, nor hold memory in its queue.
+  std::chrono::milliseconds full_queue_backoff{10'000};
+  // Dead peers without traffic: TCP keepalive idle time (then 5 probes 2 s apart), since
+  // the server sends no ZMTP heartbeats.
+  std::chrono::seconds dead_peer_keepalive{20};
   void validate() const;  // throws ConfigError
 };
 
@@ -74,30 +131,61 @@ struct ZmqClientOptions {
 
 class ZapHandler;  // zmq_transport.cpp
 
+// What an allowlist reload changed: Z85 public keys, sorted.
+struct AllowlistChange {
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+};
+
 class ZmqServerTransport final : public ServerTransport {
  public:
-  // Starts the ZAP handler (secure mode) and binds. Throws ConfigError for bad options and
-  // zmq::error_t if the endpoint cannot be bound.
+  // Starts the ZAP handler (secure mode), binds, and starts the receive thread. Throws
+  // ConfigError for bad options and zmq::error_t if the endpoint cannot be bound.
   explicit ZmqServerTransport(const ZmqServerOptions& options);
   ~ZmqServerTransport() override;
   ZmqServerTransport(const ZmqServerTransport&) = delete;
   ZmqServerTransport& operator=(const ZmqServerTransport&) = delete;
 
-  // kUnknownPeer if the peer never sent anything or has disconnected (EHOSTUNREACH),
-  // kQueueFull if its queue stayed at the high-water mark for send_timeout.
+  // Never waits. kUnknownPeer if the peer never sent anything or has disconnected
+  // (EHOSTUNREACH); kQueueFull if its queue is at the high-water mark, and then for every
+  // send to it during full_queue_backoff (unless it reconnects: a new connection has an
+  // empty queue).
   [[nodiscard]] SendResult send(const PeerId& peer, BytesPtr message) override;
   // Frames that are not [routing id][one payload] or lack an authenticated User-Id are
-  // dropped (counted in droppedMessages()). Rethrows a failure of the ZAP thread.
+  // dropped (counted in droppedMessages()), and so are messages over their peer's budget
+  // (rateLimitedMessages(), cutOffMessages()) or its backlog (backlogDrops()). Rethrows a
+  // failure of the ZAP or the receive thread.
   [[nodiscard]] std::optional<Received> recv(std::chrono::milliseconds timeout) override;
 
   // The bound endpoint with the actual port (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:41234".
   const std::string& endpoint() const { return endpoint_; }
   // Handshakes the ZAP handler refused (non-allowlisted keys, wrong domain/mechanism).
   std::uint64_t refusedHandshakes() const;
-  std::uint64_t droppedMessages() const { return dropped_; }
+  std::uint64_t droppedMessages() const { return dropped_.load(); }
+  // Replaces the allowlist (see "Allowlist reload" above) and returns what changed. A key
+  // allowed again is no longer dropped. Throws ConfigError, changing nothing, for a
+  // malformed key or on a plaintext server (no allowlist).
+  AllowlistChange setAllowedKeys(const std::vector<std::string>& keys);
+  // Messages dropped because their key was removed from the allowlist after it connected.
+  std::uint64_t revokedMessages() const { return revoked_messages_.load(); }
+  // Dropped because their peer was over its receive budget, or cut off.
+  std::uint64_t rateLimitedMessages() const { return rate_limited_.load(); }
+  std::uint64_t cutOffMessages() const { return cut_off_messages_.load(); }
+  // Peers cut off so far (each time counts).
+  std::uint64_t cutOffs() const;
+  // Dropped because recv_hwm messages of their peer were already waiting for recv().
+  std::uint64_t backlogDrops() const { return backlog_drops_.load(); }
+  // Sends refused with kQueueFull (the queue was full, or the peer was in its back-off).
+  std::uint64_t queueFullSends() const { return queue_full_sends_.load(); }
 
  private:
+  void receiveLoop();
+  bool drainSocket();
+  void enqueue(Received got);
   std::optional<Received> receiveOne();
+  bool admit(const PeerId& peer, std::size_t bytes);
+  void warn(const std::string& kind, const std::string& text);
+  void flushLogSummaries();
 
   ZmqServerOptions options_;
   // Declaration order is destruction order reversed: the socket closes first, then the ZAP
@@ -110,7 +198,27 @@ class ZmqServerTransport final : public ServerTransport {
   // reconnecting client is reachable again after its first message. At most one entry per
   // allowlisted key.
   std::unordered_map<PeerId, std::string> routes_;
-  std::uint64_t dropped_ = 0;
+  std::set<std::string> allowed_keys_;  // the allowlist in force (Z85, as User-Ids read)
+  std::set<PeerId> revoked_;            // removed by a reload: their messages are dropped
+  // Peers whose queue was full, and until when they are skipped.
+  std::unordered_map<PeerId, std::chrono::steady_clock::time_point> backoff_until_;
+  PeerRateLimiter limiter_;
+  LogRateLimiter log_limiter_;
+  // Guards socket_ and everything above that the receive thread touches (routes, budgets,
+  // back-offs, the allowlist sets, the log limiter) plus the inbox below.
+  mutable std::mutex mu_;
+  std::condition_variable inbox_ready_;
+  std::deque<Received> inbox_;                      // received, admitted, not yet recv()'d
+  std::unordered_map<PeerId, int> inbox_per_peer_;  // how many of them each peer has
+  std::exception_ptr receive_error_;                // a failure of the receive thread
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> revoked_messages_{0};
+  std::atomic<std::uint64_t> rate_limited_{0};
+  std::atomic<std::uint64_t> cut_off_messages_{0};
+  std::atomic<std::uint64_t> backlog_drops_{0};
+  std::atomic<std::uint64_t> queue_full_sends_{0};
+  std::atomic<bool> stop_{false};
+  std::thread receiver_;  // last: started once everything above exists; joined first
 };
 
 // The factory; same as constructing one.
