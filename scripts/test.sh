@@ -57,7 +57,8 @@ SAN_FUZZ=(fuzz_toml fuzz_key_files fuzz_wire fuzz_checkpoint)
 asan_configure
 cmake --build "$ASAN_DIR" --target "${SAN_TESTS[@]}" "${SAN_FUZZ[@]}"
 for t in "${SAN_TESTS[@]}"; do
-  "$ASAN_DIR/tests/$t" --minimal --no-colors || { echo "sanitizer stage: $t failed" >&2; exit 1; }
+  "$ASAN_DIR/tests/$t" --minimal --no-colors >"$ASAN_DIR/$t.log" 2>&1 ||
+    { tail -50 "$ASAN_DIR/$t.log" >&2; echo "sanitizer stage: $t failed" >&2; exit 1; }
 done
 for f in "${SAN_FUZZ[@]}"; do
   "$ASAN_DIR/fuzz/$f" "fuzz/corpus/${f#fuzz_}" >/dev/null ||
