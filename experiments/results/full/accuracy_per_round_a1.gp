@@ -1,24 +1,24 @@
 set terminal pngcairo size 1200,840 font ',10'
 set grid
 $r0 << EOD
-4 25.1167
-8 46.5
-12 69.8167
-16 80.8833
-20 84.3
-24 83.1333
-28 85.8833
-30 85.4667
+4 34.35
+8 52.4167
+12 68.6333
+16 78.7722
+20 81.5667
+24 81.1889
+28 84.3778
+30 83.7444
 EOD
 $r1 << EOD
-4 82.1833
-8 86.2333
-12 86.7167
-16 88.3
-20 88.9833
-24 88.7833
-28 89.3333
-30 89.5833
+4 81.9333
+8 85.025
+12 86.5583
+16 87.65
+20 88.275
+24 88.1333
+28 88.7667
+30 88.7583
 EOD
 $r2 << EOD
 16 59.6167
@@ -61,14 +61,14 @@ $r5 << EOD
 30 71.1667
 EOD
 $r6 << EOD
-4 44.5167
-8 50.2
-12 75.35
-16 82.9833
-20 85.2333
-24 85.2333
-28 86.3333
-30 86.5
+4 49.1278
+8 61.7667
+12 76.5778
+16 82.1222
+20 83.8278
+24 84.2333
+28 85.3722
+30 85.1889
 EOD
 $r7 << EOD
 4 79.1
@@ -121,14 +121,14 @@ $r11 << EOD
 30 71.0333
 EOD
 $r12 << EOD
-4 58.9667
-8 53.5167
-12 76.5333
+4 57.2611
+8 65.1333
+12 77.8389
 16 83.0167
-20 85.9167
-24 85.7667
-28 86.1333
-30 86.6333
+20 84.4056
+24 84.8111
+28 85.8833
+30 85.6833
 EOD
 $r13 << EOD
 4 78.0333
@@ -181,24 +181,24 @@ $r17 << EOD
 30 73.6833
 EOD
 $r18 << EOD
-4 59.3
-8 56.9
-12 79.1333
-16 84.6167
-20 86.3
-24 86.4167
-28 87.3667
-30 87.55
+4 59.3111
+8 68.3056
+12 79.1667
+16 84.0222
+20 85.6333
+24 85.6278
+28 86.8111
+30 86.9278
 EOD
 $r19 << EOD
-4 76.4333
-8 84.2833
-12 85.4
-16 87.6833
-20 88.7833
-24 88.3
-28 88.8333
-30 89.25
+4 76.6083
+8 82.7
+12 85.475
+16 87.35
+20 88.1917
+24 87.9
+28 88.625
+30 88.7167
 EOD
 $r20 << EOD
 16 74.3333
@@ -246,14 +246,14 @@ set multiplot layout 2,2 title 'Validation accuracy per round, alpha 1 (mean ove
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
 set title 'Mid1'
 unset key
-plot $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
+plot $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
 set title 'Mid2'
 unset key
-plot $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
+plot $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
 set title 'MaxNet'
 unset key
-plot $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
+plot $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
 unset multiplot

@@ -2,21 +2,21 @@ set terminal pngcairo size 1000,640 font ',11'
 set grid
 set key outside right top
 $d1 << EOD
-1.38643 83.51 0
-3.25267 84.97 0
-4.60886 85.28 0
-7.35984 86.53 0
+1.38643 82.8733 0.934897
+3.25267 84.34 0.837198
+4.60886 84.7533 0.498029
+7.35984 85.7167 1.11164
 EOD
 $d2 << EOD
-2.68589 84.69 0
-2.85178 84.6 0
-5.10509 85.48 0
+2.72554 84.67 0.640234
+3.84806 85.3567 0.962514
+4.77658 85.6467 0.646323
 EOD
 $d3 << EOD
-1.38643 88.45 0
+1.38643 87.81 0.905097
 3.25267 88.64 0
 4.60886 88.17 0
-7.35984 88.18 0
+7.35984 87.725 0.643467
 EOD
 $d4 << EOD
 1.38643 88.5 0
@@ -46,9 +46,9 @@ set output 'accuracy_vs_macs_a1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
 set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
-plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=1)', \
-     $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=1)', \
-     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1)', \
+plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=3)', \
+     $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=3)', \
+     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1-2)', \
      $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=1)', \
      $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
      $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)', \
