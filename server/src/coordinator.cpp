@@ -135,6 +135,7 @@ std::size_t Coordinator::awaitedTasks() const {
 }
 
 void Coordinator::runPollHook() {
+  for (const LogRateLimiter::Suppressed& held : log_limit_.flush()) log_->warn("{}", held.text());
   if (poll_hook_) poll_hook_();
 }
 
@@ -150,8 +151,9 @@ void Coordinator::revoke(const PeerId& peer, const std::string& reason) {
 
 void Coordinator::reject(const PeerId& peer, RejectReason reason, const std::string& why) {
   const ClientInfo* client = registry_.find(peer);
-  log_->warn("round {}: rejected message from client {}: {} (reason {}, client name '{}')",
-             next_round_, peer, why, toString(reason), client ? client->name : "?");
+  if (log_limit_.allow("rejected messages (" + std::string(toString(reason)) + ")"))
+    log_->warn("round {}: rejected message from client {}: {} (reason {}, client name '{}')",
+               next_round_, peer, why, toString(reason), client ? client->name : "?");
   if (!round_) return;
   ++round_->rejected;
   ++round_->rejected_reasons[reason];
@@ -225,8 +227,9 @@ void Coordinator::handleRegister(const PeerId& peer, const RegisterMsg& msg) {
   if (const ClientInfo* old = registry_.find(peer); old != nullptr) {
     // One session per authenticated peer: the new one replaces the old, whose task (if any)
     // the client no longer knows about.
-    log_->info("client {} ({}) registered again: the new session replaces the old one",
-               msg.client_name, peer);
+    if (log_limit_.allow("clients registered again"))
+      log_->info("client {} ({}) registered again: the new session replaces the old one",
+                 msg.client_name, peer);
     dropTaskOf(peer, "its client registered again");
   }
   ClientInfo info;

@@ -6,6 +6,8 @@
 #include "sfn/server/run_config.h"
 
 #include <fmt/format.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 // sfn::toString returns a string_view, which doctest would otherwise pick up by ADL and
@@ -17,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -230,6 +233,32 @@ TEST_CASE("a malformed message from a client with a task ends the wait for that 
   REQUIRE(f.taskOf(m, 1) != nullptr);
   CHECK(f.taskOf(m, 1)->status == TaskStatus::kRejected);
   CHECK(finishedEarly(m));  // before: open until the deadline
+}
+
+TEST_CASE("a flood of bad messages and repeated Registers costs a few log lines, not one each") {
+  std::ostringstream out;
+  auto log = std::make_shared<spdlog::logger>(
+      "flood", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  log->set_level(spdlog::level::info);
+  VirtualClock clock;
+  FleetTransport transport{clock};
+  Coordinator coord(options(3, 2), SuperNet(DesignSpace::preset("tiny"), 5), transport, clock,
+                    nullptr, log);
+  for (int i = 0; i < 200; ++i) {
+    transport.pushRaw("peer-x", {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    transport.push("peer-y", registerMsg("y"));
+  }
+  coord.pump();
+  const std::string text = out.str();
+  const auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+      ++n;
+    return n;
+  };
+  // At most 5 of each kind per 10 s (the rest is counted and reported by runPollHook later).
+  CHECK(count("rejected message from client peer-x") == 5);
+  CHECK(count("registered again") == 5);
 }
 
 TEST_CASE("one session per key: a new Register replaces the old session and drops its task") {

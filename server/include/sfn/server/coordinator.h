@@ -44,6 +44,7 @@
 #include "sfn/server/client_admission.h"
 #include "sfn/server/client_registry.h"
 #include "sfn/core/clock.h"
+#include "sfn/core/log_rate_limiter.h"
 #include "sfn/core/rng.h"
 #include "sfn/server/coordinator_options.h"
 #include "sfn/train/evaluator.h"
@@ -247,6 +248,9 @@ class Coordinator {
   std::function<void(RoundState)> state_observer_;
   std::function<void()> poll_hook_;
   std::unordered_set<PeerId> revoked_;
+  // Per-message log lines a hostile peer can provoke (rejections, repeated Registers): at
+  // most 5 per kind per 10 s, then a count, written from runPollHook().
+  LogRateLimiter log_limit_;
 
   ClientAdmission admission_;
   ClientRegistry registry_;
