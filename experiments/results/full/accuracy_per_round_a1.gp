@@ -61,6 +61,16 @@ $r5 << EOD
 30 71.1667
 EOD
 $r6 << EOD
+4 16.0333
+8 30.15
+12 61.3
+16 66.4833
+20 76.9667
+24 77.0667
+28 78.2333
+30 79.6833
+EOD
+$r7 << EOD
 4 49.1278
 8 61.7667
 12 76.5778
@@ -70,7 +80,7 @@ $r6 << EOD
 28 85.3722
 30 85.1889
 EOD
-$r7 << EOD
+$r8 << EOD
 4 79.1
 8 85.4167
 12 85.3833
@@ -80,7 +90,7 @@ $r7 << EOD
 28 89.7167
 30 89.7667
 EOD
-$r8 << EOD
+$r9 << EOD
 16 74.0333
 32 80.45
 48 87.6167
@@ -90,7 +100,7 @@ $r8 << EOD
 112 90.2667
 120 90.4833
 EOD
-$r9 << EOD
+$r10 << EOD
 4 76.4667
 8 81.65
 12 82.7833
@@ -100,7 +110,7 @@ $r9 << EOD
 28 87.1
 30 88.15
 EOD
-$r10 << EOD
+$r11 << EOD
 4 48.8
 8 67.1333
 12 78.3
@@ -110,7 +120,7 @@ $r10 << EOD
 28 85.75
 30 87.4
 EOD
-$r11 << EOD
+$r12 << EOD
 4 47.05
 8 43.6167
 12 70.4167
@@ -120,7 +130,17 @@ $r11 << EOD
 28 75.6
 30 71.0333
 EOD
-$r12 << EOD
+$r13 << EOD
+4 34.15
+8 40.35
+12 63.85
+16 75.4167
+20 79.65
+24 80.2667
+28 81.7167
+30 82.1833
+EOD
+$r14 << EOD
 4 57.2611
 8 65.1333
 12 77.8389
@@ -130,7 +150,7 @@ $r12 << EOD
 28 85.8833
 30 85.6833
 EOD
-$r13 << EOD
+$r15 << EOD
 4 78.0333
 8 84.9833
 12 85.05
@@ -140,7 +160,7 @@ $r13 << EOD
 28 89.6667
 30 89.4167
 EOD
-$r14 << EOD
+$r16 << EOD
 16 71.55
 32 80.2
 48 87.5833
@@ -150,7 +170,7 @@ $r14 << EOD
 112 90.85
 120 90.7333
 EOD
-$r15 << EOD
+$r17 << EOD
 4 75.7
 8 81.6833
 12 83.1833
@@ -160,7 +180,7 @@ $r15 << EOD
 28 87.6667
 30 88.0667
 EOD
-$r16 << EOD
+$r18 << EOD
 4 53.75
 8 69.5333
 12 78.7667
@@ -170,7 +190,7 @@ $r16 << EOD
 28 86.6667
 30 87.4667
 EOD
-$r17 << EOD
+$r19 << EOD
 4 59.6167
 8 47
 12 74.3167
@@ -180,7 +200,17 @@ $r17 << EOD
 28 78.8333
 30 73.6833
 EOD
-$r18 << EOD
+$r20 << EOD
+4 42.6333
+8 48.4667
+12 63.9833
+16 77.2167
+20 79.6333
+24 80.8833
+28 82.0333
+30 82.85
+EOD
+$r21 << EOD
 4 59.3111
 8 68.3056
 12 79.1667
@@ -190,7 +220,7 @@ $r18 << EOD
 28 86.8111
 30 86.9278
 EOD
-$r19 << EOD
+$r22 << EOD
 4 76.6083
 8 82.7
 12 85.475
@@ -200,7 +230,7 @@ $r19 << EOD
 28 88.625
 30 88.7167
 EOD
-$r20 << EOD
+$r23 << EOD
 16 74.3333
 32 80.4
 48 88.4167
@@ -210,7 +240,7 @@ $r20 << EOD
 112 91.7167
 120 91.5667
 EOD
-$r21 << EOD
+$r24 << EOD
 4 72
 8 81.5833
 12 83.15
@@ -220,7 +250,7 @@ $r21 << EOD
 28 87.0833
 30 87.65
 EOD
-$r22 << EOD
+$r25 << EOD
 4 60.9167
 8 75.2667
 12 80.1667
@@ -230,7 +260,7 @@ $r22 << EOD
 28 87.2
 30 87.65
 EOD
-$r23 << EOD
+$r26 << EOD
 4 62.7167
 8 47.6
 12 76.05
@@ -240,20 +270,30 @@ $r23 << EOD
 28 84.4333
 30 79.4333
 EOD
+$r27 << EOD
+4 46.6667
+8 54.65
+12 65.9167
+16 77.9167
+20 80.75
+24 81.7667
+28 82.8333
+30 83.3
+EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
 set multiplot layout 2,2 title 'Validation accuracy per round, alpha 1 (mean over seeds)'
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'Mid1'
 unset key
-plot $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
+plot $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'Mid2'
 unset key
-plot $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
+plot $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'MaxNet'
 unset key
-plot $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)'
+plot $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r24 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r25 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r26 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r27 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 unset multiplot

@@ -42,6 +42,12 @@ $d7 << EOD
 4.60886 72.4 0
 7.35984 78.02 0
 EOD
+$d8 << EOD
+1.38643 77.65 0
+3.25267 80.7 0
+4.60886 81.27 0
+7.35984 82.16 0
+EOD
 set output 'accuracy_vs_macs_a1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
 set xlabel 'forward MACs per image (millions)'
@@ -52,4 +58,5 @@ plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'S
      $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=1)', \
      $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
      $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)', \
-     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=1)'
+     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=1)', \
+     $d8 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (fixed targets, n=1)'
