@@ -9,6 +9,9 @@
 # Checks: the server survives, every round completes with both honest clients (rounds are
 # completed during the flood too), the flooder is held to its budget and cut off, and the
 # warnings about it are a handful of lines with counts, not one per message.
+# The run is given far more rounds than it can finish during the flood, however fast the
+# machine (a fast CI machine once finished 8 rounds before the flood ended, and the server's
+# clean exit read as a death); the test ends it with SIGTERM once the checks are done.
 #
 # Usage: flood.sh BUILD_DIR SOURCE_DIR. KEEP=1 keeps the work folder.
 set -euo pipefail
@@ -29,7 +32,7 @@ for c in c0 c1 flood; do "$CLIENT" keygen --out "$WORK/keys/$c" > /dev/null; don
 cat "$WORK/keys"/{c0,c1,flood}/client.pub > "$WORK/keys/allow"
 
 "$SERVER" -c "$CFG" -o "$WORK/run" --key "$WORK/keys/server.key" --allow "$WORK/keys/allow" \
-  --set run.rounds=8 --set server.min_clients=2 --set round.clients_per_round=2 \
+  --set run.rounds=100000 --set server.min_clients=2 --set round.clients_per_round=2 \
   --set round.quorum=2 --set round.deadline_s=60 --http off > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
@@ -67,17 +70,24 @@ kill -0 "$SERVER_PID" 2> /dev/null || fail "the server died after the flood"
 if log_has "$WORK/server.log" "Assertion failed"; then fail "libzmq asserted"; fi
 ok "the server survives a peer that floods, never reads and disconnects (twice)"
 
-wait_exit "$SERVER_PID" 300
-[ "$RC" = 0 ] || fail "the server exited with '$RC'"
+# Two more rounds after the flood, so the server is seen to carry on.
+after=$(completed)
+wait_for "two rounds after the flood" 240 at_least $((after + 2))
+kill -TERM "$SERVER_PID"
+wait_exit "$SERVER_PID" 60
+[ "$RC" = 130 ] || fail "the server exited with '$RC' after SIGTERM (want 130, interrupted)"
 py "every round completes with both honest clients" "$WORK/run/metrics.jsonl" << 'EOF'
-check([r["round"] for r in rows] == list(range(8)), f"rounds {[r['round'] for r in rows]}")
+check([r["round"] for r in rows] == list(range(len(rows))), f"rounds {[r['round'] for r in rows]}")
+# The round SIGTERM cut short is recorded as abandoned; every one before it completed.
+if rows and rows[-1]["outcome"] == "abandoned":
+    rows = rows[:-1]
 for r in rows:
     names = sorted(t["client"] for t in r["tasks"] if t["status"] == "accepted")
     check(r["outcome"] == "completed" and names == ["c0", "c1"],
           f"round {r['round']}: {r['outcome']}, accepted {names}")
 EOF
 [ "$during" -ge 1 ] || fail "no round completed during the 17 s of flooding"
-ok "8 rounds completed with c0 and c1, $during of them during the flood"
+ok "all $(completed) rounds before SIGTERM completed with c0 and c1, $during of them during the flood"
 
 log_has "$WORK/server.log" "over its receive budget" || fail "the flooder was never limited"
 log_has "$WORK/server.log" "cut off '" || fail "the flooder was never cut off"
