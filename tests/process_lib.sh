@@ -2,6 +2,8 @@
 # a work folder removed on exit (KEEP=1 keeps it), background processes killed on exit,
 # fail() with the tail of every log, and bounded waits. Never wait on a bare sleep.
 #
+#   require_binaries BIN...  each BIN is an executable, else "FAIL: BIN is not built" and
+#                        exit 1 (call it before make_work: nothing to clean up yet)
 #   make_work NAME       WORK=/tmp/sfn-NAME.XXXXXX; register a PID with PIDS+=($!)
 #   fail MESSAGE...      print, show logs under $WORK (two levels), exit 1
 #   wait_for WHAT SECS CMD...   until CMD succeeds, else fail
@@ -11,6 +13,13 @@
 #   py WHAT METRICS_FILE  a Python check over metrics.jsonl's rounds (see below)
 #   refused CODE TEXT CMD...   CMD exits CODE and its stderr says TEXT, with no source path
 
+# Not fail(): there is no WORK yet, and a missing binary has no logs to show.
+require_binaries() {
+  local b
+  for b in "$@"; do
+    [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
+  done
+}
 PIDS=()
 make_work() {
   WORK=$(mktemp -d "/tmp/sfn-$1.XXXXXX")

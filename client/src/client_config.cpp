@@ -32,6 +32,7 @@ void readTables(TomlReader& root, ClientConfig& c) {
   TomlReader timing = root.table("timing");
   timing.get("heartbeat_s", c.heartbeat_s);
   timing.get("liveness_s", c.liveness_s);
+  timing.get("connect_timeout_s", c.connect_timeout_s);
   timing.get("register_timeout_s", c.register_timeout_s);
   timing.get("backoff_max_s", c.backoff_max_s);
   timing.rejectUnknown();
@@ -79,10 +80,11 @@ void ClientConfig::validate() const {
               data_format, "'");
   if (threads > 1024) SFN_THROW(ConfigError, "client.threads (--threads) must be <= 1024");
   checkTorchDevice(device, "client.device (--device)");
-  if (!(heartbeat_s > 0) || !(register_timeout_s > 0) || !(backoff_max_s > 0) || !(liveness_s >= 0))
+  if (!(heartbeat_s > 0) || !(connect_timeout_s > 0) || !(register_timeout_s > 0) ||
+      !(backoff_max_s > 0) || !(liveness_s >= 0))
     SFN_THROW(ConfigError,
-              "timing: heartbeat_s, register_timeout_s and backoff_max_s must be > 0, "
-              "liveness_s >= 0");
+              "timing: heartbeat_s, connect_timeout_s, register_timeout_s and backoff_max_s "
+              "must be > 0, liveness_s >= 0");
 }
 
 }  // namespace sfn

@@ -236,7 +236,10 @@ void addSettingOptions(CLI::App& app, CliFlags& f) {
   num("--heartbeat-s", "timing.heartbeat_s", "seconds between heartbeats");
   num("--liveness-s", "timing.liveness_s",
       "reconnect after this many silent seconds while idle (0 = never)");
-  num("--register-timeout-s", "timing.register_timeout_s", "seconds to wait for Welcome/Reject");
+  num("--connect-timeout-s", "timing.connect_timeout_s",
+      "seconds to wait for the connection (TCP and handshake) before starting over");
+  num("--register-timeout-s", "timing.register_timeout_s",
+      "seconds to wait for Welcome/Reject once connected");
   num("--backoff-max-s", "timing.backoff_max_s", "cap of the reconnect delay (doubles from 1 s)");
 }
 

@@ -83,6 +83,7 @@ void ClientOptions::validate() const {
   if (poll_interval.count() <= 0) SFN_THROW(ConfigError, "poll_interval must be > 0");
   if (heartbeat_interval.count() <= 0) SFN_THROW(ConfigError, "heartbeat interval must be > 0");
   if (register_timeout.count() <= 0) SFN_THROW(ConfigError, "register_timeout must be > 0");
+  if (connect_timeout.count() <= 0) SFN_THROW(ConfigError, "connect_timeout must be > 0");
   if (liveness_timeout.count() < 0) SFN_THROW(ConfigError, "liveness_timeout must be >= 0");
   if (liveness_timeout.count() != 0 && liveness_timeout <= heartbeat_interval)
     SFN_THROW(ConfigError,
@@ -153,9 +154,7 @@ bool ClientRunner::sendMessage(ClientTransport& transport, const Message& messag
   return r.ok();
 }
 
-ClientRunner::RegisterOutcome ClientRunner::registerWith(ClientTransport& transport,
-                                                         const std::atomic<bool>& stop) {
-  setState(ClientState::kRegistering);
+void ClientRunner::sendRegister(ClientTransport& transport) {
   const DataClaim claim = data_.claim();
   RegisterMsg reg;
   reg.client_name = options_.name;
@@ -174,11 +173,23 @@ ClientRunner::RegisterOutcome ClientRunner::registerWith(ClientTransport& transp
   else
     log_->info("client {}: registering with {} ({} samples, device class {})", options_.name,
                options_.server, reg.samples, reg.device_class);
+}
 
-  const auto deadline = Steady::now() + options_.register_timeout;
+ClientRunner::RegisterOutcome ClientRunner::registerWith(ClientTransport& transport,
+                                                         const std::atomic<bool>& stop) {
+  setState(ClientState::kRegistering);
+  sendRegister(transport);
+  // The answer is timed from when the connection is up: before that the Register waits in
+  // the transport's queue, and starting over would only lose this client's place.
+  const auto connect_deadline = Steady::now() + options_.connect_timeout;
+  std::optional<Steady::time_point> answer_deadline;
   while (!stop.load()) {
     const auto now = Steady::now();
     if (transport.authenticationRefused()) return RegisterOutcome::kAuthRefused;
+    if (!answer_deadline && transport.connected())
+      answer_deadline = now + options_.register_timeout;
+    if (!answer_deadline && now >= connect_deadline) return RegisterOutcome::kUnreachable;
+    const auto deadline = answer_deadline ? *answer_deadline : connect_deadline;
     if (now >= deadline) return RegisterOutcome::kTimeout;
     const auto wait = std::min<Steady::duration>(deadline - now, options_.poll_interval);
     std::optional<BytesPtr> bytes = transport.recv(std::chrono::ceil<milliseconds>(wait));
@@ -243,6 +254,10 @@ ClientRunner::SessionEnd ClientRunner::runSession(const std::atomic<bool>& stop,
       return {.kind = Kind::kRejected, .reason = "registration rejected"};
     case RegisterOutcome::kAuthRefused:
       return {.kind = Kind::kAuthRefused, .reason = "key refused"};
+    case RegisterOutcome::kUnreachable:
+      return {.kind = Kind::kLost,
+              .reason = "no connection within " + std::to_string(options_.connect_timeout.count()) +
+                        " ms"};
     case RegisterOutcome::kTimeout:
       return {.kind = Kind::kLost,
               .reason = "no answer to Register within " +
@@ -409,6 +424,7 @@ std::optional<ClientRunner::SessionEnd> ClientRunner::handleMessage(Session& ses
         return SessionEnd{.kind = Kind::kRejected, .reason = "registration rejected"};
       case RegisterOutcome::kAuthRefused:
         return SessionEnd{.kind = Kind::kAuthRefused, .reason = "key refused"};
+      case RegisterOutcome::kUnreachable:
       case RegisterOutcome::kTimeout:
         return SessionEnd{.kind = Kind::kLost, .reason = "no answer to Register"};
       case RegisterOutcome::kStopped:

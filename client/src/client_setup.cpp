@@ -38,6 +38,7 @@ ClientOptions clientOptionsFrom(const ClientConfig& c) {
   opts.stay = c.stay;
   opts.heartbeat_interval = fromSeconds(c.heartbeat_s);
   opts.liveness_timeout = fromSeconds(c.liveness_s);
+  opts.connect_timeout = fromSeconds(c.connect_timeout_s);
   opts.register_timeout = fromSeconds(c.register_timeout_s);
   opts.backoff_max = fromSeconds(c.backoff_max_s);
   opts.validate();

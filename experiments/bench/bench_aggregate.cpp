@@ -273,45 +273,45 @@ double secondsOf(const std::function<void()>& round) {
   return secondsSince(t0);
 }
 
-Json benchRobust(const std::string& preset, const BenchOptions& opts) {
-  at::set_num_threads(opts.threads);
-  const sfn::DesignSpace space = sfn::DesignSpace::preset(preset);
-  const sfn::SuperNet net(space, opts.seed);
-  const auto spec = sfn::superNetSpec(space);
-  const std::vector<sfn::NamedTensors> updates =
-      robustUpdates(space, net, opts.robust_k, opts.seed);
-  std::int64_t update_bytes = 0;
-  for (const auto& u : updates) update_bytes += u.nbytes();
-  const double weight = 1.0 / opts.robust_k;
-  sfn::NamedTensors target = net.tensors().clone();  // finishInto's output, reused
-  sfn::OverlapAccumulator acc(spec);
-  sfn::TrimmedMeanAggregator trim(spec, 0.2);
-  sfn::CoveredBackup backup(spec);
-  double checksum = 0.0;  // keeps the measured norms observable
-  std::int64_t trim_held = 0;
+// One preset's robust-aggregation workload: the SuperNet, its K noisy updates, and the
+// aggregators every variant reuses round after round (reset, not rebuilt, so allocation is
+// not measured). Each variant is one server round over all K updates into `target`.
+struct RobustRound {
+  RobustRound(const std::string& preset, const BenchOptions& opts)
+      : space(sfn::DesignSpace::preset(preset)),
+        net(space, opts.seed),
+        spec(sfn::superNetSpec(space)),
+        updates(robustUpdates(space, net, opts.robust_k, opts.seed)),
+        weight(1.0 / opts.robust_k),
+        target(net.tensors().clone()),
+        acc(spec),
+        trim(spec, 0.2),
+        backup(spec) {
+    for (const auto& u : updates) update_bytes += u.nbytes();
+  }
 
-  auto plain = [&] {
+  void plain() {
     acc.reset();
     for (const auto& u : updates) acc.addPrefixSlice(u, weight);
     acc.finishInto(target);
-  };
-  auto bound = [&] {
+  }
+  void bound() {
     acc.reset();
     for (const auto& u : updates) {
       checksum += sfn::measureChange(u, net.tensors()).rms();
       acc.addPrefixSlice(u, weight);
     }
     acc.finishInto(target);
-  };
-  auto clip = [&] {
+  }
+  void clip() {
     acc.reset();
     for (const auto& u : updates) {
       checksum += sfn::measureChange(u, net.tensors()).rms();
       acc.addScaledChange(u, net.tensors(), weight, 0.5);
     }
     acc.finishInto(target);
-  };
-  auto trimmed = [&] {
+  }
+  void trimmed() {
     trim.reset();
     for (const auto& u : updates) {
       checksum += sfn::measureChange(u, net.tensors()).rms();
@@ -319,49 +319,84 @@ Json benchRobust(const std::string& preset, const BenchOptions& opts) {
     }
     trim_held = trim.nbytes();
     trim.finishInto(target);
-  };
-  auto rollback = [&] {
+  }
+  void rollback() {
     backup.reset();
     for (const auto& u : updates) backup.cover(u);
     backup.save(net.tensors());
     backup.restoreInto(target);
-  };
-  plain();  // untimed: lazy initialization (thread pool, allocator) is not measured
+  }
+
+  const sfn::DesignSpace space;
+  const sfn::SuperNet net;
+  const std::vector<sfn::TensorSpec> spec;
+  const std::vector<sfn::NamedTensors> updates;
+  const double weight;
+  sfn::NamedTensors target;  // finishInto's output, reused
+  sfn::OverlapAccumulator acc;
+  sfn::TrimmedMeanAggregator trim;
+  sfn::CoveredBackup backup;
+  std::int64_t update_bytes = 0;
+  double checksum = 0.0;  // keeps the measured norms observable
+  std::int64_t trim_held = 0;
+};
+
+// Best seconds of one round per variant.
+struct RobustTimes {
+  double plain = 1e300, bound = 1e300, clip = 1e300, trim = 1e300, rollback = 1e300;
+};
+
+RobustTimes bestRobustTimes(RobustRound& round, int repeats) {
+  round.plain();  // untimed: lazy initialization (thread pool, allocator) is not measured
   // Interleaved per repetition, so load from other processes hits every variant alike; the
   // best of each. Small presets (milliseconds a round) repeat for at least 2 s in all, so
   // that a few undisturbed repetitions are among them on a loaded machine.
-  double t_plain = 1e300, t_bound = 1e300, t_clip = 1e300, t_trim = 1e300, t_rollback = 1e300;
+  RobustTimes t;
   const auto start = Clock::now();
-  for (int r = 0; r < opts.repeats || (secondsSince(start) < 2.0 && r < 500); ++r) {
-    t_plain = std::min(t_plain, secondsOf(plain));
-    t_bound = std::min(t_bound, secondsOf(bound));
-    t_clip = std::min(t_clip, secondsOf(clip));
-    t_trim = std::min(t_trim, secondsOf(trimmed));
-    t_rollback = std::min(t_rollback, secondsOf(rollback));
+  for (int r = 0; r < repeats || (secondsSince(start) < 2.0 && r < 500); ++r) {
+    t.plain = std::min(t.plain, secondsOf([&] { round.plain(); }));
+    t.bound = std::min(t.bound, secondsOf([&] { round.bound(); }));
+    t.clip = std::min(t.clip, secondsOf([&] { round.clip(); }));
+    t.trim = std::min(t.trim, secondsOf([&] { round.trimmed(); }));
+    t.rollback = std::min(t.rollback, secondsOf([&] { round.rollback(); }));
   }
-  const double sn = static_cast<double>(net.nbytes());
-  auto gbps = [&](double seconds) { return static_cast<double>(update_bytes) / seconds / 1e9; };
+  return t;
+}
+
+Json robustReport(const std::string& preset, int k, const RobustRound& round,
+                  const RobustTimes& t) {
+  const double sn = static_cast<double>(round.net.nbytes());
+  auto gbps = [&](double seconds) {
+    return static_cast<double>(round.update_bytes) / seconds / 1e9;
+  };
   return Json{{"preset", preset},
-              {"updates", opts.robust_k},
-              {"update_bytes", update_bytes},
-              {"supernet_bytes", net.nbytes()},
-              {"plain_round_s", t_plain},
-              {"bound_round_s", t_bound},
-              {"clip_round_s", t_clip},
-              {"trim_round_s", t_trim},
-              {"rollback_round_s", t_rollback},
-              {"plain_gbps", gbps(t_plain)},
-              {"bound_gbps", gbps(t_bound)},
-              {"clip_gbps", gbps(t_clip)},
-              {"trim_gbps", gbps(t_trim)},
-              {"bound_over_plain", t_bound / t_plain},
-              {"clip_over_plain", t_clip / t_plain},
-              {"trim_over_plain", t_trim / t_plain},
-              {"rollback_over_plain", t_rollback / t_plain},
-              {"accumulator_over_supernet", static_cast<double>(acc.nbytes()) / sn},
-              {"trim_held_over_supernet", static_cast<double>(trim_held) / sn},
-              {"rollback_copy_over_supernet", static_cast<double>(backup.nbytes()) / sn},
-              {"checksum", checksum}};
+              {"updates", k},
+              {"update_bytes", round.update_bytes},
+              {"supernet_bytes", round.net.nbytes()},
+              {"plain_round_s", t.plain},
+              {"bound_round_s", t.bound},
+              {"clip_round_s", t.clip},
+              {"trim_round_s", t.trim},
+              {"rollback_round_s", t.rollback},
+              {"plain_gbps", gbps(t.plain)},
+              {"bound_gbps", gbps(t.bound)},
+              {"clip_gbps", gbps(t.clip)},
+              {"trim_gbps", gbps(t.trim)},
+              {"bound_over_plain", t.bound / t.plain},
+              {"clip_over_plain", t.clip / t.plain},
+              {"trim_over_plain", t.trim / t.plain},
+              {"rollback_over_plain", t.rollback / t.plain},
+              {"accumulator_over_supernet", static_cast<double>(round.acc.nbytes()) / sn},
+              {"trim_held_over_supernet", static_cast<double>(round.trim_held) / sn},
+              {"rollback_copy_over_supernet", static_cast<double>(round.backup.nbytes()) / sn},
+              {"checksum", round.checksum}};
+}
+
+Json benchRobust(const std::string& preset, const BenchOptions& opts) {
+  at::set_num_threads(opts.threads);
+  RobustRound round(preset, opts);
+  const RobustTimes times = bestRobustTimes(round, opts.repeats);
+  return robustReport(preset, opts.robust_k, round, times);
 }
 
 Json runRobust(const BenchOptions& opts) {

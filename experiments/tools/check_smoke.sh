@@ -22,6 +22,9 @@ export PYTHONDONTWRITEBYTECODE=1
 EXPSET=$SRC/experiments/tools/expset.py
 
 fail() { echo "check_smoke: FAIL: $*" >&2; exit 1; }
+# pycheck ARGS... <<'EOF': a Python check read from stdin with ARGS as sys.argv[1:] and
+# smoke_checks.py (rows of a report's CSV files, expect()) importable.
+pycheck() { PYTHONPATH="$SRC/experiments/tools${PYTHONPATH:+:$PYTHONPATH}" "$PY" - "$@"; }
 
 rm -rf "$ARCH" "$TMP"
 mkdir -p "$TMP"
@@ -41,16 +44,10 @@ done
 
 SEARCHED=0
 [ -f "$OUT/search-missing" ] || SEARCHED=1
-"$PY" - "$R" "$SEARCHED" <<'EOF' || fail "CSV contents"
-import csv, sys
-r, searched = sys.argv[1], sys.argv[2] == "1"
-def rows(name):
-    with open(f"{r}/{name}", newline="") as f:
-        return list(csv.DictReader(f))
-def expect(cond, what):
-    if not cond:
-        print(f"check_smoke: {what}", file=sys.stderr)
-        sys.exit(1)
+pycheck "$R" "$SEARCHED" <<'EOF' || fail "CSV contents"
+import sys
+from smoke_checks import expect, report_rows
+rows, searched = report_rows(sys.argv[1]), sys.argv[2] == "1"
 
 all_runs = rows("runs.csv")
 runs = [x for x in all_runs if x["source"] == "fixed"]
@@ -296,16 +293,10 @@ ln -s "$OUT/runs" "$EQ/runs"
 ln -s "$OUT/search" "$EQ/search"
 "$PY" "$SRC/experiments/tools/report.py" "$SETS/eq.toml" "$EQ" >/dev/null 2>"$TMP/eq.err" ||
   { cat "$TMP/eq.err" >&2; fail "report.py with equal_compute failed"; }
-"$PY" - "$EQ/report" <<'EOF' || fail "equal-compute claim"
-import csv, sys
-r = sys.argv[1]
-def rows(name):
-    with open(f"{r}/{name}", newline="") as f:
-        return list(csv.DictReader(f))
-def expect(cond, what):
-    if not cond:
-        print(f"check_smoke: {what}", file=sys.stderr)
-        sys.exit(1)
+pycheck "$EQ/report" <<'EOF' || fail "equal-compute claim"
+import sys
+from smoke_checks import expect, report_rows
+rows = report_rows(sys.argv[1])
 eq = [x for x in rows("claims.csv") if x["claim"] == "C1 at equal compute"]
 acc = {(x["method"], x["subnet_name"]): 100 * float(x["test_accuracy"]) for x in rows("final_accuracy.csv")
        if x["source"] == "fixed"}
@@ -343,16 +334,10 @@ bash "$SRC/experiments/run.sh" "$SETS/seeds.toml" --out "$OUT4" --archive "$ARCH
 grep -qF 'Incomplete:** 2 planned run' "$OUT4/report/report.md" || fail "the report does not name the 2 missing runs"
 bash "$SRC/experiments/run.sh" "$SETS/seeds.toml" --out "$OUT4" --archive "$ARCH" 2>"$OUT.log5" ||
   { cat "$OUT.log5" >&2; fail "run.sh on the seeds set failed"; }
-"$PY" - "$OUT4/report" <<'EOF' || fail "report over unequal seeds"
-import csv, statistics, sys
-r = sys.argv[1]
-def rows(name):
-    with open(f"{r}/{name}", newline="") as f:
-        return list(csv.DictReader(f))
-def expect(cond, what):
-    if not cond:
-        print(f"check_smoke: {what}", file=sys.stderr)
-        sys.exit(1)
+pycheck "$OUT4/report" <<'EOF' || fail "report over unequal seeds"
+import statistics, sys
+from smoke_checks import expect, report_rows
+rows = report_rows(sys.argv[1])
 summ = {(x["method"], x["subnet_name"]): x for x in rows("accuracy_summary.csv") if x["source"] == "fixed"}
 expect(summ[("iFedAvg", "MinNet")]["seeds"] == "1 2", "iFedAvg MinNet over seeds 1 2")
 expect(all(summ[("iFedAvg", t)]["n"] == "1" for t in ("Mid1", "Mid2", "MaxNet")), "iFedAvg Mid1, Mid2, MaxNet n=1")

@@ -58,6 +58,12 @@ std::vector<const ClientInfo*> ClientRegistry::available(double now, double live
   return out;
 }
 
+std::size_t ClientRegistry::countAvailable(double now, double liveness_s) const {
+  return static_cast<std::size_t>(std::count_if(
+      clients_.begin(), clients_.end(),
+      [&](const ClientInfo& c) { return !c.gone && now - c.last_seen <= liveness_s; }));
+}
+
 std::size_t ClientRegistry::prune(double now, double stale_after_s) {
   const std::size_t before = clients_.size();
   std::erase_if(clients_,

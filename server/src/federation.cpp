@@ -25,18 +25,27 @@ bool waitForClients(Coordinator& coordinator, const FederationOptions& options,
                     const std::atomic<bool>& stop, spdlog::logger& log) {
   if (options.min_clients == 0) return true;
   using Steady = std::chrono::steady_clock;
-  auto next_log = Steady::now();
+  const auto start = Steady::now();
+  auto next_log = start;
+  // Only a wait that was logged is reported as over (not every round's instant check).
+  const auto enough = [&] {
+    if (next_log == start) return true;
+    log.info("round {}: {} clients available after {:.1f} s of waiting", coordinator.round(),
+             coordinator.availableClients(),
+             std::chrono::duration<double>(Steady::now() - start).count());
+    return true;
+  };
   while (!stop.load(std::memory_order_relaxed)) {
-    if (coordinator.availableClients() >= options.min_clients) return true;
+    if (coordinator.availableClients() >= options.min_clients) return enough();
     if (Steady::now() >= next_log) {
       log.info("round {}: waiting for {} clients (have {})", coordinator.round(),
                options.min_clients, coordinator.availableClients());
       next_log = Steady::now() +
                  std::chrono::milliseconds(static_cast<long long>(options.wait_log_s * 1000.0));
     }
-    const bool enough = coordinator.waitForClients(options.min_clients, options.wait_slice_s);
+    const bool have = coordinator.waitForClients(options.min_clients, options.wait_slice_s);
     if (options.on_wait) options.on_wait();
-    if (enough) return true;
+    if (have) return enough();
   }
   return false;
 }

@@ -2,6 +2,7 @@
 //
 //   sfn-server -c CONFIG [--set k=v] [-o RUN] [--resume RUN] [--bind EP] [--key F] [--allow F]
 //   sfn-server keygen -o DIR [--force]
+#include "sfn/app/open_file_limit.h"
 #include "sfn/app/app_main.h"
 #include "sfn/app/key_files.h"
 #include "sfn/app/stop_signal.h"
@@ -104,6 +105,20 @@ std::int64_t largestClientMessage(const sfn::RunConfig& cfg) {
   return size + size / 2 + (std::int64_t{16} << 20);
 }
 
+// One open file per connected client: a soft limit below the allowlist's size would turn
+// the clients beyond it away at accept() with no word in the log. Not an error: not every
+// allowlisted client connects at once.
+void warnIfTooFewFiles(std::size_t allowed_keys, spdlog::logger& log) {
+  constexpr std::uint64_t kReserve = 256;  // data, checkpoints, logs, HTTP, LibTorch
+  const std::uint64_t have = sfn::raiseOpenFileLimit();
+  if (allowed_keys + kReserve > have)
+    log.warn(
+        "this process may open {} files (ulimit -n) but the allowlist has {} keys: at most "
+        "about {} clients can be connected at once; raise the limit (LimitNOFILE= in the "
+        "systemd unit)",
+        have, allowed_keys, have > kReserve ? have - kReserve : 0);
+}
+
 std::unique_ptr<sfn::ZmqServerTransport> makeTransport(const sfn::RunConfig& cfg,
                                                        spdlog::logger& log) {
   sfn::ZmqServerOptions zo;
@@ -126,6 +141,7 @@ std::unique_ptr<sfn::ZmqServerTransport> makeTransport(const sfn::RunConfig& cfg
       SFN_THROW(sfn::ConfigError, "server.allowlist_file '", cfg.server.allowlist_file,
                 "' holds no client public key: no client could register");
     log.info("CURVE on; {} allowed client keys", zo.allowed_client_keys.size());
+    warnIfTooFewFiles(zo.allowed_client_keys.size(), log);
   }
   auto transport = sfn::makeZmqServer(zo);
   log.info("listening on {}", transport->endpoint());

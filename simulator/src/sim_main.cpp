@@ -7,6 +7,7 @@
 //           [--shard I --shards K]    one of K processes of a fleet of K x N clients
 #include "sfn/app/app_main.h"
 #include "sfn/app/key_files.h"
+#include "sfn/app/open_file_limit.h"
 #include "sfn/app/stop_signal.h"
 #include "sfn/core/error.h"
 #include "sfn/data/data_source.h"
@@ -44,6 +45,10 @@
 namespace {
 
 namespace fs = std::filesystem;
+
+// --connect: clients of one process. Each has a DEALER socket, plus two more while it
+// connects, on one ZeroMQ context whose socket limit is 16,384 (zmq_transport.cpp).
+constexpr std::int64_t kMaxFleetClients = 15'000;
 
 // Local time for run folder names (<run.name>-20261128-204900).
 std::string timestamp() {
@@ -248,6 +253,20 @@ void printFleetReport(const sfn::ZmqFleetReport& report) {
       report.ended_by_server_bye, report.stopped, report.rejected);
 }
 
+// A connected client holds two open files and a connecting one four (at most
+// ZmqFleetOptions::max_connecting at once); data, logs and LibTorch need a few hundred more.
+void checkOpenFiles(std::int64_t clients) {
+  constexpr std::uint64_t kReserve = 256;
+  const auto n = static_cast<std::uint64_t>(clients);
+  const std::uint64_t need = 2 * n + 2 * sfn::ZmqFleetOptions{}.max_connecting + kReserve;
+  const std::uint64_t have = sfn::raiseOpenFileLimit();
+  if (need > have)
+    SFN_THROW(sfn::ConfigError, "--clients ", clients, " needs about ", need,
+              " open files, but this process may open ", have,
+              " (ulimit -n); split the fleet with --shards over several processes, or raise "
+              "the limit");
+}
+
 // Runs until Ctrl-C or the server says Bye. The server owns rounds, metrics and
 // checkpoints; this side reports what its clients did.
 sfn::ExitCode runConnect(const sfn::AppMain& app, const SimArgs& a, const sfn::StopSignal& stop) {
@@ -259,9 +278,11 @@ sfn::ExitCode runConnect(const sfn::AppMain& app, const SimArgs& a, const sfn::S
   const auto client_log = app.logger(co.client_log_level, "fleet");
   client_log->set_level(spdlog::level::from_str(co.client_log_level));
   const std::int64_t n = co.clients > 0 ? co.clients : cfg.simulation.clients;
-  if (n > 2000)
+  if (n > kMaxFleetClients)
     SFN_THROW(sfn::ConfigError, "--connect runs one socket and thread per client: ", n,
-              " clients (simulation.clients) is more than the 2000 allowed; pass --clients");
+              " clients (simulation.clients) is more than the ", kMaxFleetClients,
+              " allowed; pass --clients");
+  checkOpenFiles(n);
   const FleetSlice slice = fleetSlice(co, n);
   cfg.checkFleetStart(std::thread::hardware_concurrency());
   sfn::setTorchThreads(cfg.simulation.torch_threads);
@@ -536,14 +557,14 @@ void addConnectOptions(CLI::App& cli, ConnectOptions& c) {
   cli.add_option("--connect", c.endpoint,
                  "run real ZeroMQ clients against the sfn-server at this endpoint "
                  "(tcp://HOST:PORT) until Ctrl-C or the server says Bye");
-  cli.add_option(
-         "--clients", c.clients,
-         "--connect: number of clients of this process (default simulation.clients); "
-         "its client i trains on shard --shard x N + i of the config's partition into "
-         "--shards x N shards. Each client has its own socket and thread (~2 MB), hence the "
-         "cap; use --shards over several processes or the simulator (no --connect) "
-         "for larger fleets")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{2'000}));
+  cli.add_option("--clients", c.clients,
+                 "--connect: number of clients of this process (default simulation.clients); "
+                 "its client i trains on shard --shard x N + i of the config's partition into "
+                 "--shards x N shards. Each client has its own socket, thread and two open files "
+                 "(the process raises its soft open-file limit to the hard one and checks); "
+                 "use --shards over several processes, or the simulator (no --connect), for "
+                 "larger fleets")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{kMaxFleetClients}));
   cli.add_option("--shard", c.shard,
                  "--connect: index of this process among --shards (a Kubernetes Indexed "
                  "Job's completion index); it runs clients [shard x --clients, (shard + 1) x "

@@ -18,6 +18,7 @@ void ZmqFleetOptions::validate(std::size_t clients) const {
   SFN_ENFORCE(torch_threads >= 1, ConfigError, "fleet torch threads must be >= 1 (got ",
               torch_threads, ")");
   SFN_ENFORCE(status_interval.count() > 0, ConfigError, "fleet status interval must be > 0");
+  SFN_ENFORCE(max_connecting > 0, ConfigError, "fleet max_connecting must be > 0");
   if (!insecure) {
     SFN_ENFORCE(isValidCurveKey(server_public_key), ConfigError,
                 "the fleet needs the server's public key (40 Z85 characters) unless insecure");
@@ -33,6 +34,7 @@ ZmqFleet::ZmqFleet(ZmqFleetOptions options, const Dataset& data, const Partition
   SFN_ENFORCE(log_ != nullptr && client_log != nullptr, ConfigError, "ZmqFleet needs loggers");
   options_.validate(shards.size());
   context_ = makeZmqContext();
+  gate_ = ConnectGate::make(options_.max_connecting);
   pool_ = std::make_unique<boost::asio::thread_pool>(static_cast<std::size_t>(options_.workers));
   const std::vector<DeviceProfile> classes =
       profiles.empty() ? std::vector<DeviceProfile>{DeviceProfile{}} : profiles;
@@ -72,8 +74,9 @@ ClientTransportFactory ZmqFleet::transportFactory(
     zo.server_public_key = options_.server_public_key;
     zo.client_keys = options_.keys[i];
   }
+  zo.watch = ZmqClientOptions::Watch::kUntilConnected;  // two descriptors per client
   // All sockets on the fleet's one context (one I/O thread).
-  return zmqClientFactory(std::move(zo), context_, client_log, name);
+  return gate_->wrap(zmqClientFactory(std::move(zo), context_, client_log, name));
 }
 
 ZmqFleet::~ZmqFleet() {
@@ -152,7 +155,10 @@ ZmqFleetReport ZmqFleet::run(const std::atomic<bool>& stop,
       log_->info("fleet: stopping {} clients", runners_.size() - ended_.load());
       stop_all_.store(true);
     }
-    if (stop_all_.load()) cancel_jobs_.store(true);
+    if (stop_all_.load()) {
+      cancel_jobs_.store(true);
+      gate_->stop();
+    }
     const auto now = std::chrono::steady_clock::now();
     if (on_status && now >= next_status) {
       on_status(status());

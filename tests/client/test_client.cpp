@@ -570,3 +570,115 @@ TEST_CASE("client: an app's SampleSource registers, is welcomed and trains") {
   stop = true;
   t.join();
 }
+
+namespace {
+
+// A connection that comes up when the test says so. Until then nothing arrives, and what
+// the client sends waits, as it does in ZeroMQ's queue before the handshake.
+struct SlowLink {
+  std::atomic<bool> up{false};
+  std::atomic<int> sessions{0};  // transports made
+};
+
+class SlowConnectTransport final : public sfn::ClientTransport {
+ public:
+  SlowConnectTransport(std::unique_ptr<sfn::ClientTransport> inner, std::shared_ptr<SlowLink> link)
+      : inner_(std::move(inner)), link_(std::move(link)) {}
+  sfn::SendResult send(sfn::BytesPtr message) override {
+    if (!flush()) {
+      held_.push_back(std::move(message));
+      return {};
+    }
+    return inner_->send(std::move(message));
+  }
+  std::optional<sfn::BytesPtr> recv(std::chrono::milliseconds timeout) override {
+    if (!flush()) {
+      std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(timeout, 10ms));
+      return std::nullopt;
+    }
+    return inner_->recv(timeout);
+  }
+  bool connected() override { return link_->up.load(); }
+
+ private:
+  // Sends what waited once the link is up; returns whether it is.
+  bool flush() {
+    if (!link_->up.load()) return false;
+    for (auto& m : held_) (void)inner_->send(std::move(m));
+    held_.clear();
+    return true;
+  }
+  std::unique_ptr<sfn::ClientTransport> inner_;
+  std::shared_ptr<SlowLink> link_;
+  std::vector<sfn::BytesPtr> held_;
+};
+
+// A runner on its own thread whose every session connects through a SlowConnectTransport.
+struct SlowHarness {
+  sfn::DesignSpace space = sfn::DesignSpace::preset("tiny");
+  sfn::Dataset data =
+      sfn::makeSyntheticDataset(48, space.in_channels, space.image_size, space.num_classes, 7);
+  sfn::PreparedData prepared{data, allOf(data)};
+  std::shared_ptr<sfn::InprocNetwork> net = std::make_shared<sfn::InprocNetwork>();
+  std::unique_ptr<sfn::ServerTransport> server = net->server();
+  std::shared_ptr<SlowLink> link = std::make_shared<SlowLink>();
+  std::atomic<bool> stop{false};
+  std::unique_ptr<sfn::ClientRunner> runner;
+  std::thread thread;
+
+  SlowHarness(std::chrono::milliseconds connect_timeout,
+              std::chrono::milliseconds register_timeout) {
+    sfn::ClientOptions co;
+    co.name = kClientName;
+    co.poll_interval = 20ms;
+    co.connect_timeout = connect_timeout;
+    co.register_timeout = register_timeout;
+    co.backoff_initial = 20ms;
+    co.backoff_max = 50ms;
+    co.jitter_seed = 1;
+    auto connect = [net = net, link = link]() -> std::unique_ptr<sfn::ClientTransport> {
+      ++link->sessions;
+      return std::make_unique<SlowConnectTransport>(net->connect(kClientName), link);
+    };
+    runner = std::make_unique<sfn::ClientRunner>(co, prepared, connect, testLogger());
+    thread = std::thread([this] { (void)runner->run(stop); });
+  }
+  ~SlowHarness() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+  }
+  // Waits (bounded) until `done` holds.
+  template <typename F>
+  bool waitFor(F done) const {
+    const auto deadline = std::chrono::steady_clock::now() + kWait;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("client: the answer to a Register is timed from the connection, not from the send") {
+  // A server busy accepting a fleet: the connection takes 10 register timeouts to come up.
+  SlowHarness h(/*connect_timeout=*/30s, /*register_timeout=*/100ms);
+  REQUIRE(h.waitFor([&] { return h.runner->state() == sfn::ClientState::kRegistering; }));
+  std::this_thread::sleep_for(1s);  // the slow accept being modelled, not a synchronisation
+  CHECK(h.link->sessions == 1);     // no reconnect while the Register waited
+  h.link->up = true;
+  std::optional<sfn::Received> reg;
+  REQUIRE(h.waitFor([&] { return (reg = h.server->recv(10ms)).has_value(); }));
+  sfn::DecodeResult d = sfn::decode(reg->message);
+  REQUIRE(d.ok());
+  CHECK(std::holds_alternative<sfn::RegisterMsg>(d.message()));
+  REQUIRE(h.server->send(kClientName, sfn::encode(welcome(1, h.space))).ok());
+  REQUIRE(h.waitFor([&] { return h.runner->state() == sfn::ClientState::kIdle; }));
+  CHECK(h.link->sessions == 1);  // the first connection, kept
+}
+
+TEST_CASE("client: no connection within connect_timeout starts a new session") {
+  SlowHarness h(/*connect_timeout=*/200ms, /*register_timeout=*/5s);
+  CHECK(h.waitFor([&] { return h.link->sessions >= 3; }));
+}

@@ -25,10 +25,8 @@ SIM=$BUILD/simulator/sfn-sim
 SERVER=$BUILD/server/sfn-server
 CLIENT=$BUILD/client/sfn-client
 SEARCH=$BUILD/searcher/sfn-search
-for b in "$SIM" "$SERVER" "$CLIENT" "$SEARCH"; do
-  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
-done
 source "$SRC/tests/process_lib.sh"
+require_binaries "$SIM" "$SERVER" "$CLIENT" "$SEARCH"
 make_work operator-errors
 CFG=$SRC/tests/simulator/digest.toml
 PASSED=0

@@ -407,3 +407,14 @@ TEST_CASE("dashboardHtml: the embedded page") {
   CHECK(html.find("src=") == std::string_view::npos);
   CHECK(html.find("<link") == std::string_view::npos);
 }
+
+TEST_CASE("ClientRegistry: countAvailable counts what available() lists, for any window") {
+  ClientRegistry reg = registryOf(6);  // seen at 0..5
+  reg.markGone("peer-c4");
+  for (const double window : {0.0, 1.0, 2.5, 10.0}) {
+    INFO("window ", window);
+    CHECK(reg.countAvailable(5.0, window) == reg.available(5.0, window).size());
+  }
+  CHECK(reg.countAvailable(5.0, 2.5) == 2);  // c3 and c5 (c4 is gone)
+  CHECK(reg.countAvailable(5.0, 10.0) == 5);
+}

@@ -689,6 +689,72 @@ TEST_CASE("coordinator: clip_norm scales each large change; trim_fraction takes 
   }
 }
 
+namespace {
+// Honest rounds from the first until `peer` is selected again (in a round after the first);
+// every one completes with finite probe losses. Returns that round.
+std::int64_t honestRoundsUntilSelected(Harness& h, const PeerId& peer) {
+  std::int64_t round = 0;
+  for (; round < 20; ++round) {
+    const RoundMetrics m = h.coord.runRound();
+    REQUIRE((m.outcome == RoundOutcome::kCompleted));
+    CHECK(m.probe_loss_max > 0);
+    CHECK(std::isfinite(m.probe_loss_min));
+    if (round >= 1 && h.peersOf(round).count(peer)) break;
+  }
+  REQUIRE(round < 20);
+  return round;
+}
+
+// The first round after `after` that selects `peer`: its number, its metrics and the
+// SuperNet's tensors before it. Rounds without the peer must complete.
+struct SelectedRound {
+  std::int64_t round = 0;
+  RoundMetrics metrics;
+  NamedTensors before;
+};
+SelectedRound runUntilSelected(Harness& h, const PeerId& peer, std::int64_t after) {
+  SelectedRound s;
+  for (s.round = after + 1; s.round < 40; ++s.round) {
+    s.before = h.coord.supernet().tensors().clone();
+    s.metrics = h.coord.runRound();
+    if (h.peersOf(s.round).count(peer)) break;
+    REQUIRE((s.metrics.outcome == RoundOutcome::kCompleted));
+  }
+  REQUIRE(s.round < 40);
+  return s;
+}
+
+// The quarantine_rounds (2) rounds after `rollback` select none of the barred clients; the
+// round after them may select them again.
+void checkQuarantine(Harness& h, std::int64_t rollback, const std::set<std::uint64_t>& barred,
+                     const std::set<PeerId>& barred_peers) {
+  for (int q = 1; q <= 2; ++q) {
+    const RoundMetrics m = h.coord.runRound();
+    CHECK(m.quarantined == 3);
+    CHECK((m.outcome == RoundOutcome::kCompleted));
+    for (const PeerId& p : h.peersOf(rollback + q)) CHECK(barred_peers.count(p) == 0);
+    for (const TaskRecord& t : m.tasks) CHECK(barred.count(t.client_id) == 0);
+  }
+  const RoundMetrics free = h.coord.runRound();
+  CHECK(free.quarantined == 0);
+}
+
+// A coordinator restored from `h`'s snapshot cut right after the rollback quarantines the
+// same clients (a resumed run decides alike).
+void checkQuarantineRestored(const CoordinatorOptions& o, Harness& h, std::int64_t rollback,
+                             const std::set<std::uint64_t>& barred) {
+  Harness h2(o);
+  h2.registerClients(6);
+  CoordinatorSnapshot snap = h.coord.snapshot();
+  snap.history.resize(static_cast<std::size_t>(rollback + 1));
+  snap.next_round = rollback + 1;
+  h2.coord.restore(snap);
+  const RoundMetrics resumed = h2.coord.runRound();
+  CHECK(resumed.quarantined == 3);
+  for (const TaskRecord& t : resumed.tasks) CHECK(barred.count(t.client_id) == 0);
+}
+}  // namespace
+
 TEST_CASE("coordinator: a broken SuperNet is rolled back exactly and its clients quarantined") {
   const Dataset data = makeSyntheticDataset(200, 1, 8, 4, 9);
   CoordinatorOptions o = options(3);
@@ -705,58 +771,21 @@ TEST_CASE("coordinator: a broken SuperNet is rolled back exactly and its clients
       return std::optional(updateOf(t, [](const at::Tensor& x) { return x * 1e4f; }));
     return std::optional(honest(t));
   };
-  // Honest rounds until the poisoner is selected again; all of them complete.
-  std::int64_t round = 0;
-  for (; round < 20; ++round) {
-    const RoundMetrics m = h.coord.runRound();
-    REQUIRE((m.outcome == RoundOutcome::kCompleted));
-    CHECK(m.probe_loss_max > 0);
-    CHECK(std::isfinite(m.probe_loss_min));
-    if (round >= 1 && h.peersOf(round).count(poisoner)) break;
-  }
-  REQUIRE(round < 20);
+  const std::int64_t honest_until = honestRoundsUntilSelected(h, poisoner);
   // From now on the poisoner multiplies its slice by 1e4 (the bound is off); the next round
   // it is in must be rolled back.
   poison = true;
-  NamedTensors before;
-  RoundMetrics bad;
-  for (++round; round < 40; ++round) {
-    before = h.coord.supernet().tensors().clone();
-    bad = h.coord.runRound();
-    if (h.peersOf(round).count(poisoner)) break;
-    REQUIRE((bad.outcome == RoundOutcome::kCompleted));
-  }
-  REQUIRE(round < 40);
-  CHECK((bad.outcome == RoundOutcome::kRolledBack));
-  CHECK(bad.accepted == 3);
-  CHECK(h.coord.supernet().tensors().bitEqual(before));  // the exact prior tensors
+  const SelectedRound bad = runUntilSelected(h, poisoner, honest_until);
+  CHECK((bad.metrics.outcome == RoundOutcome::kRolledBack));
+  CHECK(bad.metrics.accepted == 3);
+  CHECK(h.coord.supernet().tensors().bitEqual(bad.before));  // the exact prior tensors
   std::set<std::uint64_t> barred;
-  std::set<PeerId> barred_peers = h.peersOf(round);
-  for (const TaskRecord& t : bad.tasks) barred.insert(t.client_id);
+  for (const TaskRecord& t : bad.metrics.tasks) barred.insert(t.client_id);
   CHECK(barred.size() == 3);
-  // The next quarantine_rounds rounds select only the other three clients.
   poison = false;
-  for (int q = 1; q <= 2; ++q) {
-    const RoundMetrics m = h.coord.runRound();
-    CHECK(m.quarantined == 3);
-    CHECK((m.outcome == RoundOutcome::kCompleted));
-    for (const PeerId& p : h.peersOf(round + q)) CHECK(barred_peers.count(p) == 0);
-    for (const TaskRecord& t : m.tasks) CHECK(barred.count(t.client_id) == 0);
-  }
-  // After that they may be selected again.
-  const RoundMetrics free = h.coord.runRound();
-  CHECK(free.quarantined == 0);
-
-  // The quarantine and the bound survive a snapshot/restore (a resumed run decides alike).
-  Harness h2(o);
-  h2.registerClients(6);
-  CoordinatorSnapshot snap = h.coord.snapshot();
-  snap.history.resize(static_cast<std::size_t>(round + 1));  // right after the rollback
-  snap.next_round = round + 1;
-  h2.coord.restore(snap);
-  const RoundMetrics resumed = h2.coord.runRound();
-  CHECK(resumed.quarantined == 3);
-  for (const TaskRecord& t : resumed.tasks) CHECK(barred.count(t.client_id) == 0);
+  checkQuarantine(h, bad.round, barred, h.peersOf(bad.round));
+  // The quarantine and the bound survive a snapshot/restore.
+  checkQuarantineRestored(o, h, bad.round, barred);
 }
 
 TEST_CASE("coordinator: non-finite probe outputs roll back; the probe never changes results") {

@@ -33,10 +33,12 @@ constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 constexpr std::chrono::milliseconds kMaxHeartbeatTtl{6'553'599};
 // The ZAP thread re-checks its stop flag this often; it bounds destructor latency.
 constexpr std::chrono::milliseconds kZapPollInterval{50};
-// The handshake outcomes a client watches. NO_DETAIL (a connection that broke during the
-// handshake) is left out: it comes with every failed reconnect and says nothing about keys.
-constexpr int kMonitorEvents =
-    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL;
+// The events a client watches: handshake outcomes and disconnects. NO_DETAIL (a connection
+// that broke during the handshake) is left out: it comes with every failed reconnect and
+// says nothing about keys.
+constexpr int kMonitorEvents = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_DISCONNECTED;
 // RFC 27: 400 is a definite "no"; 300 (temporary) and 500 (internal) may pass on a retry.
 constexpr std::int32_t kZapStatusRefused = 400;
 // Sockets per context: each client needs three (see zmq_transport.h), and libzmq's default
@@ -288,6 +290,8 @@ void ZmqServerOptions::validate() const {
   rate_limit.validate("zmq rate_limit", socket.max_message_bytes);
   SFN_ENFORCE(full_queue_backoff.count() >= 0, ConfigError, "zmq full_queue_backoff must be >= 0");
   SFN_ENFORCE(dead_peer_keepalive.count() > 0, ConfigError, "zmq dead_peer_keepalive must be > 0");
+  SFN_ENFORCE(listen_backlog > 0, ConfigError, "zmq listen_backlog must be > 0 (got ",
+              listen_backlog, ")");
   if (insecure) return;
   requireCurveKey(server_keys.public_key, "server public key");
   requireCurveKey(server_keys.secret_key, "server secret key");
@@ -348,6 +352,7 @@ ZmqServerTransport::ZmqServerTransport(const ZmqServerOptions& options)
               static_cast<int>(options_.dead_peer_keepalive.count()));
   socket_.set(zmq::sockopt::tcp_keepalive_intvl, kKeepaliveProbeIntervalS);
   socket_.set(zmq::sockopt::tcp_keepalive_cnt, kKeepaliveProbes);
+  socket_.set(zmq::sockopt::backlog, options_.listen_backlog);
   // Unroutable sends fail with EHOSTUNREACH instead of being dropped silently.
   socket_.set(zmq::sockopt::router_mandatory, 1);
   if (!options_.insecure) {
@@ -618,7 +623,9 @@ ZmqClientTransport::ZmqClientTransport(const ZmqClientOptions& options,
   socket_.connect(options_.server_endpoint);
 }
 
-ZmqClientTransport::~ZmqClientTransport() {
+ZmqClientTransport::~ZmqClientTransport() { stopMonitor(); }
+
+void ZmqClientTransport::stopMonitor() {
   if (!monitor_) return;
   // Stops libzmq's side (it closes its PAIR and unbinds the endpoint) before our side and
   // the DEALER close; all three must be closed before a shared context can terminate.
@@ -660,9 +667,25 @@ void ZmqClientTransport::drainMonitor() {
     std::int32_t value = 0;
     std::memcpy(&id, event.data(), sizeof id);
     std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof id, sizeof value);
-    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-      onHandshakeFailed(id, value, endpoint.to_string());
+    onEvent(id, value, endpoint.to_string());
+    if (!monitor_) return;  // onEvent stopped it
   }
+}
+
+void ZmqClientTransport::onEvent(int event, std::int32_t value, const std::string& endpoint) {
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+    onHandshakeFailed(event, value, endpoint);
+  } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+    connected_ = true;
+    if (options_.watch == ZmqClientOptions::Watch::kUntilConnected) stopMonitor();
+  } else if (event == ZMQ_EVENT_DISCONNECTED) {
+    connected_ = false;
+  }
+}
+
+bool ZmqClientTransport::connected() {
+  drainMonitor();
+  return connected_ || !monitor_;  // no monitor (any more): cannot tell
 }
 
 void ZmqClientTransport::onHandshakeFailed(int event, std::int32_t value,
@@ -715,13 +738,14 @@ std::optional<BytesPtr> ZmqClientTransport::receiveFrame() {
 
 std::optional<BytesPtr> ZmqClientTransport::recv(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  // The monitor is polled too, so that a refusal ends the wait at once.
-  std::array<zmq::pollitem_t, 2> items{
-      {{socket_.handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}}};
-  const std::size_t count = monitor_ ? 2 : 1;
   for (;;) {
     // Once refused nothing new can arrive, but frames received before still count.
     const bool refused = authenticationRefused();
+    // The monitor is polled too, so that a refusal ends the wait at once. Rebuilt on every
+    // pass: draining it may have closed it (Watch::kUntilConnected).
+    std::array<zmq::pollitem_t, 2> items{
+        {{socket_.handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}}};
+    const std::size_t count = monitor_ ? 2 : 1;
     pollInput(items.data(), count,
               refused ? std::chrono::milliseconds{0} : remainingUntil(deadline));
     if ((items[0].revents & ZMQ_POLLIN) != 0) {

@@ -449,69 +449,93 @@ TEST_CASE("zmq: plaintext only when explicitly requested") {
   CHECK_FALSE(client->authenticationRefused());  // no handshake to watch: never refused
 }
 
-TEST_CASE("zmq: key generation and key files") {
+TEST_CASE("zmq: key generation") {
   const auto keys = sfn::generateCurveKeyPair();
   CHECK(keys.public_key.size() == 40);
   CHECK(keys.secret_key.size() == 40);
   CHECK(sfn::isValidCurveKey(keys.public_key));
   CHECK_FALSE(sfn::isValidCurveKey("too-short"));
   CHECK(keys.public_key != sfn::generateCurveKeyPair().public_key);
+}
 
+namespace {
+// A fresh key pair written as a secret key file and a public key file in a temporary
+// folder, removed with the fixture.
+struct KeyFiles {
+  KeyFiles() {
+    std::filesystem::create_directories(dir);
+    sfn::writeKeyPairFile(secret_file, keys);
+    sfn::writePublicKeyFile(public_file, keys.public_key);
+  }
+  ~KeyFiles() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  KeyFiles(const KeyFiles&) = delete;
+  KeyFiles& operator=(const KeyFiles&) = delete;
+
+  const sfn::CurveKeyPair keys = sfn::generateCurveKeyPair();
   const std::filesystem::path dir = tempName("sfn-keys");
-  std::filesystem::create_directories(dir);
-  const auto secret_file = dir / "client.key";
-  const auto public_file = dir / "client.pub";
-  sfn::writeKeyPairFile(secret_file, keys);
-  sfn::writePublicKeyFile(public_file, keys.public_key);
+  const std::filesystem::path secret_file = dir / "client.key";
+  const std::filesystem::path public_file = dir / "client.pub";
+};
+}  // namespace
 
+TEST_CASE("zmq: key files: the secret file is 0600 and both files read back") {
+  const KeyFiles f;
   struct stat st {};
-  REQUIRE(::stat(secret_file.c_str(), &st) == 0);
+  REQUIRE(::stat(f.secret_file.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 
-  const auto back = sfn::readKeyFile(secret_file);
-  CHECK(back.public_key == keys.public_key);
-  CHECK(back.secret_key == keys.secret_key);
-  const auto pub = sfn::readKeyFile(public_file);
-  CHECK(pub.public_key == keys.public_key);
+  const auto back = sfn::readKeyFile(f.secret_file);
+  CHECK(back.public_key == f.keys.public_key);
+  CHECK(back.secret_key == f.keys.secret_key);
+  const auto pub = sfn::readKeyFile(f.public_file);
+  CHECK(pub.public_key == f.keys.public_key);
   CHECK(pub.secret_key.empty());
+}
 
+TEST_CASE("zmq: key files: an allowlist of key files, comments and bare keys with '=' and '#'") {
+  const KeyFiles f;
   // An allowlist is public key files concatenated, plus comments and bare keys. Z85 has
   // '=' and '#' in its alphabet, so keys containing them must survive the parser.
   const auto other = sfn::generateCurveKeyPair();
   const std::string tricky = "=#000" + std::string(35, '0');
   REQUIRE(sfn::isValidCurveKey(tricky));
-  const auto allowlist = dir / "allowed";
+  const auto allowlist = f.dir / "allowed";
   {
     std::ofstream out(allowlist);
-    std::ifstream in(public_file);
+    std::ifstream in(f.public_file);
     out << in.rdbuf() << "\n# another device\n"
         << other.public_key << "\n"
         << tricky << "\npublic-key = " << tricky << "\n";
   }
   const auto allowed = sfn::readPublicKeys(allowlist);
   REQUIRE(allowed.size() == 4);
-  CHECK(allowed[0] == keys.public_key);
+  CHECK(allowed[0] == f.keys.public_key);
   CHECK(allowed[1] == other.public_key);
   CHECK(allowed[2] == tricky);
   CHECK(allowed[3] == tricky);
+}
 
+TEST_CASE("zmq: key files: readable by others, malformed or missing are refused") {
+  const KeyFiles f;
   // A secret key others can read is refused; rewriting tightens the mode again.
-  std::filesystem::permissions(secret_file, std::filesystem::perms::group_read,
+  std::filesystem::permissions(f.secret_file, std::filesystem::perms::group_read,
                                std::filesystem::perm_options::add);
-  CHECK_THROWS_WITH_AS(sfn::readKeyFile(secret_file), doctest::Contains("chmod 600"),
+  CHECK_THROWS_WITH_AS(sfn::readKeyFile(f.secret_file), doctest::Contains("chmod 600"),
                        sfn::ConfigError);
-  sfn::writeKeyPairFile(secret_file, keys);
-  CHECK_NOTHROW(sfn::readKeyFile(secret_file));
+  sfn::writeKeyPairFile(f.secret_file, f.keys);
+  CHECK_NOTHROW(sfn::readKeyFile(f.secret_file));
 
   {
-    std::ofstream bad(dir / "bad.key");
+    std::ofstream bad(f.dir / "bad.key");
     bad << "public-key = nonsense\n";
   }
-  CHECK_THROWS_WITH_AS(sfn::readKeyFile(dir / "bad.key"), doctest::Contains("bad.key\" line 1"),
+  CHECK_THROWS_WITH_AS(sfn::readKeyFile(f.dir / "bad.key"), doctest::Contains("bad.key\" line 1"),
                        sfn::ConfigError);
-  CHECK_THROWS_WITH_AS(sfn::readKeyFile(dir / "missing.key"), doctest::Contains("does not exist"),
+  CHECK_THROWS_WITH_AS(sfn::readKeyFile(f.dir / "missing.key"), doctest::Contains("does not exist"),
                        sfn::ConfigError);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("inproc: zero-copy hand-over, bounds and lifecycle") {

@@ -6,7 +6,7 @@
 //   [data]    path (own data: IDX folder, CIFAR-10 .bin file or folder, torch.save file;
 //             shard mode: the local copy of the run's dataset), format
 //             ("auto" | "idx" | "cifar10" | "torch"), partition, of (shard mode when of > 0)
-//   [timing]  heartbeat_s, liveness_s, register_timeout_s, backoff_max_s
+//   [timing]  heartbeat_s, liveness_s, connect_timeout_s, register_timeout_s, backoff_max_s
 //
 // Nothing about the run (seed, preset, validation fraction, normalisation) is configured
 // here: the server's Welcome brings it.
@@ -37,6 +37,7 @@ struct ClientConfig {
 
   double heartbeat_s = 5.0;
   double liveness_s = 120.0;
+  double connect_timeout_s = 60.0;
   double register_timeout_s = 10.0;
   double backoff_max_s = 30.0;
 

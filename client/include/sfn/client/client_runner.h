@@ -6,7 +6,8 @@
 //   Registering --Welcome--> Idle
 //   Registering --Reject--> (run() returns kRejected: the server refused us for good)
 //   Registering --handshake refused (our key is not on the allowlist)--> (kAuthRefused)
-//   Registering --no answer within register_timeout--> Backoff
+//   Registering --no connection within connect_timeout, or no answer within
+//                register_timeout of the connection coming up--> Backoff
 //   Idle --TrainTask--> Training --trained, Update sent--> Idle
 //   Idle/Training --Bye(finished) from server--> (kFinished; Backoff with stay)
 //   Idle/Training --other Bye from server, or server silent for liveness_timeout--> Backoff
@@ -81,7 +82,10 @@ struct ClientOptions {
 
   std::chrono::milliseconds poll_interval{500};         // one recv wait; bounds stop latency
   std::chrono::milliseconds heartbeat_interval{5'000};  // Heartbeat while registered
-  std::chrono::milliseconds register_timeout{10'000};   // Register -> Welcome/Reject
+  std::chrono::milliseconds register_timeout{10'000};   // connection up -> Welcome/Reject
+  // Register sent -> connection up (TCP and handshake; ClientTransport::connected). Long,
+  // because a server welcoming a fleet of thousands may take a while to accept this one.
+  std::chrono::milliseconds connect_timeout{60'000};
   std::chrono::milliseconds liveness_timeout{120'000};  // silence before reconnecting; 0 = off
   std::chrono::milliseconds backoff_initial{1'000};     // first reconnect delay
   std::chrono::milliseconds backoff_max{30'000};        // cap of the doubling delay
@@ -139,15 +143,24 @@ class ClientRunner {
  private:
   struct SessionEnd;  // how one connection ended (client_runner.cpp)
   struct Session;     // the state of one connection (client_runner.cpp)
-  enum class RegisterOutcome { kWelcome, kRejected, kAuthRefused, kTimeout, kStopped };
+  enum class RegisterOutcome {
+    kWelcome,
+    kRejected,
+    kAuthRefused,
+    kUnreachable,  // no connection within connect_timeout
+    kTimeout,      // connected, but no answer within register_timeout
+    kStopped,
+  };
 
   // One connection: new transport, registration, then runRegistered until it is lost.
   SessionEnd runSession(const std::atomic<bool>& stop, std::uint64_t& heartbeat_seq);
   // The task loop of a registered session.
   SessionEnd runRegistered(Session& session, const std::atomic<bool>& stop,
                            std::uint64_t& heartbeat_seq);
-  // Sends Register and waits (bounded by register_timeout) for Welcome or Reject.
+  // Sends Register and waits for Welcome or Reject: up to connect_timeout for the
+  // connection, then up to register_timeout for the answer.
   RegisterOutcome registerWith(ClientTransport& transport, const std::atomic<bool>& stop);
+  void sendRegister(ClientTransport& transport);
   // Takes the run's settings from a Welcome and makes the data ready for them.
   void joinRun(const WelcomeMsg& welcome);
   // Decodes one message from the server and acts on it; returns how the session ended if

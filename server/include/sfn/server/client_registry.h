@@ -43,6 +43,9 @@ class ClientRegistry {
 
   // Clients seen within `liveness_s` and not gone, ordered by id (deterministic selection).
   std::vector<const ClientInfo*> available(double now, double liveness_s) const;
+  // How many available() would return, without building or sorting the list: waiting for
+  // 10,000 clients asks this after every batch of messages.
+  std::size_t countAvailable(double now, double liveness_s) const;
   std::size_t size() const { return clients_.size(); }
   // Forgets clients that are gone or not heard from within `stale_after_s`; returns how
   // many. Invalidates every ClientInfo pointer handed out before.

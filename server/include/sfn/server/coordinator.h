@@ -128,7 +128,7 @@ class Coordinator {
   bool isRevoked(const PeerId& peer) const { return revoked_.count(peer) != 0; }
   // Clients available now (seen within round.liveness_s and not gone).
   std::size_t availableClients() const {
-    return registry_.available(clock_.now(), options_.liveness_s).size();
+    return registry_.countAvailable(clock_.now(), options_.liveness_s);
   }
   // Called on every phase change (on the coordinator's thread), e.g. for live metrics.
   void setStateObserver(std::function<void(RoundState)> observer) {

@@ -6,7 +6,10 @@
 // one zmq::context_t (one I/O thread for all sockets).
 //
 // Threading: one thread per runner, because ClientRunner::run() blocks on its socket; the
-// runners mostly wait, so this is fine for N up to a few hundred. Training does NOT run on
+// runners mostly wait (5,000 of them cost little CPU; see experiments/bench/bench_fleet).
+// At most max_connecting of them connect at once (ConnectGate), and each closes its
+// handshake monitor once connected, so a connected client holds two file descriptors.
+// Training does NOT run on
 // those threads: every runner hands its training job to ONE shared
 // boost::asio::thread_pool of `workers` threads with `torch_threads` intra-op threads each,
 // so workers x torch_threads bounds the cores the whole fleet trains on. Jobs still queued
@@ -25,6 +28,7 @@
 #include "sfn/client/prepared_data.h"
 #include "sfn/model/design_space.h"
 #include "sfn/net/zmq_transport.h"
+#include "sfn/simulator/connect_gate.h"
 #include "sfn/simulator/device_profile.h"
 
 #include <boost/asio/thread_pool.hpp>
@@ -58,6 +62,7 @@ struct ZmqFleetOptions {
   // executor and stop_on_server_bye are set per client by the fleet.
   ClientOptions client;
   std::chrono::milliseconds status_interval{10'000};  // on_status period in run()
+  std::size_t max_connecting = 256;                   // clients connecting at once
   void validate(std::size_t clients) const;           // throws ConfigError
 };
 
@@ -118,6 +123,7 @@ class ZmqFleet {
   ZmqFleetOptions options_;
   std::shared_ptr<spdlog::logger> log_;
   std::shared_ptr<zmq::context_t> context_;
+  std::shared_ptr<ConnectGate> gate_;
   std::vector<std::string> device_class_;
   std::vector<std::unique_ptr<PreparedData>> data_;  // per runner; outlives it
   std::vector<std::unique_ptr<ClientRunner>> runners_;

@@ -90,6 +90,12 @@ class ClientTransport {
   // its allowlist). Retrying cannot help: the caller should give up. Backends that cannot
   // tell return false. Call it from the thread that uses the transport, like send/recv.
   [[nodiscard]] virtual bool authenticationRefused() { return false; }
+  // Whether the connection is up: the handshake with the server completed, and no
+  // disconnect since. ClientRunner times the server's answer to a Register from then on, so
+  // a client queued behind thousands of others in the server's accept backlog waits its turn
+  // instead of reconnecting (which would lose its place). Backends that cannot tell return
+  // true. Same thread rule as above.
+  [[nodiscard]] virtual bool connected() { return true; }
 };
 
 }  // namespace sfn

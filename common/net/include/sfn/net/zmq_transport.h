@@ -32,10 +32,17 @@
 // engine marks itself failed but keeps its ZMTP heartbeat timer; the next PING it tries to
 // send asserts and aborts the process. The server therefore sends no ZMTP heartbeats
 // (ZMQ_HEARTBEAT_IVL 0 on the ROUTER: no timer, nothing to fire). It still answers the
-// clients' PINGs, so clients keep detecting a dead server, and it still honours their
-// heartbeat TTL (a client silent for its TTL is dropped); TCP keepalive
-// (dead_peer_keepalive) and the coordinator's deadlines catch the rest. The engine left
-// failed is torn down cleanly the next time that pipe is read.
+// clients' PINGs, so clients keep detecting a dead server; TCP keepalive
+// (dead_peer_keepalive) and the coordinator's liveness and deadlines find dead clients.
+// The engine left failed is torn down cleanly the next time that pipe is read.
+//
+// Scale (issue 13 item 5, experiments/bench/bench_fleet.py): clients send their PINGs
+// without a TTL (heartbeat_ttl 0). With a TTL, the server's I/O thread arms a timer per
+// client on every PING and cancels it on the next message, and libzmq 4.3.4 cancels a timer
+// by walking all of them: with 5,000 clients connected that walk took a third of the I/O
+// thread (perf: std::_Rb_tree_increment), accepts fell behind, and registration of 10,000
+// clients stalled at about 5,500. Without it, 10,000 register in about 25 s on 2 cores.
+// The listen backlog (listen_backlog) is raised for the same fleets.
 // A second path to the same assertion needs no timer: a PING still in the failed engine's
 // input buffer is answered (out_event) when the pipe is read down again and libzmq
 // restarts that input. A peer that puts a PING after every message reaches it (reproduced
@@ -89,7 +96,7 @@ struct ZmqSocketOptions {
   std::chrono::milliseconds handshake_interval{10'000};    // ZMQ_HANDSHAKE_IVL
   std::chrono::milliseconds heartbeat_interval{2'000};     // ZMQ_HEARTBEAT_IVL
   std::chrono::milliseconds heartbeat_timeout{10'000};     // ZMQ_HEARTBEAT_TIMEOUT
-  std::chrono::milliseconds heartbeat_ttl{20'000};         // ZMQ_HEARTBEAT_TTL (<= 6553.5 s)
+  std::chrono::milliseconds heartbeat_ttl{0};              // ZMQ_HEARTBEAT_TTL: see "Scale"
   int send_hwm = 64;  // messages queued per peer; bounded because messages can be large
   int recv_hwm = 64;  // server: per peer, messages waiting for recv() (more are dropped)
   std::chrono::milliseconds linger{1'000};        // how long close() may flush
@@ -113,6 +120,11 @@ struct ZmqServerOptions {
   // Dead peers without traffic: TCP keepalive idle time (then 5 probes 2 s apart), since
   // the server sends no ZMTP heartbeats.
   std::chrono::seconds dead_peer_keepalive{20};
+  // Connections the kernel queues before the I/O thread accepts them (ZMQ_BACKLOG, capped by
+  // net.core.somaxconn). libzmq's default of 100 drops the SYNs of a fleet that connects at
+  // once, and each dropped one costs its client a retransmit 1, 3, 7... s later: 10,000
+  // clients then needed minutes to register instead of seconds.
+  int listen_backlog = 4096;
   void validate() const;  // throws ConfigError
 };
 
@@ -124,6 +136,12 @@ struct ZmqClientOptions {
   std::chrono::milliseconds reconnect_interval{100};         // ZMQ_RECONNECT_IVL
   std::chrono::milliseconds reconnect_interval_max{10'000};  // ZMQ_RECONNECT_IVL_MAX (backoff)
   ZmqSocketOptions socket;
+  // How long the socket monitor (secure mode) runs; see "Refused authentication" below.
+  enum class Watch {
+    kAlways,          // the whole life of the transport (sfn-client)
+    kUntilConnected,  // closed at the first completed handshake (fleets: 2 fds per client)
+  };
+  Watch watch = Watch::kAlways;
   void validate() const;  // throws ConfigError
 };
 
@@ -247,8 +265,16 @@ std::unique_ptr<ZmqServerTransport> makeZmqServer(const ZmqServerOptions& option
 //                         transport may succeed.
 //   ZAP status 300 / 500  (temporary / internal failure; our handler never sends them):
 //                         logged, not refused, for the same reason.
-// Each client then uses three sockets of its context (DEALER, libzmq's monitor PAIR, ours);
-// makeZmqContext raises the context's socket limit accordingly.
+// The monitor also reports when a handshake completed and when the connection dropped:
+// connected() follows them.
+// Each client then uses three sockets of its context (DEALER, libzmq's monitor PAIR, ours)
+// and four file descriptors (a TCP connection and one eventfd per socket); makeZmqContext
+// raises the context's socket limit accordingly. A fleet of thousands in one process
+// (sfn-sim --connect) sets watch = kUntilConnected: the monitor closes at the first
+// completed handshake, leaving two descriptors per client. After that, a refusal on a later
+// reconnect (the server restarted with a new allowlist) is not seen (authenticationRefused
+// stays false), and connected() stays true.
+// Insecure mode runs no monitor: connected() is always true and nothing is refused.
 class ZmqClientTransport final : public ClientTransport {
  public:
   // Connects in the background (ZeroMQ reconnects with backoff on its own). `context` may be
@@ -268,10 +294,14 @@ class ZmqClientTransport final : public ClientTransport {
   [[nodiscard]] std::optional<BytesPtr> recv(std::chrono::milliseconds timeout) override;
   // See "Refused authentication" above. Always false in insecure mode.
   [[nodiscard]] bool authenticationRefused() override;
+  // See "Refused authentication" above.
+  [[nodiscard]] bool connected() override;
 
  private:
   void startMonitor();
+  void stopMonitor();
   void drainMonitor();
+  void onEvent(int event, std::int32_t value, const std::string& endpoint);
   void onHandshakeFailed(int event, std::int32_t value, const std::string& endpoint);
   std::optional<BytesPtr> receiveFrame();
 
@@ -283,6 +313,7 @@ class ZmqClientTransport final : public ClientTransport {
   // before socket_ closes.
   zmq::socket_t monitor_;
   bool refused_ = false;
+  bool connected_ = false;  // as the monitor last reported
 };
 
 std::unique_ptr<ZmqClientTransport> makeZmqClient(
