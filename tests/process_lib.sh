@@ -10,6 +10,7 @@
 #   wait_exit PID SECS   sets RC to the exit code, or "timeout" if still running
 #   ok WHAT              print "ok - WHAT" and count it in PASSED
 #   log_has FILE TEXT    FILE contains TEXT (fixed string)
+#   ended_with_server N FILE   a fleet's N clients ended with the server's Bye (see below)
 #   py WHAT METRICS_FILE  a Python check over metrics.jsonl's rounds (see below)
 #   refused CODE TEXT CMD...   CMD exits CODE and its stderr says TEXT, with no source path
 
@@ -73,6 +74,14 @@ ok() {
   echo "ok - $*"
 }
 log_has() { grep -qF -- "$2" "$1"; }
+# ended_with_server N FILE: a `sfn-sim --connect` summary in FILE says its N clients ended
+# with the server: at least one by the server's Bye, the rest stopped by the fleet after it.
+ended_with_server() {
+  local n=$1 file=$2 bye stopped
+  bye=$(sed -n 's/.*ended: \([0-9]*\) by server Bye, \([0-9]*\) stopped.*/\1/p' "$file")
+  stopped=$(sed -n 's/.*ended: \([0-9]*\) by server Bye, \([0-9]*\) stopped.*/\2/p' "$file")
+  [ -n "$bye" ] && [ "$bye" -ge 1 ] && [ $((bye + stopped)) = "$n" ]
+}
 # py DESCRIPTION METRICS_FILE <<'EOF' ... EOF: runs a Python check with `rows` (the rounds of
 # metrics.jsonl, in order) and `check(cond, message)`; any failed check fails the test.
 py() {

@@ -83,7 +83,7 @@ for i in 0 1 2; do
   log_has "$WORK/sim$i.log" "shard $i of 3: clients $first..$((first + PER - 1)) of $TOTAL" ||
     fail "shard $i did not log its slice"
   log_has "$WORK/sim$i.log" "$PER of $TOTAL shards" || fail "shard $i: not $PER of $TOTAL shards"
-  log_has "$WORK/sim$i.out" "ended: $PER by server Bye" || fail "shard $i: not all ended by Bye"
+  ended_with_server "$PER" "$WORK/sim$i.out" || fail "shard $i did not end with the server's Bye"
   n=$(sed -n "s/.*$PER clients, \([0-9]*\) updates sent.*/\1/p" "$WORK/sim$i.out")
   updates=$((updates + n))
 done

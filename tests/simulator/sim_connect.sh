@@ -54,7 +54,7 @@ grep -q '"accepted":4' "$WORK/run/metrics.jsonl" || fail "no round accepted all 
 grep -q "5 clients, [0-9]* updates sent" "$WORK/sim.out" || fail "no fleet summary"
 updates=$(sed -n 's/.*5 clients, \([0-9]*\) updates sent.*/\1/p' "$WORK/sim.out")
 [ "$updates" -ge 7 ] || fail "fleet sent $updates updates, expected >= 7 (2 rounds x 4, quorum 3)"
-grep -q "ended: 5 by server Bye" "$WORK/sim.out" || fail "not every client ended with the server's Bye"
+ended_with_server 5 "$WORK/sim.out" || fail "the fleet did not end with the server's Bye"
 echo "ok 2 - sfn-sim --connect: 5 CURVE clients completed 2 rounds and ended with the server"
 
 # --- 3: keys not on the allowlist never reach the Coordinator ---

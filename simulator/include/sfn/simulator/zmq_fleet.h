@@ -17,9 +17,10 @@
 // queue of trainings nobody will report.
 //
 // A runner ends when the fleet is stopped (it says Bye), when the server says Bye (training
-// finished or server stopping), when its registration is rejected, or when it fails locally
-// (bad keys, bad endpoint). The first local failure stops the whole fleet and is rethrown
-// by run() on the calling thread.
+// finished or server stopping: the first such Bye stops the whole fleet, since clients
+// disconnected at that moment never hear theirs), when its registration is rejected, or
+// when it fails locally (bad keys, bad endpoint). The first local failure stops the whole fleet and
+// is rethrown by run() on the calling thread.
 #pragma once
 
 #include "sfn/client/client_runner.h"
@@ -117,6 +118,8 @@ class ZmqFleet {
   ClientOptions clientOptions(std::size_t i, const std::vector<DeviceProfile>& classes);
   ClientTransportFactory transportFactory(std::size_t i, const std::string& name,
                                           const std::shared_ptr<spdlog::logger>& client_log);
+  // Sets stop_all_ on an external stop or once the server has ended the run for a client.
+  void propagateStop(const std::atomic<bool>& stop);
   // Adds the runners' outcomes to the report.
   void countOutcomes(ZmqFleetReport& report) const;
 
@@ -131,6 +134,7 @@ class ZmqFleet {
   std::unique_ptr<boost::asio::thread_pool> pool_;
   std::atomic<bool> stop_all_{false};  // set by the external stop or a local failure
   std::atomic<bool> cancel_jobs_{false};
+  std::atomic<bool> server_ended_{false};  // a runner got the server's Bye
   std::atomic<std::size_t> ended_{0};
   std::chrono::steady_clock::time_point started_{};
   mutable std::mutex mu_;
