@@ -9,8 +9,9 @@ namespace sfn {
 
 namespace {
 
-// One wait of acquire() (it is woken by release() and stop() anyway).
-constexpr std::chrono::milliseconds kWaitSlice{500};
+// One wait of acquire(): long, because release() and stop() wake it, and thousands of
+// waiting clients must not wake the machine up every half second.
+constexpr std::chrono::milliseconds kWaitSlice{5000};
 
 // A transport that holds one of the gate's slots until it is connected or destroyed.
 class GatedTransport final : public ClientTransport {

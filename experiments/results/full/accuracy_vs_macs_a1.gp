@@ -13,36 +13,41 @@ $d2 << EOD
 4.77658 85.6467 0.646323
 EOD
 $d3 << EOD
-1.38643 87.81 0.905097
+1.38643 88.0233 0.739008
 3.25267 88.64 0
 4.60886 88.17 0
-7.35984 87.725 0.643467
+7.35984 87.7767 0.463717
 EOD
 $d4 << EOD
+2.72554 87.6933 0.586884
+3.84806 87.99 0.365103
+4.77658 87.8567 0.430039
+EOD
+$d5 << EOD
 1.38643 88.5 0
 3.25267 89.41 0
 4.60886 89.78 0
 7.35984 90.4 0
 EOD
-$d5 << EOD
+$d6 << EOD
 1.38643 83.63 0
 3.25267 87.01 0
 4.60886 86.8 0
 7.35984 86.35 0
 EOD
-$d6 << EOD
+$d7 << EOD
 1.38643 83.17 0
 3.25267 85.95 0
 4.60886 86.02 0
 7.35984 86.42 0
 EOD
-$d7 << EOD
+$d8 << EOD
 1.38643 70.51 0
 3.25267 70.25 0
 4.60886 72.4 0
 7.35984 78.02 0
 EOD
-$d8 << EOD
+$d9 << EOD
 1.38643 77.65 0
 3.25267 80.7 0
 4.60886 81.27 0
@@ -54,9 +59,10 @@ set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=3)', \
      $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=3)', \
-     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1-2)', \
-     $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=1)', \
-     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
-     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)', \
-     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=1)', \
-     $d8 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (fixed targets, n=1)'
+     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1-3)', \
+     $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=3)', \
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=1)', \
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
+     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)', \
+     $d8 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=1)', \
+     $d9 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (fixed targets, n=1)'
