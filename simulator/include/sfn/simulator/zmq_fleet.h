@@ -6,7 +6,8 @@
 // one zmq::context_t (one I/O thread for all sockets).
 //
 // Threading: one thread per runner, because ClientRunner::run() blocks on its socket; the
-// runners mostly wait (5,000 of them cost little CPU; see experiments/bench/bench_fleet).
+// runners mostly wait (5,000 of them cost little CPU if their poll interval is long:
+// sfn-sim --connect sets 2 s; see experiments/bench/bench_fleet.py).
 // At most max_connecting of them connect at once (ConnectGate), and each closes its
 // handshake monitor once connected, so a connected client holds two file descriptors.
 // Training does NOT run on

@@ -52,6 +52,9 @@
 // and queues what passes for recv(), at most recv_hwm messages per peer (more are dropped
 // and counted in backlogDrops(); an honest client sends about one per task). The socket is
 // then shared by two threads: every use of it, and all per-peer state, is under one mutex.
+// Clients keep their ZMTP heartbeats: their inbound pipe could only fill if the server sent
+// faster than they read, and the server is authenticated by its CURVE key (a compromised
+// server is outside what this transport defends against).
 //
 // Allowlist reload (setAllowedKeys, sfn-server on SIGHUP): the ZAP handler judges every new
 // handshake by the new list at once. A removed key's connection that is already
