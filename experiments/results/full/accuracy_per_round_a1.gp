@@ -21,14 +21,14 @@ $r1 << EOD
 30 88.6222
 EOD
 $r2 << EOD
-16 59.6167
-32 76.3167
-48 85.3833
-64 87.3167
-80 89
-96 89.6167
-112 90.1167
-120 90.0167
+16 59.1
+32 74.2556
+48 83.8222
+64 86.6778
+80 88.2056
+96 88.7889
+112 89.1389
+120 89.2778
 EOD
 $r3 << EOD
 4 74.8667
@@ -91,14 +91,14 @@ $r8 << EOD
 30 89.7667
 EOD
 $r9 << EOD
-16 74.0333
-32 80.45
-48 87.6167
-64 87.65
-80 89.75
-96 90.1
-112 90.2667
-120 90.4833
+16 71.1278
+32 81.1889
+48 85.9
+64 87.3056
+80 88.6944
+96 88.8389
+112 89.3167
+120 89.5667
 EOD
 $r10 << EOD
 4 76.4667
@@ -161,14 +161,14 @@ $r15 << EOD
 30 89.4167
 EOD
 $r16 << EOD
-16 71.55
-32 80.2
-48 87.5833
-64 88.0167
-80 90.6667
-96 90.6833
-112 90.85
-120 90.7333
+16 72.6833
+32 81.8778
+48 86.0222
+64 88.0722
+80 89.5778
+96 89.5722
+112 89.7278
+120 89.8667
 EOD
 $r17 << EOD
 4 75.7
@@ -231,14 +231,14 @@ $r22 << EOD
 30 88.5444
 EOD
 $r23 << EOD
-16 74.3333
-32 80.4
-48 88.4167
-64 87.75
-80 90.9667
-96 91.6667
-112 91.7167
-120 91.5667
+16 74.9333
+32 82.0167
+48 87.2611
+64 88.5
+80 90.0444
+96 90.3611
+112 90.3667
+120 90.6333
 EOD
 $r24 << EOD
 4 72
@@ -286,14 +286,14 @@ set multiplot layout 2,2 title 'Validation accuracy per round, alpha 1 (mean ove
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'Mid1'
 unset key
-plot $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
+plot $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'Mid2'
 unset key
-plot $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
+plot $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'MaxNet'
 unset key
-plot $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=1)', $r24 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r25 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r26 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r27 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
+plot $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r24 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r25 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r26 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r27 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 unset multiplot

@@ -24,10 +24,10 @@ $d4 << EOD
 4.77658 87.8567 0.430039
 EOD
 $d5 << EOD
-1.38643 88.5 0
-3.25267 89.41 0
-4.60886 89.78 0
-7.35984 90.4 0
+1.38643 88.33 0.497293
+3.25267 89.1567 0.40464
+4.60886 89.3133 0.418848
+7.35984 90.1467 0.255016
 EOD
 $d6 << EOD
 1.38643 83.63 0
@@ -61,7 +61,7 @@ plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'S
      $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=3)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1-3)', \
      $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=3)', \
-     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=1)', \
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=3)', \
      $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
      $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)', \
      $d8 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=1)', \
