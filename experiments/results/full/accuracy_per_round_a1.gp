@@ -31,34 +31,34 @@ $r2 << EOD
 120 89.2778
 EOD
 $r3 << EOD
-4 74.8667
-8 79.2333
-12 79.3333
-16 83.65
-20 84.55
-24 83.15
-28 85.3833
-30 84.5667
+4 72.3
+8 78.2333
+12 80.2167
+16 83.8
+20 84.575
+24 83.025
+28 85.2167
+30 84.35
 EOD
 $r4 << EOD
-4 42.8
-8 63.1667
-12 68.9
-16 79.45
-20 82.2833
-24 82.9333
-28 85.6333
-30 84.9167
+4 35.1333
+8 52
+12 67.1417
+16 78.0583
+20 81.2417
+24 81.1417
+28 84.2333
+30 83.1583
 EOD
 $r5 << EOD
-4 25.6833
-8 35.6
-12 64.8667
-16 58.4833
-20 69.8
-24 70.45
-28 68.7167
-30 71.1667
+4 27.6333
+8 46.9167
+12 51.45
+16 59.175
+20 63.6833
+24 70.425
+28 68.7333
+30 70.925
 EOD
 $r6 << EOD
 4 16.0333
@@ -101,34 +101,34 @@ $r9 << EOD
 120 89.5667
 EOD
 $r10 << EOD
-4 76.4667
-8 81.65
-12 82.7833
-16 85.8
-20 86.9667
-24 87.1333
-28 87.1
-30 88.15
+4 76.7083
+8 80.1667
+12 83.8667
+16 85.5417
+20 86.7417
+24 86.7167
+28 87.3417
+30 87.3083
 EOD
 $r11 << EOD
-4 48.8
-8 67.1333
-12 78.3
-16 80.25
-20 85.7833
-24 86.0667
-28 85.75
-30 87.4
+4 44.875
+8 61.7417
+12 76.3583
+16 80.5333
+20 84.275
+24 84.2917
+28 85.475
+30 86.05
 EOD
 $r12 << EOD
-4 47.05
-8 43.6167
-12 70.4167
-16 66.75
-20 74.9833
-24 76.8167
-28 75.6
-30 71.0333
+4 44.9333
+8 53.4417
+12 63.5667
+16 68.6417
+20 73.1083
+24 77.5333
+28 75.425
+30 75.275
 EOD
 $r13 << EOD
 4 34.15
@@ -171,34 +171,34 @@ $r16 << EOD
 120 89.8667
 EOD
 $r17 << EOD
-4 75.7
-8 81.6833
-12 83.1833
-16 85.6667
-20 87.1833
-24 87.3167
-28 87.6667
-30 88.0667
+4 74.875
+8 81.0167
+12 84.4083
+16 85.55
+20 86.875
+24 86.825
+28 87.5917
+30 87.3
 EOD
 $r18 << EOD
-4 53.75
-8 69.5333
-12 78.7667
-16 82.3333
-20 86.4333
-24 86.95
-28 86.6667
-30 87.4667
+4 49.2
+8 64.3833
+12 76.3917
+16 82.1667
+20 84.7667
+24 84.5417
+28 86.0083
+30 85.6417
 EOD
 $r19 << EOD
-4 59.6167
-8 47
-12 74.3167
-16 70.2667
-20 79.0833
-24 80.85
-28 78.8333
-30 73.6833
+4 54.0833
+8 56.4667
+12 72.2833
+16 72.1167
+20 76.9333
+24 80.5833
+28 76.9583
+30 77.325
 EOD
 $r20 << EOD
 4 42.6333
@@ -241,34 +241,34 @@ $r23 << EOD
 120 90.6333
 EOD
 $r24 << EOD
-4 72
-8 81.5833
-12 83.15
-16 85.6
-20 87.15
-24 87
-28 87.0833
-30 87.65
+4 73.8583
+8 80.4
+12 84.1417
+16 85.5417
+20 86.825
+24 86.675
+28 87.45
+30 86.95
 EOD
 $r25 << EOD
-4 60.9167
-8 75.2667
-12 80.1667
-16 83.0167
-20 87.25
-24 87.0833
-28 87.2
-30 87.65
+4 54.9583
+8 68.625
+12 78.4667
+16 82.4917
+20 85.8667
+24 84.8833
+28 86.6167
+30 86.4417
 EOD
 $r26 << EOD
-4 62.7167
-8 47.6
-12 76.05
-16 75.3167
-20 82.7
-24 84.7333
-28 84.4333
-30 79.4333
+4 58.4083
+8 58.15
+12 74.8
+16 74.9417
+20 78.425
+24 83.225
+28 80.5583
+30 81.2583
 EOD
 $r27 << EOD
 4 46.6667
@@ -286,14 +286,14 @@ set multiplot layout 2,2 title 'Validation accuracy per round, alpha 1 (mean ove
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'Mid1'
 unset key
-plot $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
+plot $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=2)', $r12 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=2)', $r13 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'Mid2'
 unset key
-plot $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
+plot $r14 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r15 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r16 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r17 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r18 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=2)', $r19 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=2)', $r20 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 set title 'MaxNet'
 unset key
-plot $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r24 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r25 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)', $r26 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=1)', $r27 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
+plot $r21 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r22 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r23 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-4x (n=3)', $r24 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r25 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=2)', $r26 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'ConstantBeta (n=2)', $r27 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (n=1)'
 unset multiplot

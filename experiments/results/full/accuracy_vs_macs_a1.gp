@@ -30,22 +30,22 @@ $d5 << EOD
 7.35984 90.1467 0.255016
 EOD
 $d6 << EOD
-1.38643 83.63 0
-3.25267 87.01 0
-4.60886 86.8 0
-7.35984 86.35 0
+1.38643 83.48 0.212132
+3.25267 86.14 1.23037
+4.60886 86.205 0.841457
+7.35984 85.555 1.1243
 EOD
 $d7 << EOD
-1.38643 83.17 0
-3.25267 85.95 0
-4.60886 86.02 0
-7.35984 86.42 0
+1.38643 81.55 2.29103
+3.25267 84.595 1.91626
+4.60886 84.215 2.55266
+7.35984 85.415 1.42128
 EOD
 $d8 << EOD
-1.38643 70.51 0
-3.25267 70.25 0
-4.60886 72.4 0
-7.35984 78.02 0
+1.38643 70.04 0.66468
+3.25267 74.03 5.34573
+4.60886 76.135 5.28209
+7.35984 79.93 2.70115
 EOD
 $d9 << EOD
 1.38643 77.65 0
@@ -62,7 +62,7 @@ plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'S
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1-3)', \
      $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=3)', \
      $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=3)', \
-     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
-     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)', \
-     $d8 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=1)', \
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=2)', \
+     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=2)', \
+     $d8 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=2)', \
      $d9 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (fixed targets, n=1)'
