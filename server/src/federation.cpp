@@ -29,10 +29,10 @@ bool waitForClients(Coordinator& coordinator, const FederationOptions& options,
   auto next_log = start;
   // Only a wait that was logged is reported as over (not every round's instant check).
   const auto enough = [&] {
-    if (next_log == start) return true;
-    log.info("round {}: {} clients available after {:.1f} s of waiting", coordinator.round(),
-             coordinator.availableClients(),
-             std::chrono::duration<double>(Steady::now() - start).count());
+    if (next_log != start)
+      log.info("round {}: {} clients available after {:.1f} s of waiting", coordinator.round(),
+               coordinator.availableClients(),
+               std::chrono::duration<double>(Steady::now() - start).count());
     return true;
   };
   while (!stop.load(std::memory_order_relaxed)) {

@@ -9,9 +9,9 @@
 //
 // The gate wraps the fleet's transport factory: making a transport first takes a slot,
 // waiting while all are taken, and the slot is given back as soon as the transport reports
-// connected() or receives a message, or when it is destroyed (its session ended without a connection: the
-// runner's connect_timeout bounds that). stop() ends every wait at once; the factory then
-// makes ungated transports, which the stopping runners drop unused.
+// connected() or receives a message, or when it is destroyed (its session ended without a
+// connection: the runner's connect_timeout bounds that). stop() ends every wait at once; the
+// factory then makes ungated transports, which the stopping runners drop unused.
 //
 // Thread-safe: the runners' threads call the wrapped factory and their transports at once.
 #pragma once
