@@ -101,6 +101,11 @@ if searched:
     with_search = sorted(int(x["n_targets"]) for x in cvt if x["method"] == "SuperFedNAS+search")
     expect(with_search == [2, 5], f"search cost measured at N = 2 and 5, got {with_search}")
 expect(sum(1 for x in claims if x["claim"].startswith("C3")) == 3, "3 ablation verdicts")
+# long_rounds (SuperFedNAS vs iFedAvg, both at 2 rounds here): the same numbers as C1's targets.
+c1 = {x["subject"]: x for x in claims if x["claim"] == "C1 accuracy vs iFedAvg"}
+long = {x["subject"]: x for x in claims if x["claim"] == "C1 at equal rounds, 2 rounds"}
+expect("ALL" in long and all(long[k]["difference"] == c1[k]["difference"] for k in long if k != "ALL"),
+       f"C1 at equal rounds: {sorted(long)}")
 expect(all(x["verdict"] in ("holds", "fails", "reproduced", "not reproduced", "inconclusive") for x in claims),
        "verdict words")
 EOF
@@ -108,6 +113,8 @@ EOF
 grep -q '^## Claims' "$R/report.md" || fail "report.md has no Claims section"
 grep -q 'C2 cost vs number of targets' "$R/report.md" || fail "report.md lacks C2"
 grep -q 'accuracy_vs_macs_a1.png' "$R/report.md" || fail "report.md does not show the plot"
+grep -q '^| SuperFedNAS | 2 | 0.90 | ' "$R/report.md" || fail "report.md lacks the evidence table (beta, effective clients)"
+grep -q '^| iFedAvg | 2 | none | 4.00 | 4.00 | ' "$R/report.md" || fail "evidence: iFedAvg's 4 equal clients per round"
 
 # Second invocation: nothing is re-run, the report is regenerated from the same runs.
 cp "$R/claims.csv" "$OUT.claims.csv"
@@ -202,8 +209,20 @@ bad() {  # $1: case, $2: iFedAvg keys, $3: RandomUniform keys, $4: what the erro
   fi
   grep -qF -- "$4" "$TMP/$1.err" || { cat "$TMP/$1.err" >&2; fail "set with $1 keys: the error does not say '$4'"; }
 }
-bad zero 'all_targets_seeds = 0' '' 'all_targets_seeds: expected an integer >= 1'
-bad string 'all_targets_seeds = "1"' '' 'all_targets_seeds: expected an integer >= 1'
+bad negative 'all_targets_seeds = -1' '' 'all_targets_seeds: expected an integer >= 0'
+bad string 'all_targets_seeds = "1"' '' 'all_targets_seeds: expected an integer >= 0'
+# all_targets_seeds = 0: every seed trains extra_seed_targets only, (3 + 2 + 1) seeds x 2.
+order_set $'all_targets_seeds = 0\nextra_seed_targets = ["MinNet", "MaxNet"]' "" >"$SETS/zero.toml"
+N=$("$PY" "$EXPSET" train-plan "$SETS/zero.toml" "$TMP/order-out" | cut -f2 | grep -c '^iFedAvg/.*/M[ai][nx]Net$' || true)
+M=$("$PY" "$EXPSET" train-plan "$SETS/zero.toml" "$TMP/order-out" | cut -f2 | grep -c '^iFedAvg/' || true)
+[ "$N" = 12 ] && [ "$M" = 12 ] || fail "all_targets_seeds = 0: iFedAvg has $M runs ($N MinNet/MaxNet), expected 12"
+# [report] long_rounds must pair a SuperNet method with a per-target one.
+{ order_set "" ""; printf '[report]\nlong_rounds = ["iFedAvg", "SuperFedNAS"]\n'; } >"$SETS/long.toml"
+if "$PY" "$EXPSET" check "$SETS/long.toml" "$TMP/order-out" >/dev/null 2>"$TMP/long.err"; then
+  fail "long_rounds with the roles swapped was accepted"
+fi
+grep -qF 'long_rounds: expected [a supernet method, a per-target method]' "$TMP/long.err" ||
+  { cat "$TMP/long.err" >&2; fail "long_rounds: the error does not say what is expected"; }
 bad unknown $'all_targets_seeds = 1\nextra_seed_targets = ["Mid9"]' '' "extra_seed_targets: 'Mid9' is not a [[target]] name"
 bad duplicate $'all_targets_seeds = 1\nextra_seed_targets = ["MinNet", "MinNet"]' '' 'extra_seed_targets: duplicate'
 bad alone 'extra_seed_targets = ["MinNet"]' '' 'extra_seed_targets needs all_targets_seeds'

@@ -62,9 +62,10 @@ def _check_target_seeds(m, where, target_names):
         raise SetError(f"{where} ({m['name']}): all_targets_seeds and extra_seed_targets apply to "
                        f"role = \"per-target\" methods only (this one is \"{m['role']}\")")
     n = m.setdefault("all_targets_seeds", None)
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise SetError(f"{where}.all_targets_seeds: expected an integer >= 1 (the first N seeds of each "
-                       f"grid entry run every target), got {n!r}")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise SetError(f"{where}.all_targets_seeds: expected an integer >= 0 (the first N seeds of each "
+                       f"grid entry run every target; 0: every seed runs extra_seed_targets only), "
+                       f"got {n!r}")
     extra = m.setdefault("extra_seed_targets", [])
     if not isinstance(extra, list) or not all(isinstance(x, str) for x in extra):
         raise SetError(f"{where}.extra_seed_targets: expected an array of [[target]] names")
@@ -174,6 +175,13 @@ def load_set(path):
             raise SetError(f"[report] ablations: '{a}' is not a method")
     if "equal_compute" in report and report["equal_compute"] not in mnames:
         raise SetError(f"[report] equal_compute = '{report['equal_compute']}' is not a method")
+    if "long_rounds" in report:
+        pair = report["long_rounds"]
+        roles = {m["name"]: m["role"] for m in methods}
+        if (not isinstance(pair, list) or len(pair) != 2 or roles.get(pair[0]) != "supernet"
+                or roles.get(pair[1]) != "per-target"):
+            raise SetError("[report] long_rounds: expected [a supernet method, a per-target method], "
+                           f"got {pair!r}")
     s["_path"] = os.path.abspath(path)
     return s
 

@@ -308,6 +308,14 @@ def claims(g, summary):
         for alpha in g.alphas():
             out += c1_rows(g, by, summary, "C1 at equal compute", eq, alpha, rule1e, winners=False)
         out += equal_compute_cost_rows(g, eq, base)
+    # C1 at equal rounds in the longer regime: both trained for the same, larger, number of rounds.
+    if rep.get("long_rounds"):
+        lref, lbase = rep["long_rounds"]
+        rule1l = (f"{lref} mean test accuracy >= {lbase} mean - {tol:g} pp for every fixed target "
+                  f"{lbase} trained (both at {rounds_of(g, lref)} rounds)")
+        for alpha in g.alphas():
+            out += c1_rows(g, by, summary, f"C1 at equal rounds, {rounds_of(g, lref)} rounds", lref, alpha,
+                           rule1l, winners=False, base=lbase)
     # C2: cost flat in the number of targets for SuperFedNAS, linear for iFedAvg.
     cvt = cost_vs_targets(g)
     rule2 = ("one SuperFedNAS training serves every target (flat); iFedAvg needs one training per target; "
@@ -363,10 +371,11 @@ def claims(g, summary):
 
 
 
-def c1_rows(g, by, summary, claim, ref, alpha, rule, winners):
+def c1_rows(g, by, summary, claim, ref, alpha, rule, winners, base=None):
     """Per fixed target (and, with winners, per searched winner the baseline also trained):
-    ref's mean test accuracy against the baseline's over the seeds both ran, then one ALL row."""
-    base = g.s["report"]["baseline"]
+    ref's mean test accuracy against base's (default: the set's baseline) over the seeds both
+    ran, then one ALL row."""
+    base = base or g.s["report"]["baseline"]
     tol = float(g.s["report"]["tolerance_pp"])
     out, diffs, compared = [], [], {}
 
@@ -397,6 +406,15 @@ def c1_rows(g, by, summary, claim, ref, alpha, rule, winners):
         out.append((claim, alpha, "ALL", "reproduced" if all(d >= -tol for d in diffs) else "not reproduced",
                     None, None, min(diffs), rule, compared))
     return out
+
+
+def rounds_of(g, method):
+    """The rounds a method trains for: its run.rounds override, else the set's."""
+    rounds = g.s["set"]["rounds"]
+    for o in g.methods[method]["overrides"]:
+        if o.startswith("run.rounds="):
+            rounds = int(o.split("=", 1)[1])
+    return rounds
 
 
 def equal_compute_cost_rows(g, eq, base):
@@ -638,6 +656,42 @@ def round_curves(g, alpha):
     return {k: (sorted((rnd, statistics.fmean(vs)) for rnd, vs in d.items()), len(seeds[k])) for k, d in acc.items()}
 
 
+def diagnosis_rows(g, alpha):
+    """Evidence for why methods differ at one alpha, per method (fixed-target runs): the MaxNet
+    weight beta at round 0, the effective number of clients per round (1 / sum w^2, from
+    metrics.jsonl) over the first quarter of the rounds and over all, and MinNet's and
+    MaxNet's validation accuracy at the first evaluation, halfway and at the end (means over
+    seeds). A run where one client's update dominates the merge learns like one client."""
+    names = [t["name"] for t in g.targets]
+    small, large = names[0], names[-1]
+    curves = round_curves(g, alpha)
+    rows = []
+    for m in g.s["method"]:
+        runs = [r for r in g.runs if r["method"] == m["name"] and r["alpha"] == alpha and r["source"] == "fixed"]
+        if not runs:
+            continue
+        metrics = [r["run"]["metrics"] for r in runs if r["run"]["metrics"]]
+        rounds = max(len(x) for x in metrics)
+        early = [x.get("effective_clients") for ms in metrics for x in ms[:max(1, rounds // 4)]]
+        every = [x.get("effective_clients") for ms in metrics for x in ms]
+        beta0 = [ms[0].get("beta") for ms in metrics if ms[0].get("beta")]  # 0: no MaxNet weight
+        cells = []
+        for name in (small, large):
+            pts = curves.get((m["name"], name), ([], 0))[0]
+            if not pts:
+                cells.append("–")
+                continue
+            mid = min(pts, key=lambda p: abs(p[0] - rounds / 2))
+            cells.append(" / ".join(f"{100 * v:.1f} (r{rnd})" for rnd, v in (pts[0], mid, pts[-1])))
+        eff = lambda xs: f"{statistics.fmean(xs):.2f}" if xs and None not in xs else "–"
+        rows.append([m["name"], str(rounds), f"{statistics.fmean(beta0):.2f}" if beta0 else "none",
+                     eff(early), eff(every), *cells])
+    header = ["method", "rounds", "beta at round 0", "effective clients, first quarter",
+              "effective clients, all rounds", f"{small} val % (first / half / end)",
+              f"{large} val % (first / half / end)"]
+    return header, rows
+
+
 def n_range(ns):
     lo, hi = min(ns), max(ns)
     return f"n={lo}" if lo == hi else f"n={lo}-{hi}"
@@ -733,6 +787,12 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     if g.search_missing:
         warn.append("**sfn-search was not built when the set ran:** searched-winner rows are left out.")
     sec["warnings"] = "\n\n".join(warn)
+    dh, dr = diagnosis_rows(g, float(meta["headline_alpha"]))
+    sec["evidence"] = ("From `metrics.jsonl`: beta is the MaxNet client's merge weight; effective clients per "
+                       "round is 1 / sum of the squared client weights (10 = all clients count equally, 1 = one "
+                       "client's update is the new SuperNet). Validation accuracy at the first evaluation, the "
+                       "one nearest half the rounds, and the last round; means over seeds.\n\n" +
+                       md_table(dh, dr)) if dr else ""
 
     vrows = []
     for c in claim_rows:
@@ -742,6 +802,9 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
             elif c[0] == "C1 at equal compute":
                 detail = (f"smallest {s['report']['equal_compute']} - {base} difference over the targets: "
                           f"{num(c[6])} pp")
+            elif c[0].startswith("C1 at equal rounds"):
+                lref, lbase = s["report"]["long_rounds"]
+                detail = f"smallest {lref} - {lbase} difference over the targets: {num(c[6])} pp"
             elif c[0].startswith("C1"):
                 detail = f"smallest {ref} - {base} difference over the targets: {num(c[6])} pp"
             elif c[0].startswith("C2") and "search" in c[2]:
@@ -871,6 +934,8 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     per_round = f"accuracy_per_round_a{expset.alpha_tag(float(meta['headline_alpha']))}.png"
     if per_round in plots_made:
         L += ["## Accuracy per round\n", img("", per_round, "accuracy per round"), ""]
+    if sec["evidence"]:
+        L += [f"## Evidence: how each method learns (alpha {meta['headline_alpha']:g})\n", sec["evidence"], ""]
     L += ["## Files\n", md_table(["file", "content"], [
         ["`runs.csv`", "one row per training run: rounds, client TMACs, MB sent/received, wall seconds"],
         ["`final_accuracy.csv`", "final validation and test accuracy per run and SubNet (fixed targets, "
@@ -905,6 +970,8 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
           img(pre, f"accuracy_vs_macs_a{expset.alpha_tag(head)}.png", "accuracy vs MACs"), ""]
     if sec["cost_targets"]:
         R += [sec["cost_targets"], "", img(pre, "cost_vs_targets.png", "cost vs number of targets"), ""]
+    if sec["evidence"]:
+        R += [f"How each method learns at alpha {head:g}: {sec['evidence']}", ""]
     with open(os.path.join(rdir, "results_section.md"), "w") as f:
         f.write("\n".join(R))
 

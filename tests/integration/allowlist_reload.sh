@@ -20,10 +20,8 @@ SRC=$2
 SERVER=$BUILD/server/sfn-server
 CLIENT=$BUILD/client/sfn-client
 CFG=$SRC/experiments/configs/integration.toml
-for b in "$SERVER" "$CLIENT"; do
-  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
-done
 source "$SRC/tests/process_lib.sh"
+require_binaries "$SERVER" "$CLIENT"
 make_work allowlist-reload
 D=$WORK
 DEADLINE=300

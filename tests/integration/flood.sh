@@ -21,10 +21,8 @@ SERVER=$BUILD/server/sfn-server
 CLIENT=$BUILD/client/sfn-client
 FLOOD=$BUILD/tests/sfn_flood_client
 CFG=$SRC/experiments/configs/integration.toml
-for b in "$SERVER" "$CLIENT" "$FLOOD"; do
-  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
-done
 source "$SRC/tests/process_lib.sh"
+require_binaries "$SERVER" "$CLIENT" "$FLOOD"
 make_work flood
 
 "$SERVER" keygen --out "$WORK/keys" > /dev/null

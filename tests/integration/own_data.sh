@@ -32,10 +32,8 @@ SERVER=$BUILD/server/sfn-server
 CLIENT=$BUILD/client/sfn-client
 CFG=$SRC/experiments/configs/integration.toml
 WRITE_IDX=$SRC/tests/integration/write_idx_subset.py
-for b in "$SERVER" "$CLIENT"; do
-  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
-done
 source "$SRC/tests/process_lib.sh"
+require_binaries "$SERVER" "$CLIENT"
 make_work own-data
 now() { date +%s.%N; }
 # log_time FILE TEXT: when the first line of FILE holding TEXT was logged (seconds since the

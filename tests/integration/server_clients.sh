@@ -42,10 +42,8 @@ CLIENT=$BUILD/client/sfn-client
 BAD_CLIENT=$BUILD/tests/sfn_bad_client
 CHECK_RUN=$BUILD/tests/sfn_check_run
 CFG=$SRC/experiments/configs/integration.toml
-for b in "$SERVER" "$CLIENT" "$BAD_CLIENT" "$CHECK_RUN"; do
-  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
-done
 source "$SRC/tests/process_lib.sh"
+require_binaries "$SERVER" "$CLIENT" "$BAD_CLIENT" "$CHECK_RUN"
 make_work integration
 
 # supernet_ok CHECKPOINT: every float32 of the checkpoint's tensors is finite and below 1e3

@@ -11,10 +11,8 @@ BUILD=$(realpath "$1")
 SRC=$(realpath "$2")
 SIM=$BUILD/simulator/sfn-sim
 SEARCH=$BUILD/searcher/sfn-search
-for b in "$SIM" "$SEARCH"; do
-  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
-done
 source "$SRC/tests/process_lib.sh"
+require_binaries "$SIM" "$SEARCH"
 make_work trainable-bn
 RUN=$WORK/run
 

@@ -23,10 +23,8 @@ SIM=$BUILD/simulator/sfn-sim
 SERVER=$BUILD/server/sfn-server
 CHECK_RUN=$BUILD/tests/sfn_check_run
 PINNED=c679b68c82b955fcf21d0e75c072111c5ec3e9ce832fbbdf61643fccae03bdb2
-for b in "$SIM" "$SERVER" "$CHECK_RUN"; do
-  [ -x "$b" ] || { echo "FAIL: $b is not built"; exit 1; }
-done
 source "$SRC/tests/process_lib.sh"
+require_binaries "$SIM" "$SERVER" "$CHECK_RUN"
 make_work digest
 files_of() { (cd "$1" && find . -mindepth 1 -maxdepth 1 ! -name endpoint ! -name http_endpoint -printf '%f\n' | sort); }
 CFG=$SRC/tests/simulator/digest.toml
