@@ -52,7 +52,7 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "${SELECT[@]}" "
 # tests and the corpus replays. The whole suite under sanitizers is --sanitize.
 echo "== sanitizer stage ($ASAN_DIR: ASan + UBSan)"
 SAN_TESTS=(test_app test_http_server test_crypto test_toml_reader test_transport test_wire
-           test_checkpoint)
+           test_checkpoint test_pending_connections)
 SAN_FUZZ=(fuzz_toml fuzz_key_files fuzz_wire fuzz_checkpoint)
 asan_configure
 cmake --build "$ASAN_DIR" --target "${SAN_TESTS[@]}" "${SAN_FUZZ[@]}"

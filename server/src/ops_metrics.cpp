@@ -140,6 +140,11 @@ struct OpsMetrics::Impl {
       counter(registry, "sfn_key_cut_offs_total", "Keys cut off for exceeding their budgets");
   prometheus::Counter& queue_full_sends = counter(
       registry, "sfn_queue_full_sends_total", "Sends refused because the peer's queue was full");
+  prometheus::Counter& pending_closed =
+      counter(registry, "sfn_pending_connections_closed_total",
+              "Unauthenticated connections closed for being over server.max_pending_connections");
+  prometheus::Gauge& pending_connections =
+      gauge(registry, "sfn_pending_connections", "TCP connections in their handshake now");
 
   // Counters only go up: add what the transport counted since the last scrape.
   static void catchUp(prometheus::Counter& c, std::uint64_t total) {
@@ -157,6 +162,8 @@ struct OpsMetrics::Impl {
     catchUp(dropped_backlog, t.backlog_drops);
     catchUp(cut_offs, t.cut_offs);
     catchUp(queue_full_sends, t.queue_full_sends);
+    catchUp(pending_closed, t.pending_closed);
+    pending_connections.Set(static_cast<double>(t.pending_connections));
   }
 
   void setAccuracy(const std::string& subnet, double value) {

@@ -168,6 +168,7 @@ void readServer(TomlReader t, ServerSection& server) {
   t.getPath("allowlist_file", server.allowlist_file);
   t.get("insecure", server.insecure);
   t.get("min_clients", server.min_clients);
+  t.get("max_pending_connections", server.max_pending_connections);
   readRateLimit(t.table("rate_limit"), server.rate_limit);
   t.rejectUnknown();
 }
@@ -345,6 +346,7 @@ void addSmallTables(const RunConfig& c, toml::table& t) {
                                  {"allowlist_file", absolutePath(c.server.allowlist_file)},
                                  {"insecure", c.server.insecure},
                                  {"min_clients", c.server.min_clients},
+                                 {"max_pending_connections", c.server.max_pending_connections},
                                  {"rate_limit", rateLimitToml(c.server.rate_limit)}});
   t.insert("http", toml::table{{"listen", c.http.listen}});
 }
@@ -418,6 +420,11 @@ void RunConfig::validate() const {
               ")");
   if (server.min_clients < 1)
     SFN_THROW(ConfigError, "server.min_clients must be >= 1 (got ", server.min_clients, ")");
+  // Above any fleet and any process's file limit: a typo, not a setting.
+  constexpr int kMaxPending = 1'000'000;
+  if (server.max_pending_connections < 0 || server.max_pending_connections > kMaxPending)
+    SFN_THROW(ConfigError, "server.max_pending_connections must be in [0, ", kMaxPending,
+              "] (0: no cap; got ", server.max_pending_connections, ")");
   // Against the largest message too once the server knows it (sfn-server's transport).
   server.rate_limit.validate("server.rate_limit", 0);
   space.validate();

@@ -126,6 +126,7 @@ std::unique_ptr<sfn::ZmqServerTransport> makeTransport(const sfn::RunConfig& cfg
   zo.socket.max_message_bytes = largestClientMessage(cfg);
   zo.rate_limit = cfg.server.rate_limit;
   zo.rate_limit.validate("server.rate_limit", zo.socket.max_message_bytes);
+  zo.max_pending_connections = cfg.server.max_pending_connections;
   log.info("largest client message accepted: {} bytes", zo.socket.max_message_bytes);
   zo.insecure = cfg.server.insecure;
   if (zo.insecure) {
@@ -215,8 +216,9 @@ class TransportMetricsLink {
   TransportMetricsLink(sfn::OpsEndpoint& ops, const sfn::ZmqServerTransport& t) : ops_(ops) {
     ops_.setTransportCounters([&t] {
       return sfn::TransportCounters{
-          t.refusedHandshakes(), t.revokedMessages(), t.rateLimitedMessages(), t.cutOffMessages(),
-          t.backlogDrops(),      t.cutOffs(),         t.queueFullSends()};
+          t.refusedHandshakes(), t.revokedMessages(), t.rateLimitedMessages(),
+          t.cutOffMessages(),    t.backlogDrops(),    t.cutOffs(),
+          t.queueFullSends(),    t.pendingClosed(),   t.pendingConnections()};
     });
   }
   ~TransportMetricsLink() { ops_.setTransportCounters(nullptr); }

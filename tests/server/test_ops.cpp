@@ -195,7 +195,7 @@ TEST_CASE("OpsMetrics: fixed label sets start at 0 and one phase is set at a tim
 TEST_CASE("OpsMetrics: the transport's counters are read at each scrape and only go up") {
   sfn::OpsMetrics metrics;
   CHECK(hasLine(metrics.text(), "sfn_refused_handshakes_total 0"));
-  sfn::TransportCounters now{7, 3, 500, 40, 2, 1, 9};
+  sfn::TransportCounters now{7, 3, 500, 40, 2, 1, 9, 25, 4};
   metrics.setTransportCounters([&now] { return now; });
   std::string t = metrics.text();
   for (const char* line : {"sfn_refused_handshakes_total 7",
@@ -203,10 +203,14 @@ TEST_CASE("OpsMetrics: the transport's counters are read at each scrape and only
                            "sfn_transport_dropped_messages_total{reason=\"rate_limited\"} 500",
                            "sfn_transport_dropped_messages_total{reason=\"cut_off\"} 40",
                            "sfn_transport_dropped_messages_total{reason=\"backlog\"} 2",
-                           "sfn_key_cut_offs_total 1", "sfn_queue_full_sends_total 9"})
+                           "sfn_key_cut_offs_total 1", "sfn_queue_full_sends_total 9",
+                           "sfn_pending_connections_closed_total 25", "sfn_pending_connections 4"})
     CHECK_MESSAGE(hasLine(t, line), line);
   now.refused_handshakes = 12;
-  CHECK(hasLine(metrics.text(), "sfn_refused_handshakes_total 12"));
+  now.pending_connections = 0;  // a gauge: it follows the transport down too
+  t = metrics.text();
+  CHECK(hasLine(t, "sfn_refused_handshakes_total 12"));
+  CHECK(hasLine(t, "sfn_pending_connections 0"));
   // Detached (the transport is gone): the totals stay where they were.
   metrics.setTransportCounters(nullptr);
   now.refused_handshakes = 99;

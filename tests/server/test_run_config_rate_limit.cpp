@@ -1,5 +1,6 @@
 // [server.rate_limit] (issue 13 item 2): each key read into ZmqServerOptions' receive
-// budget, defaults generous, bad values refused with the key named.
+// budget, defaults generous, bad values refused with the key named. And
+// server.max_pending_connections (item 4).
 #include "sfn/core/error.h"
 #include "sfn/server/run_config.h"
 
@@ -51,4 +52,18 @@ TEST_CASE("run config: bad server.rate_limit values name their key") {
         std::string::npos);
   CHECK(overrideError({"server.rate_limit.burst=3"}).find("server.rate_limit.burst") !=
         std::string::npos);  // unknown key
+}
+
+TEST_CASE("run config: server.max_pending_connections caps handshakes in progress") {
+  CHECK(sfn::RunConfig::parse("", "r.toml", ".").server.max_pending_connections == 1024);
+  const sfn::RunConfig c =
+      sfn::RunConfig::parse("[server]\nmax_pending_connections = 64\n", "r.toml", ".");
+  CHECK(c.server.max_pending_connections == 64);
+  CHECK(sfn::RunConfig::parse(c.toToml(), "again.toml", ".").server.max_pending_connections == 64);
+  CHECK(sfn::RunConfig::parse("", "r.toml", ".", {"server.max_pending_connections=0"})
+            .server.max_pending_connections == 0);  // no cap
+  CHECK(overrideError({"server.max_pending_connections=-1"}) ==
+        "server.max_pending_connections must be in [0, 1000000] (0: no cap; got -1)");
+  CHECK(overrideError({"server.max_pending_connections=5000000"}) ==
+        "server.max_pending_connections must be in [0, 1000000] (0: no cap; got 5000000)");
 }

@@ -5,7 +5,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -15,6 +19,7 @@
 #include <exception>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -39,6 +44,22 @@ constexpr std::chrono::milliseconds kZapPollInterval{50};
 constexpr int kMonitorEvents = ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
                                ZMQ_EVENT_DISCONNECTED;
+// The server's monitor (see "Pending connections" in zmq_transport.h). A failed handshake
+// is reported just before its DISCONNECTED, which is how the two kinds of close are told
+// apart.
+constexpr int kServerMonitorEvents =
+    ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+// The server's context is its own, so a fixed name cannot collide.
+constexpr const char* kServerMonitorEndpoint = "inproc://sfn-server-monitor";
+// Events read per pass of the receive thread, so a connection flood cannot starve the ROUTER.
+constexpr int kMonitorBatch = 4096;
+// Kept past the handshake interval before an entry is forgotten: libzmq drops the handshake
+// itself by then, and our reading of its events may lag that much on a loaded machine.
+constexpr std::chrono::milliseconds kPendingAgeMargin{2'000};
+// Above any fleet and any process's file limit: a typo, not a setting.
+constexpr int kMaxPendingConnections = 1'000'000;
 // RFC 27: 400 is a definite "no"; 300 (temporary) and 500 (internal) may pass on a retry.
 constexpr std::int32_t kZapStatusRefused = 400;
 // Sockets per context: each client needs three (see zmq_transport.h), and libzmq's default
@@ -132,6 +153,51 @@ void drainFrames(zmq::socket_ref socket, const zmq::message_t& last) {
     if (!socket.recv(frame, zmq::recv_flags::dontwait)) return;
     more = frame.more();
   }
+}
+
+// One socket monitor event: [u16 event, i32 value] in host order, then the endpoint.
+struct MonitorEvent {
+  int id = 0;  // 0: malformed (no ZMQ_EVENT_* is 0)
+  std::int32_t value = 0;
+  std::string endpoint;
+};
+
+// Reads the next event of a monitor PAIR without waiting; false if there is none.
+bool readMonitorEvent(zmq::socket_ref monitor, MonitorEvent& out) {
+  zmq::message_t event;
+  if (!monitor.recv(event, zmq::recv_flags::dontwait)) return false;
+  zmq::message_t endpoint;
+  // The parts of a message arrive together, so the rest is already there.
+  if (event.more() && monitor.recv(endpoint, zmq::recv_flags::dontwait))
+    drainFrames(monitor, endpoint);
+  out = MonitorEvent{};
+  if (event.size() < sizeof(std::uint16_t) + sizeof(std::int32_t)) return true;
+  std::uint16_t id = 0;
+  std::memcpy(&id, event.data(), sizeof id);
+  std::memcpy(&out.value, static_cast<const char*>(event.data()) + sizeof id, sizeof out.value);
+  out.id = id;
+  out.endpoint = endpoint.to_string();
+  return true;
+}
+
+// The remote end of TCP socket `fd`, formatted as libzmq 4.3.4 formats addresses
+// (tcp_address_t::to_string: "tcp://1.2.3.4:5678", "tcp://[::1]:5678"); empty if `fd` is
+// not a connected TCP socket (any more).
+std::string peerAddress(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  char host[NI_MAXHOST];
+  if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return {};
+  if (::getnameinfo(reinterpret_cast<const sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
+                    NI_NUMERICHOST) != 0)
+    return {};
+  if (ss.ss_family == AF_INET6) {
+    const auto port = ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+    return std::string("tcp://[") + host + "]:" + std::to_string(port);
+  }
+  const auto port = ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+  return std::string("tcp://") + host + ":" + std::to_string(port);
 }
 
 std::chrono::milliseconds remainingUntil(Clock::time_point deadline) {
@@ -292,6 +358,9 @@ void ZmqServerOptions::validate() const {
   SFN_ENFORCE(dead_peer_keepalive.count() > 0, ConfigError, "zmq dead_peer_keepalive must be > 0");
   SFN_ENFORCE(listen_backlog > 0, ConfigError, "zmq listen_backlog must be > 0 (got ",
               listen_backlog, ")");
+  SFN_ENFORCE(max_pending_connections >= 0 && max_pending_connections <= kMaxPendingConnections,
+              ConfigError, "zmq max_pending_connections must be in [0, ", kMaxPendingConnections,
+              "] (0: no cap; got ", max_pending_connections, ")");
   if (insecure) return;
   requireCurveKey(server_keys.public_key, "server public key");
   requireCurveKey(server_keys.secret_key, "server secret key");
@@ -363,6 +432,7 @@ ZmqServerTransport::ZmqServerTransport(const ZmqServerOptions& options)
     const int enforce = 1;
     setRawOption(socket_, kZapEnforceDomain, &enforce, sizeof enforce);
   }
+  if (options_.max_pending_connections > 0) startMonitor();  // before bind: see every accept
   try {
     socket_.bind(options_.bind_endpoint);
   } catch (const zmq::error_t& e) {
@@ -379,6 +449,79 @@ ZmqServerTransport::ZmqServerTransport(const ZmqServerOptions& options)
 ZmqServerTransport::~ZmqServerTransport() {
   stop_.store(true);
   if (receiver_.joinable()) receiver_.join();
+  stopMonitor();
+}
+
+void ZmqServerTransport::startMonitor() {
+  if (zmq_socket_monitor(socket_.handle(), kServerMonitorEndpoint, kServerMonitorEvents) != 0)
+    throw zmq::error_t();
+  monitor_ = zmq::socket_t(context_, zmq::socket_type::pair);
+  monitor_.set(zmq::sockopt::linger, 0);
+  // Unbounded: libzmq's I/O thread sends each event with a blocking send, so a full pipe
+  // (this thread busy for a moment during a connection flood) would stall every connection.
+  monitor_.set(zmq::sockopt::rcvhwm, 0);
+  monitor_.connect(kServerMonitorEndpoint);
+  pending_ = std::make_unique<PendingConnections>(
+      static_cast<std::size_t>(options_.max_pending_connections),
+      options_.socket.handshake_interval + kPendingAgeMargin);
+}
+
+// After the receive thread is joined: libzmq's side stops first (it closes its PAIR), then
+// ours; both must be closed before the context can terminate.
+void ZmqServerTransport::stopMonitor() {
+  if (!monitor_) return;
+  (void)zmq_socket_monitor(socket_.handle(), nullptr, 0);
+  monitor_.close();
+}
+
+// Applies the monitor's events, then the fds that messages arrived on (only once every
+// event before them is applied: a message's ACCEPTED was sent before the message), then
+// the cap.
+void ZmqServerTransport::watchHandshakes() {
+  MonitorEvent event;
+  int read = 0;
+  while (read < kMonitorBatch && readMonitorEvent(monitor_, event)) {
+    onMonitorEvent(event.id, event.value);
+    ++read;
+  }
+  if (read < kMonitorBatch) {
+    for (const int fd : heard_fds_) (void)pending_->heardFrom(fd);
+    heard_fds_.clear();
+  }
+  closeOverCap();
+}
+
+void ZmqServerTransport::onMonitorEvent(int event, std::int32_t value) {
+  const auto now = Clock::now();
+  if (event == ZMQ_EVENT_ACCEPTED) {
+    // Gone already if empty: its DISCONNECTED follows.
+    if (std::string address = peerAddress(value); !address.empty())
+      pending_->accepted(value, std::move(address), now);
+  } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+    pending_->authenticated(now);
+  } else if (event == ZMQ_EVENT_DISCONNECTED) {
+    (void)pending_->disconnected(value, last_event_failed_);
+  }
+  last_event_failed_ = event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ||
+                       event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                       event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+}
+
+void ZmqServerTransport::closeOverCap() {
+  std::uint64_t closed = 0;
+  for (const PendingConnections::Connection& c : pending_->overCap(Clock::now())) {
+    // The fd may have been closed and reused by a connection whose ACCEPTED is still
+    // unread: then its peer differs and it is left alone. (libzmq could still close and
+    // reuse it between these two calls; that costs the new peer one reconnect.)
+    if (peerAddress(c.fd) == c.address && ::shutdown(c.fd, SHUT_RDWR) == 0) ++closed;
+  }
+  pending_now_.store(pending_->pending());
+  if (closed == 0) return;
+  pending_closed_ += closed;
+  std::lock_guard lock(mu_);
+  warn("connections over the pending cap",
+       "closed " + std::to_string(closed) + " connections over the cap of " +
+           std::to_string(options_.max_pending_connections) + " pending handshakes");
 }
 
 std::uint64_t ZmqServerTransport::cutOffs() const {
@@ -469,6 +612,10 @@ std::optional<Received> ZmqServerTransport::receiveOne() {
     ++dropped_;
     return std::nullopt;
   }
+  if (pending_) {  // any message proves its connection's handshake complete
+    const int fd = zmq_msg_get(payload.handle(), ZMQ_SRCFD);
+    if (fd >= 0) heard_fds_.push_back(fd);
+  }
   if (payload.more()) {
     drainFrames(socket_, payload);
     ++dropped_;
@@ -537,15 +684,18 @@ void ZmqServerTransport::flushLogSummaries() {
 
 void ZmqServerTransport::receiveLoop() {
   try {
-    zmq::fd_t fd{};  // fixed for the socket's life
+    std::array<pollfd, 2> items{};  // the ROUTER, and the monitor if there is one
     {
       std::lock_guard lock(mu_);
-      fd = socket_.get(zmq::sockopt::fd);
+      items[0] = {socket_.get(zmq::sockopt::fd), POLLIN, 0};  // fixed for the socket's life
     }
+    if (monitor_) items[1] = {monitor_.get(zmq::sockopt::fd), POLLIN, 0};
+    const nfds_t count = monitor_ ? 2 : 1;
     while (!stop_.load()) {
-      if (drainSocket()) continue;  // a full batch: more may be waiting
-      pollfd item{fd, POLLIN, 0};
-      (void)::poll(&item, 1, kReceivePollMs);
+      const bool full = drainSocket();  // a full batch: more may be waiting
+      if (monitor_) watchHandshakes();
+      if (full) continue;
+      (void)::poll(items.data(), count, kReceivePollMs);
     }
   } catch (const zmq::error_t& e) {
     if (e.num() == ETERM) return;
@@ -652,23 +802,9 @@ void ZmqClientTransport::startMonitor() {
 }
 
 void ZmqClientTransport::drainMonitor() {
-  if (!monitor_) return;
-  for (;;) {
-    // Each event is two frames: [u16 event, i32 value] in host order, then the endpoint.
-    zmq::message_t event;
-    if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
-    zmq::message_t endpoint;
-    if (event.more()) {
-      // The parts of a message arrive together, so the rest is already there.
-      if (monitor_.recv(endpoint, zmq::recv_flags::dontwait)) drainFrames(monitor_, endpoint);
-    }
-    if (event.size() < sizeof(std::uint16_t) + sizeof(std::int32_t)) continue;
-    std::uint16_t id = 0;
-    std::int32_t value = 0;
-    std::memcpy(&id, event.data(), sizeof id);
-    std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof id, sizeof value);
-    onEvent(id, value, endpoint.to_string());
-    if (!monitor_) return;  // onEvent stopped it
+  MonitorEvent event;
+  while (monitor_ && readMonitorEvent(monitor_, event)) {
+    if (event.id != 0) onEvent(event.id, event.value, event.endpoint);  // may stop the monitor
   }
 }
 

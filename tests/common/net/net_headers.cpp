@@ -15,5 +15,6 @@
 #include "sfn/io/toml_reader.h"
 #include "sfn/net/curve_keys.h"
 #include "sfn/net/inproc_transport.h"
+#include "sfn/net/pending_connections.h"
 #include "sfn/net/transport.h"
 #include "sfn/net/zmq_transport.h"

@@ -1,7 +1,9 @@
 // The ZeroMQ server under hostile load (issue 13 item 2): sends that never block, per-peer
 // receive budgets with a cut-off, rate-limited warnings, and the libzmq 4.3.4 abort of a
-// peer that floods, never reads and disconnects (zeromq/libzmq#4364, #4841).
+// peer that floods, never reads and disconnects (zeromq/libzmq#4364, #4841). And the cap on
+// pending (unauthenticated) connections (item 4).
 #include "sfn/core/error.h"
+#include "sfn/core/unique_fd.h"
 #include "sfn/net/zmq_transport.h"
 
 #define DOCTEST_CONFIG_DOUBLE_STRINGIFY
@@ -12,10 +14,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <map>
 #include <sstream>
@@ -139,6 +143,68 @@ bool pingFloodThenReset(int port) {
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
   ::close(fd);
   return true;
+}
+
+// A raw TCP connection to the server that never sends a byte: a silent pre-auth peer.
+sfn::UniqueFd silentConnection(const std::string& endpoint) {
+  const int port = std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+  sfn::UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+  REQUIRE(fd.get() >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+// Whether the server has closed `fd`'s connection (EOF or a reset, once the start of its
+// ZMTP greeting is read). Never waits.
+bool closedByServer(int fd) {
+  char buf[256];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) continue;
+    if (n == 0) return true;
+    return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+  }
+}
+
+// Waits on the sockets until at least `n` of them are closed by the server, or `timeout`;
+// returns which are.
+std::vector<bool> waitClosed(const std::vector<sfn::UniqueFd>& fds, std::size_t n,
+                             std::chrono::milliseconds timeout) {
+  std::vector<bool> closed(fds.size(), false);
+  const auto deadline = Clock::now() + timeout;
+  for (;;) {
+    std::vector<pollfd> open;
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (!closed[i]) closed[i] = closedByServer(fds[i].get());
+      if (!closed[i]) open.push_back({fds[i].get(), POLLIN, 0});
+    }
+    if (fds.size() - open.size() >= n || Clock::now() >= deadline) return closed;
+    (void)::poll(open.data(), open.size(), 100);
+  }
+}
+
+template <typename Pred>
+bool waitUntil(Pred pred, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!pred()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// An honest client of `s`: allowlisted key 0, or plaintext.
+std::unique_ptr<sfn::ZmqClientTransport> honestClient(const LoadServer& s, bool insecure) {
+  if (!insecure) return s.connect(0);
+  sfn::ZmqClientOptions o;
+  o.insecure = true;
+  o.server_endpoint = s.server->endpoint();
+  o.socket.linger = 0ms;
+  return sfn::makeZmqClient(o);
 }
 
 }  // namespace
@@ -303,4 +369,103 @@ TEST_CASE("zmq server: receive budget options are checked") {
   o.rate_limit.messages_per_s = 0;
   CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("zmq rate_limit.messages_per_s"),
                        sfn::ConfigError);
+}
+
+// Issue 13 item 4: without the cap, every one of these stayed open until the handshake
+// interval, however many there were.
+TEST_CASE("zmq server: silent connections over the pending cap are closed, oldest first") {
+  constexpr int kCap = 8;
+  constexpr auto kCapWait = 20s;               // a loaded machine; the cap acts within milliseconds
+  for (const bool insecure : {false, true}) {  // CURVE, and the ZMTP NULL handshake
+    CAPTURE(insecure);
+    LoadServer s(1, [&](sfn::ZmqServerOptions& o) {
+      o.insecure = insecure;
+      o.max_pending_connections = kCap;
+      o.socket.handshake_interval = 60'000ms;  // so that only the cap closes them here
+    });
+    CapturedLog log;
+    std::vector<sfn::UniqueFd> silent;
+    for (int i = 0; i < 3 * kCap; ++i) silent.push_back(silentConnection(s.server->endpoint()));
+    const std::vector<bool> closed = waitClosed(silent, 2 * kCap, kCapWait);
+    // The 2N oldest and only they: the newest N are the pending ones the cap allows.
+    for (int i = 0; i < 3 * kCap; ++i) CHECK(closed[i] == (i < 2 * kCap));
+    CHECK(waitUntil([&] { return s.server->pendingClosed() == 2 * kCap; }, kCapWait));
+    CHECK(waitUntil([&] { return s.server->pendingConnections() == kCap; }, kCapWait));
+
+    // An honest client still gets through, both ways: its connection is the newest, so the
+    // oldest silent one makes room for it.
+    auto honest = honestClient(s, insecure);
+    const sfn::PeerId peer = s.introduce(*honest);
+    REQUIRE(s.server->send(peer, bytes(16)).ok());
+    CHECK(honest->recv(kWait).has_value());
+    CHECK(s.server->pendingClosed() >= 2 * kCap);
+    spdlog::default_logger()->flush();
+    CHECK(log.count("connections over the cap of 8 pending handshakes") >= 1);
+  }
+}
+
+TEST_CASE(
+    "zmq server: under the pending cap nothing is closed, a quiet authenticated client "
+    "included") {
+  constexpr auto kCapWait = 20s;
+  LoadServer s(2, [](sfn::ZmqServerOptions& o) {
+    o.max_pending_connections = 3;
+    o.socket.handshake_interval = 60'000ms;
+  });
+  // Authenticated, but it sends nothing yet: libzmq does not say which connection completed
+  // a handshake, so until its first message it is only known as "one of them succeeded",
+  // which must not count against the cap (else it, the oldest, would be cut below).
+  auto quiet = s.connect(0);
+  REQUIRE(waitUntil([&] { return quiet->connected(); }, kCapWait));
+  std::vector<sfn::UniqueFd> silent;
+  for (int i = 0; i < 2; ++i) silent.push_back(silentConnection(s.server->endpoint()));
+  REQUIRE(waitUntil([&] { return s.server->pendingConnections() == 2; }, kCapWait));
+  // A third handshake in progress: at the cap, not over it.
+  auto other = s.connect(1);
+  const sfn::PeerId other_peer = s.introduce(*other);
+  REQUIRE(s.server->send(other_peer, bytes(16)).ok());
+  CHECK(other->recv(kWait).has_value());
+  const sfn::PeerId quiet_peer = s.introduce(*quiet);
+  REQUIRE(s.server->send(quiet_peer, bytes(16)).ok());
+  CHECK(quiet->recv(kWait).has_value());
+
+  CHECK(waitUntil([&] { return s.server->pendingConnections() == 2; }, kCapWait));
+  CHECK(s.server->pendingClosed() == 0);
+  for (const auto& fd : silent) CHECK_FALSE(closedByServer(fd.get()));
+}
+
+TEST_CASE("zmq server: the pending cap is checked") {
+  sfn::ZmqServerOptions o;
+  o.insecure = true;
+  o.max_pending_connections = 0;  // no cap
+  CHECK_NOTHROW(o.validate());
+  o.max_pending_connections = -1;
+  CHECK_THROWS_WITH_AS(o.validate(), doctest::Contains("zmq max_pending_connections"),
+                       sfn::ConfigError);
+  o.max_pending_connections = 2'000'000;
+  CHECK_THROWS_AS(o.validate(), sfn::ConfigError);
+}
+
+TEST_CASE("zmq server: a client that has sent a message is never cut for the pending cap") {
+  constexpr auto kCapWait = 20s;
+  LoadServer s(1, [](sfn::ZmqServerOptions& o) {
+    o.max_pending_connections = 2;
+    o.socket.handshake_interval = 60'000ms;
+  });
+  // The oldest connection of all, known as authenticated by the fd its message came on.
+  auto spoke = s.connect(0);
+  const sfn::PeerId peer = s.introduce(*spoke);
+  std::vector<sfn::UniqueFd> silent;
+  for (int i = 0; i < 3; ++i) silent.push_back(silentConnection(s.server->endpoint()));
+  // One over the cap: the oldest silent one goes, not the client.
+  const std::vector<bool> closed = waitClosed(silent, 1, kCapWait);
+  CHECK(closed == std::vector<bool>{true, false, false});
+  CHECK(waitUntil([&] { return s.server->pendingClosed() == 1; }, kCapWait));
+  REQUIRE(s.server->send(peer, bytes(16)).ok());
+  CHECK(spoke->recv(kWait).has_value());
+  REQUIRE(spoke->send(bytes(8)).ok());
+  const auto got = s.server->recv(kWait);
+  REQUIRE(got.has_value());
+  CHECK(got->peer == peer);
+  CHECK(s.server->pendingClosed() == 1);
 }

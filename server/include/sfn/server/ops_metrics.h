@@ -50,6 +50,8 @@ struct TransportCounters {
   std::uint64_t backlog_drops = 0;
   std::uint64_t cut_offs = 0;
   std::uint64_t queue_full_sends = 0;
+  std::uint64_t pending_closed = 0;       // connections closed over the pending cap
+  std::uint64_t pending_connections = 0;  // a gauge: connections in their handshake now
 };
 
 class OpsMetrics {

@@ -48,6 +48,9 @@ struct ServerSection {
   // Clients to wait for before each round. The server waits as long as it takes, saying so
   // every few seconds ("waiting for N clients (have M)"); SIGTERM ends the wait.
   int min_clients = 2;
+  // TCP connections allowed in their handshake (not yet authenticated) at once; beyond it the
+  // oldest are closed. 0: no cap. See ZmqServerOptions::max_pending_connections.
+  int max_pending_connections = 1024;
   // [server.rate_limit]: each client key's receive budget (messages_per_s, message_burst,
   // bytes_per_s, bytes_burst, sustained_s, cut_off_s, enabled); see peer_rate_limiter.h.
   RateLimitOptions rate_limit;

@@ -65,11 +65,28 @@
 // key is silent for good, and any reconnect is refused by ZAP. Sends to it still go out,
 // so the server can tell the client why (its Bye); the socket itself goes when the client
 // closes it or TCP keepalive finds it dead.
+//
+// Pending connections (issue 13 item 4): a TCP connection still in its handshake can make
+// libzmq hold one message of up to max_message_bytes and a file descriptor for up to
+// handshake_interval, and nothing in libzmq bounds how many such connections there are. The
+// server watches its ROUTER through a socket monitor (a PAIR on a private inproc endpoint,
+// read by the receive thread, which alone touches it and the PendingConnections record):
+// ACCEPTED gives a new connection's fd, DISCONNECTED its end, HANDSHAKE_SUCCEEDED that some
+// handshake completed, and the first message of a connection (ZMQ_SRCFD) which one. When
+// more than max_pending_connections are unauthenticated, the oldest are closed: the receive
+// thread checks that the fd still has the peer address it had when accepted (fds are
+// reused), then shutdown(2)s it (never close(2): libzmq owns it; it sees EOF and tears the
+// connection down). The same cap holds in plaintext mode (the ZMTP NULL handshake). Counted
+// in pendingClosed(), warned about through the rate-limited log. An authenticated connection
+// that has sent no message yet is not cut for the cap (it is one of the unidentified
+// successes, see pending_connections.h), unless it is among the oldest while attackers fill
+// the cap; its client reconnects.
 #pragma once
 
 #include "sfn/core/log_rate_limiter.h"
 #include "sfn/net/curve_keys.h"
 #include "sfn/net/peer_rate_limiter.h"
+#include "sfn/net/pending_connections.h"
 #include "sfn/net/transport.h"
 
 #include <zmq.hpp>
@@ -128,6 +145,15 @@ struct ZmqServerOptions {
   // once, and each dropped one costs its client a retransmit 1, 3, 7... s later: 10,000
   // clients then needed minutes to register instead of seconds.
   int listen_backlog = 4096;
+  // Connections allowed in their handshake at once; beyond it the oldest are closed (see
+  // "Pending connections" above). 0: no cap (and no socket monitor). Honest fleets stay
+  // below the default: `sfn-sim --connect` handshakes at most 256 clients per process at
+  // once (2 processes for 10,000 in integration_fleet_scale and bench_fleet), and a client
+  // that authenticated but has not sent its first message yet does not count. It bounds
+  // the descriptors held before authentication, and their memory to at most this many x
+  // max_message_bytes (a bound, not a budget: 21 GB for fmnist; filling it takes that
+  // much traffic within one handshake interval).
+  int max_pending_connections = 1024;
   void validate() const;  // throws ConfigError
 };
 
@@ -198,8 +224,17 @@ class ZmqServerTransport final : public ServerTransport {
   std::uint64_t backlogDrops() const { return backlog_drops_.load(); }
   // Sends refused with kQueueFull (the queue was full, or the peer was in its back-off).
   std::uint64_t queueFullSends() const { return queue_full_sends_.load(); }
+  // Connections now in their handshake, as the receive thread last counted them (0 without
+  // a cap), and connections closed for being over max_pending_connections.
+  std::size_t pendingConnections() const { return pending_now_.load(); }
+  std::uint64_t pendingClosed() const { return pending_closed_.load(); }
 
  private:
+  void startMonitor();
+  void stopMonitor();
+  void watchHandshakes();
+  void onMonitorEvent(int event, std::int32_t value);
+  void closeOverCap();
   void receiveLoop();
   bool drainSocket();
   void enqueue(Received got);
@@ -209,11 +244,18 @@ class ZmqServerTransport final : public ServerTransport {
   void flushLogSummaries();
 
   ZmqServerOptions options_;
-  // Declaration order is destruction order reversed: the socket closes first, then the ZAP
-  // thread is joined, then the context terminates (which waits for both sockets).
+  // Declaration order is destruction order reversed: the sockets close first, then the ZAP
+  // thread is joined, then the context terminates (which waits for all its sockets).
   zmq::context_t context_;
   std::unique_ptr<ZapHandler> zap_;
   zmq::socket_t socket_;
+  // Our end of the ROUTER's socket monitor (with a cap only). Declared after socket_ so that
+  // even when the constructor throws it closes first. Only the receive thread touches it
+  // and the three members after it, between the constructor and the join in the destructor.
+  zmq::socket_t monitor_;
+  std::unique_ptr<PendingConnections> pending_;
+  bool last_event_failed_ = false;  // the previous monitor event: a failed handshake
+  std::vector<int> heard_fds_;      // fds of messages received since the last watch
   std::string endpoint_;
   // Authenticated key -> current routing id. Refreshed by every received message, so a
   // reconnecting client is reachable again after its first message. At most one entry per
@@ -238,6 +280,8 @@ class ZmqServerTransport final : public ServerTransport {
   std::atomic<std::uint64_t> cut_off_messages_{0};
   std::atomic<std::uint64_t> backlog_drops_{0};
   std::atomic<std::uint64_t> queue_full_sends_{0};
+  std::atomic<std::size_t> pending_now_{0};
+  std::atomic<std::uint64_t> pending_closed_{0};
   std::atomic<bool> stop_{false};
   std::thread receiver_;  // last: started once everything above exists; joined first
 };
