@@ -385,5 +385,25 @@ EOF
 grep -qF 'n = 2 (MinNet), 1 (Mid1, Mid2, MaxNet)' "$OUT4/report/report.md" || fail "report.md claims lack the seed counts"
 grep -qF 'iFedAvg alpha 1 seed(s) 2' "$OUT4/report/report.md" || fail "the cost table does not leave out the partial seed"
 grep -qF '(n=2)' "$OUT4/report/report.md" || fail "the accuracy table lacks n=2"
+
+# readme_results.py: the generated section goes between the set's markers in a README, the
+# text around them stays, a second paste changes nothing, and a README without the markers
+# is refused (exit 2) and left as it was.
+RR=$SRC/experiments/tools/readme_results.py
+printf '# T\nbefore\n<!-- results:smoke begin -->\nold table\n<!-- results:smoke end -->\nafter\n' >"$TMP/README.md"
+"$PY" "$RR" smoke "$TMP/README.md" "$OUT/report/results_section.md" >/dev/null || fail "readme_results.py failed"
+grep -qxF 'old table' "$TMP/README.md" && fail "readme_results.py kept the old section"
+grep -qxF before "$TMP/README.md" && grep -qxF after "$TMP/README.md" || fail "readme_results.py lost the text around the markers"
+first=$(grep -m1 -v '^$' "$OUT/report/results_section.md")
+[ "$(grep -A1 -xF '<!-- results:smoke begin -->' "$TMP/README.md" | tail -1)" = "$first" ] ||
+  fail "the section does not follow its begin marker"
+cp "$TMP/README.md" "$TMP/README.once"
+"$PY" "$RR" smoke "$TMP/README.md" "$OUT/report/results_section.md" | grep -q unchanged ||
+  fail "a second paste changed the README"
+cmp -s "$TMP/README.md" "$TMP/README.once" || fail "a second paste changed the README"
+printf 'no markers\n' >"$TMP/README.bare"
+rc=0; "$PY" "$RR" smoke "$TMP/README.bare" "$OUT/report/results_section.md" 2>"$TMP/rr.err" || rc=$?
+[ "$rc" = 2 ] && grep -qF 'results:smoke begin' "$TMP/rr.err" || fail "readme_results.py without markers: exit $rc"
+[ "$(cat "$TMP/README.bare")" = "no markers" ] || fail "readme_results.py changed a README without markers"
 rm -rf "$TMP"
 echo "check_smoke: OK ($OUT, archive $ARCH)"

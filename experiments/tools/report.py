@@ -956,7 +956,7 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     # ---- results_section.md: pasted into README.md; paths relative to the repository root.
     pre = f"experiments/results/{meta['name']}/"
     head = float(meta["headline_alpha"])
-    R = [f"## Results (experiment set `{meta['name']}`)\n",
+    R = [f"### Experiment set `{meta['name']}`\n",
          f"Runs started {machine.get('started', '?')} (git {machine.get('git', '?')}) on {machine_text}. "
          f"Config: {config_text}. Seeds: " +
          "; ".join(f"{m['name']} {method_seeds(s, m)}" for m in s["method"]) +
