@@ -30,28 +30,44 @@ $d5 << EOD
 7.35984 90.1467 0.255016
 EOD
 $d6 << EOD
+1.38643 90.72 0
+7.35984 90.62 0
+EOD
+$d7 << EOD
 1.38643 83.48 0.212132
 3.25267 86.14 1.23037
 4.60886 86.205 0.841457
 7.35984 85.555 1.1243
 EOD
-$d7 << EOD
+$d8 << EOD
 1.38643 81.55 2.29103
 3.25267 84.595 1.91626
 4.60886 84.215 2.55266
 7.35984 85.415 1.42128
 EOD
-$d8 << EOD
+$d9 << EOD
 1.38643 70.04 0.66468
 3.25267 74.03 5.34573
 4.60886 76.135 5.28209
 7.35984 79.93 2.70115
 EOD
-$d9 << EOD
-1.38643 77.65 0
-3.25267 80.7 0
-4.60886 81.27 0
-7.35984 82.16 0
+$d10 << EOD
+1.38643 84.82 0.551543
+3.25267 85.735 0.968736
+4.60886 85.605 0.346482
+7.35984 86.795 0.233345
+EOD
+$d11 << EOD
+1.38643 84.27 0.268701
+3.25267 85.175 1.74655
+4.60886 85.41 1.68291
+7.35984 85.925 1.50614
+EOD
+$d12 << EOD
+1.38643 76.71 1.32936
+3.25267 80.055 0.912168
+4.60886 80.975 0.417193
+7.35984 81.815 0.487904
 EOD
 set output 'accuracy_vs_macs_a1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
@@ -62,7 +78,10 @@ plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'S
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1-3)', \
      $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=3)', \
      $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-4x (fixed targets, n=3)', \
-     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=2)', \
-     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=2)', \
-     $d8 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'ConstantBeta (fixed targets, n=2)', \
-     $d9 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'SuperFedNAS-frozenBN (fixed targets, n=1)'
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'iFedAvg-4x (fixed targets, n=1)', \
+     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'RandomUniform (fixed targets, n=2)', \
+     $d8 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'Sandwich (fixed targets, n=2)', \
+     $d9 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'ConstantBeta (fixed targets, n=2)', \
+     $d10 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#555555' title 'TrackingUniform (fixed targets, n=2)', \
+     $d11 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#999999' title 'SuperFedNAS-shortdecay (fixed targets, n=2)', \
+     $d12 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS-frozenBN (fixed targets, n=2)'
