@@ -1,0 +1,81 @@
+set terminal pngcairo size 1200,420 font ',10'
+set grid
+$r0 << EOD
+16 59.025
+32 69.7417
+48 78.925
+64 84.1583
+80 87.3917
+96 85.9083
+112 88.5667
+128 89.0917
+144 89.8667
+160 90.2917
+176 90.4333
+192 90.05
+208 90.1333
+224 90.4
+240 90.6167
+EOD
+$r1 << EOD
+16 87.2333
+32 88.5417
+48 89.3083
+64 90.1667
+80 91.0167
+96 90.6833
+112 90.9583
+128 91.275
+144 91.1667
+160 91.4167
+176 91.55
+192 91.4
+208 90.9667
+224 90.9917
+240 91.2083
+EOD
+$r2 << EOD
+16 73.1333
+32 77.5833
+48 83.7333
+64 85.8667
+80 88.0167
+96 84.725
+112 88.8417
+128 91.0667
+144 91.825
+160 91.2583
+176 91.6833
+192 91.75
+208 91.0667
+224 91.4833
+240 91.8083
+EOD
+$r3 << EOD
+16 86.9833
+32 89.75
+48 90.5167
+64 90.5
+80 91.0667
+96 91.35
+112 91.45
+128 91.4
+144 91.0833
+160 91.3333
+176 91.05
+192 91.2
+208 91.0167
+224 91.0667
+240 90.7167
+EOD
+set output 'accuracy_per_round_a1.png'
+set key bottom right inside font ',9'
+set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean over seeds)'
+set xlabel 'round'
+set ylabel 'validation accuracy (%)'
+set title 'MinNet'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)'
+set title 'MaxNet'
+unset key
+plot $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
+unset multiplot
