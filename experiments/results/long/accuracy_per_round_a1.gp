@@ -52,21 +52,21 @@ $r2 << EOD
 240 91.8083
 EOD
 $r3 << EOD
-16 86.9833
-32 89.75
-48 90.5167
-64 90.5
-80 91.0667
-96 91.35
-112 91.45
-128 91.4
-144 91.0833
-160 91.3333
-176 91.05
-192 91.2
-208 91.0167
-224 91.0667
-240 90.7167
+16 86.575
+32 88.7583
+48 89.5583
+64 90.3667
+80 91.075
+96 91.0583
+112 91.2333
+128 91.4417
+144 91.3917
+160 91.3833
+176 91.2167
+192 91.1833
+208 91.025
+224 91.0333
+240 91.0583
 EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
@@ -77,5 +77,5 @@ set title 'MinNet'
 plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)'
 set title 'MaxNet'
 unset key
-plot $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
+plot $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)'
 unset multiplot
