@@ -420,11 +420,11 @@ void RunConfig::validate() const {
               ")");
   if (server.min_clients < 1)
     SFN_THROW(ConfigError, "server.min_clients must be >= 1 (got ", server.min_clients, ")");
-  // Above any fleet and any process's file limit: a typo, not a setting.
-  constexpr int kMaxPending = 1'000'000;
-  if (server.max_pending_connections < 0 || server.max_pending_connections > kMaxPending)
-    SFN_THROW(ConfigError, "server.max_pending_connections must be in [0, ", kMaxPending,
-              "] (0: no cap; got ", server.max_pending_connections, ")");
+  if (server.max_pending_connections < 0 ||
+      server.max_pending_connections > kMaxPendingConnectionsLimit)
+    SFN_THROW(ConfigError, "server.max_pending_connections must be in [0, ",
+              kMaxPendingConnectionsLimit, "] (0: no cap; got ", server.max_pending_connections,
+              ")");
   // Against the largest message too once the server knows it (sfn-server's transport).
   server.rate_limit.validate("server.rate_limit", 0);
   space.validate();

@@ -112,6 +112,18 @@ start_client() {
   PIDS+=("$LAST_PID")
 }
 rounds_done() { [ -f "$1/run/metrics.jsonl" ] && [ "$(grep -c '"outcome":"completed"' "$1/run/metrics.jsonl")" -ge "$2" ]; }
+# past_client_deadline LOG ROUND DEADLINE_S: the client's own deadline for its ROUND task
+# has passed. A client counts the deadline from when it read the task, which on a loaded
+# machine can be seconds after the server started the round (the task waits in its queue
+# while the client loads its data), so the server's deadline alone does not make it late.
+past_client_deadline() {
+  local stamp
+  stamp=$(grep -m1 -F "round $2 task" "$1" | cut -d' ' -f1-2) || return 1
+  [ -n "$stamp" ] || return 1
+  python3 -c 'import datetime, sys, time
+t = datetime.datetime.strptime(sys.argv[1], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+sys.exit(0 if time.time() > t + float(sys.argv[2]) + 0.5 else 1)' "$stamp" "$3"
+}
 
 # ---------------------------------------------------------------------------------------
 federation() {
@@ -221,6 +233,7 @@ dropout() {
   kill -STOP "$c2_pid"
   echo "killed c3 and stopped c2 during round 0"
   wait_for "round 0 to close" $((deadline + 60)) rounds_done "$D" 1
+  wait_for "c2's own round-0 deadline" $((deadline + 60)) past_client_deadline "$D/c2.log" 0 $deadline
   kill -CONT "$c2_pid"
   wait_exit "$SERVER_PID" $((2 * deadline + 120))
   [ "$RC" = 0 ] || fail "3: the server exited with '$RC'"

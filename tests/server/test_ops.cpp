@@ -382,7 +382,8 @@ TEST_CASE("OpsMetrics and OpsStatus: a reader thread during 200 rounds") {
   done = true;
   reader.join();
   CHECK(inconsistent == 0);
-  CHECK(reads.load() > 10);
+  // The waits above guarantee 10 reads; more depends on the scheduler.
+  CHECK(reads.load() >= 10);
   const std::string t = metrics.text();
   CHECK(hasLine(t, "sfn_round 200"));
   CHECK(hasLine(t, "sfn_round_duration_seconds_count 200"));

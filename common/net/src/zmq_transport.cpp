@@ -58,8 +58,6 @@ constexpr int kMonitorBatch = 4096;
 // Kept past the handshake interval before an entry is forgotten: libzmq drops the handshake
 // itself by then, and our reading of its events may lag that much on a loaded machine.
 constexpr std::chrono::milliseconds kPendingAgeMargin{2'000};
-// Above any fleet and any process's file limit: a typo, not a setting.
-constexpr int kMaxPendingConnections = 1'000'000;
 // RFC 27: 400 is a definite "no"; 300 (temporary) and 500 (internal) may pass on a retry.
 constexpr std::int32_t kZapStatusRefused = 400;
 // Sockets per context: each client needs three (see zmq_transport.h), and libzmq's default
@@ -358,9 +356,10 @@ void ZmqServerOptions::validate() const {
   SFN_ENFORCE(dead_peer_keepalive.count() > 0, ConfigError, "zmq dead_peer_keepalive must be > 0");
   SFN_ENFORCE(listen_backlog > 0, ConfigError, "zmq listen_backlog must be > 0 (got ",
               listen_backlog, ")");
-  SFN_ENFORCE(max_pending_connections >= 0 && max_pending_connections <= kMaxPendingConnections,
-              ConfigError, "zmq max_pending_connections must be in [0, ", kMaxPendingConnections,
-              "] (0: no cap; got ", max_pending_connections, ")");
+  SFN_ENFORCE(
+      max_pending_connections >= 0 && max_pending_connections <= kMaxPendingConnectionsLimit,
+      ConfigError, "zmq max_pending_connections must be in [0, ", kMaxPendingConnectionsLimit,
+      "] (0: no cap; got ", max_pending_connections, ")");
   if (insecure) return;
   requireCurveKey(server_keys.public_key, "server public key");
   requireCurveKey(server_keys.secret_key, "server secret key");

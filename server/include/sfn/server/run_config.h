@@ -12,6 +12,7 @@
 #include "sfn/data/data_source.h"
 #include "sfn/model/design_space.h"
 #include "sfn/net/peer_rate_limiter.h"
+#include "sfn/net/pending_connections.h"
 #include "sfn/train/evaluator.h"
 
 #include <nlohmann/json.hpp>
@@ -50,7 +51,7 @@ struct ServerSection {
   int min_clients = 2;
   // TCP connections allowed in their handshake (not yet authenticated) at once; beyond it the
   // oldest are closed. 0: no cap. See ZmqServerOptions::max_pending_connections.
-  int max_pending_connections = 1024;
+  int max_pending_connections = kDefaultMaxPendingConnections;
   // [server.rate_limit]: each client key's receive budget (messages_per_s, message_burst,
   // bytes_per_s, bytes_burst, sustained_s, cut_off_s, enabled); see peer_rate_limiter.h.
   RateLimitOptions rate_limit;

@@ -38,6 +38,12 @@
 
 namespace sfn {
 
+// The server's cap on pending connections (server.max_pending_connections,
+// ZmqServerOptions::max_pending_connections): its default, and the largest value accepted,
+// above any fleet and any process's file limit (a typo, not a setting). 0 means no cap.
+inline constexpr int kDefaultMaxPendingConnections = 1024;
+inline constexpr int kMaxPendingConnectionsLimit = 1'000'000;
+
 class PendingConnections {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;

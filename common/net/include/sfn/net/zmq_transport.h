@@ -153,7 +153,7 @@ struct ZmqServerOptions {
   // the descriptors held before authentication, and their memory to at most this many x
   // max_message_bytes (a bound, not a budget: 21 GB for fmnist; filling it takes that
   // much traffic within one handshake interval).
-  int max_pending_connections = 1024;
+  int max_pending_connections = kDefaultMaxPendingConnections;
   void validate() const;  // throws ConfigError
 };
 
