@@ -590,39 +590,52 @@ def plots(g, summary, cvt, rdir, term):
         render(os.path.join(rdir, name + ".gp"), script, term)
         made.append(name + ".png")
 
-    # Validation accuracy per round at the headline alpha: one panel per fixed target.
-    alpha = float(g.s["set"]["headline_alpha"])
-    curves = round_curves(g, alpha)
-    if curves:
-        blocks, panels = [], []
-        for t in g.targets:
-            cmds = []
-            for method in methods:
-                pts, n = curves.get((method, t["name"]), (None, 0))
-                if not pts:
-                    continue
-                bname = f"r{len(blocks)}"
-                blocks.append(datablock(bname, [(rnd, 100 * v) for rnd, v in pts]))
-                cmds.append(f"${bname} using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '{color[method]}' "
-                            f"title '{method} (n={n})'")
-            if cmds:
-                panels.append((t["name"], cmds))
-        if panels:
-            cols = 2
-            rows_n = (len(panels) + 1) // 2
-            name = f"accuracy_per_round_a{expset.alpha_tag(alpha)}"
-            script = (f"set terminal {term} size 1200,{420 * rows_n} font ',10'\nset grid\n" + "\n".join(blocks) +
-                      f"\nset output '{name}.png'\nset key bottom right inside font ',9'\n"
-                      f"set multiplot layout {rows_n},{cols} title 'Validation accuracy per round, alpha {alpha:g} "
-                      "(mean over seeds)'\nset xlabel 'round'\nset ylabel 'validation accuracy (%)'\n")
-            script += "set xtics 1\n" if g.s["set"]["rounds"] <= 15 else ""
-            for i, (title, cmds) in enumerate(panels):
-                script += f"set title '{title}'\n" + ("" if i == 0 else "unset key\n")
-                script += "plot " + ", ".join(cmds) + "\n"
-            script += "unset multiplot\n"
-            render(os.path.join(rdir, name + ".gp"), script, term)
-            made.append(name + ".png")
+    # Validation accuracy per round, per alpha (headline first): one panel per fixed target.
+    for alpha in alphas_headline_first(g):
+        name = round_plot(g, alpha, methods, color, rdir, term)
+        if name:
+            made.append(name)
     return made
+
+
+
+def alphas_headline_first(g):
+    head = float(g.s["set"]["headline_alpha"])
+    return sorted(g.alphas(), key=lambda a: (a != head, a))
+
+
+def round_plot(g, alpha, methods, color, rdir, term):
+    """Validation accuracy per round at one alpha, one panel per fixed target; the PNG's name,
+    or None when no run of that alpha has periodic evaluations."""
+    curves = round_curves(g, alpha)
+    blocks, panels = [], []
+    for t in g.targets:
+        cmds = []
+        for method in methods:
+            pts, n = curves.get((method, t["name"]), (None, 0))
+            if not pts:
+                continue
+            bname = f"r{len(blocks)}"
+            blocks.append(datablock(bname, [(rnd, 100 * v) for rnd, v in pts]))
+            cmds.append(f"${bname} using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '{color[method]}' "
+                        f"title '{method} (n={n})'")
+        if cmds:
+            panels.append((t["name"], cmds))
+    if not panels:
+        return None
+    rows_n = (len(panels) + 1) // 2
+    name = f"accuracy_per_round_a{expset.alpha_tag(alpha)}"
+    script = (f"set terminal {term} size 1200,{420 * rows_n} font ',10'\nset grid\n" + "\n".join(blocks) +
+              f"\nset output '{name}.png'\nset key bottom right inside font ',9'\n"
+              f"set multiplot layout {rows_n},2 title 'Validation accuracy per round, alpha {alpha:g} "
+              "(mean over seeds)'\nset xlabel 'round'\nset ylabel 'validation accuracy (%)'\n")
+    script += "set xtics 1\n" if g.s["set"]["rounds"] <= 15 else ""
+    for i, (title, cmds) in enumerate(panels):
+        script += f"set title '{title}'\n" + ("" if i == 0 else "unset key\n")
+        script += "plot " + ", ".join(cmds) + "\n"
+    script += "unset multiplot\n"
+    render(os.path.join(rdir, name + ".gp"), script, term)
+    return name + ".png"
 
 
 def round_rows(g):
@@ -684,9 +697,9 @@ def diagnosis_rows(g, alpha):
             mid = min(pts, key=lambda p: abs(p[0] - rounds / 2))
             cells.append(" / ".join(f"{100 * v:.1f} (r{rnd})" for rnd, v in (pts[0], mid, pts[-1])))
         eff = lambda xs: f"{statistics.fmean(xs):.2f}" if xs and None not in xs else "–"
-        rows.append([m["name"], str(rounds), f"{statistics.fmean(beta0):.2f}" if beta0 else "none",
+        rows.append([m["name"], f"{alpha:g}", str(rounds), f"{statistics.fmean(beta0):.2f}" if beta0 else "none",
                      eff(early), eff(every), *cells])
-    header = ["method", "rounds", "beta at round 0", "effective clients, first quarter",
+    header = ["method", "alpha", "rounds", "beta at round 0", "effective clients, first quarter",
               "effective clients, all rounds", f"{small} val % (first / half / end)",
               f"{large} val % (first / half / end)"]
     return header, rows
@@ -787,7 +800,10 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     if g.search_missing:
         warn.append("**sfn-search was not built when the set ran:** searched-winner rows are left out.")
     sec["warnings"] = "\n\n".join(warn)
-    dh, dr = diagnosis_rows(g, float(meta["headline_alpha"]))
+    dr = []
+    for alpha in alphas_headline_first(g):
+        dh, rows = diagnosis_rows(g, alpha)
+        dr += rows
     sec["evidence"] = ("From `metrics.jsonl`: beta is the MaxNet client's merge weight; effective clients per "
                        "round is 1 / sum of the squared client weights (10 = all clients count equally, 1 = one "
                        "client's update is the new SuperNet). Validation accuracy at the first evaluation, the "
@@ -931,11 +947,14 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
         L += [sec["search_note"], ""]
     if sec["cost_targets"]:
         L += [sec["cost_targets"], "", img("", "cost_vs_targets.png", "cost vs number of targets"), ""]
-    per_round = f"accuracy_per_round_a{expset.alpha_tag(float(meta['headline_alpha']))}.png"
-    if per_round in plots_made:
-        L += ["## Accuracy per round\n", img("", per_round, "accuracy per round"), ""]
+    per_round = [(a, f"accuracy_per_round_a{expset.alpha_tag(a)}.png") for a in alphas_headline_first(g)]
+    per_round = [(a, p) for a, p in per_round if p in plots_made]
+    if per_round:
+        L += ["## Accuracy per round\n"]
+        for a, p in per_round:
+            L += ([f"### Dirichlet alpha {a:g}\n"] if len(per_round) > 1 else []) + [img("", p, "accuracy per round"), ""]
     if sec["evidence"]:
-        L += [f"## Evidence: how each method learns (alpha {meta['headline_alpha']:g})\n", sec["evidence"], ""]
+        L += ["## Evidence: how each method learns\n", sec["evidence"], ""]
     L += ["## Files\n", md_table(["file", "content"], [
         ["`runs.csv`", "one row per training run: rounds, client TMACs, MB sent/received, wall seconds"],
         ["`final_accuracy.csv`", "final validation and test accuracy per run and SubNet (fixed targets, "
@@ -971,7 +990,7 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     if sec["cost_targets"]:
         R += [sec["cost_targets"], "", img(pre, "cost_vs_targets.png", "cost vs number of targets"), ""]
     if sec["evidence"]:
-        R += [f"How each method learns at alpha {head:g}: {sec['evidence']}", ""]
+        R += [f"How each method learns: {sec['evidence']}", ""]
     with open(os.path.join(rdir, "results_section.md"), "w") as f:
         f.write("\n".join(R))
 
