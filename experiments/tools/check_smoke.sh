@@ -113,8 +113,8 @@ EOF
 grep -q '^## Claims' "$R/report.md" || fail "report.md has no Claims section"
 grep -q 'C2 cost vs number of targets' "$R/report.md" || fail "report.md lacks C2"
 grep -q 'accuracy_vs_macs_a1.png' "$R/report.md" || fail "report.md does not show the plot"
-grep -q '^| SuperFedNAS | 2 | 0.90 | ' "$R/report.md" || fail "report.md lacks the evidence table (beta, effective clients)"
-grep -q '^| iFedAvg | 2 | none | 4.00 | 4.00 | ' "$R/report.md" || fail "evidence: iFedAvg's 4 equal clients per round"
+grep -q '^| SuperFedNAS | 1 | 2 | 0.90 | ' "$R/report.md" || fail "report.md lacks the evidence table (alpha, beta, effective clients)"
+grep -q '^| iFedAvg | 1 | 2 | none | 4.00 | 4.00 | ' "$R/report.md" || fail "evidence: iFedAvg's 4 equal clients per round"
 
 # Second invocation: nothing is re-run, the report is regenerated from the same runs.
 cp "$R/claims.csv" "$OUT.claims.csv"
