@@ -598,7 +598,6 @@ def plots(g, summary, cvt, rdir, term):
     return made
 
 
-
 def alphas_headline_first(g):
     head = float(g.s["set"]["headline_alpha"])
     return sorted(g.alphas(), key=lambda a: (a != head, a))
