@@ -668,40 +668,46 @@ def round_curves(g, alpha):
     return {k: (sorted((rnd, statistics.fmean(vs)) for rnd, vs in d.items()), len(seeds[k])) for k, d in acc.items()}
 
 
-def diagnosis_rows(g, alpha):
-    """Evidence for why methods differ at one alpha, per method (fixed-target runs): the MaxNet
-    weight beta at round 0, the effective number of clients per round (1 / sum w^2, from
-    metrics.jsonl) over the first quarter of the rounds and over all, and MinNet's and
-    MaxNet's validation accuracy at the first evaluation, halfway and at the end (means over
-    seeds). A run where one client's update dominates the merge learns like one client."""
+def diagnosis_rows(g):
+    """Evidence for why methods differ, per alpha (headline first) and method (fixed-target
+    runs): the MaxNet weight beta at round 0, the effective number of clients per round
+    (1 / sum w^2, from metrics.jsonl) over the first quarter of the rounds and over all, and
+    MinNet's and MaxNet's validation accuracy at the first evaluation, halfway and at the end
+    (means over seeds). A run where one client's update dominates the merge learns like one
+    client."""
     names = [t["name"] for t in g.targets]
     small, large = names[0], names[-1]
-    curves = round_curves(g, alpha)
     rows = []
-    for m in g.s["method"]:
-        runs = [r for r in g.runs if r["method"] == m["name"] and r["alpha"] == alpha and r["source"] == "fixed"]
-        if not runs:
-            continue
-        metrics = [r["run"]["metrics"] for r in runs if r["run"]["metrics"]]
-        rounds = max(len(x) for x in metrics)
-        early = [x.get("effective_clients") for ms in metrics for x in ms[:max(1, rounds // 4)]]
-        every = [x.get("effective_clients") for ms in metrics for x in ms]
-        beta0 = [ms[0].get("beta") for ms in metrics if ms[0].get("beta")]  # 0: no MaxNet weight
-        cells = []
-        for name in (small, large):
-            pts = curves.get((m["name"], name), ([], 0))[0]
-            if not pts:
-                cells.append("–")
-                continue
-            mid = min(pts, key=lambda p: abs(p[0] - rounds / 2))
-            cells.append(" / ".join(f"{100 * v:.1f} (r{rnd})" for rnd, v in (pts[0], mid, pts[-1])))
-        eff = lambda xs: f"{statistics.fmean(xs):.2f}" if xs and None not in xs else "–"
-        rows.append([m["name"], f"{alpha:g}", str(rounds), f"{statistics.fmean(beta0):.2f}" if beta0 else "none",
-                     eff(early), eff(every), *cells])
+    for alpha in alphas_headline_first(g):
+        curves = round_curves(g, alpha)
+        for m in g.s["method"]:
+            runs = [r for r in g.runs if r["method"] == m["name"] and r["alpha"] == alpha and r["source"] == "fixed"]
+            metrics = [r["run"]["metrics"] for r in runs if r["run"]["metrics"]]
+            if metrics:
+                rows.append(diagnosis_row(m["name"], alpha, metrics, curves, (small, large)))
     header = ["method", "alpha", "rounds", "beta at round 0", "effective clients, first quarter",
               "effective clients, all rounds", f"{small} val % (first / half / end)",
               f"{large} val % (first / half / end)"]
     return header, rows
+
+
+def diagnosis_row(method, alpha, metrics, curves, subnets):
+    """One row of diagnosis_rows: `metrics` holds each seed's metrics.jsonl rows."""
+    rounds = max(len(x) for x in metrics)
+    early = [x.get("effective_clients") for ms in metrics for x in ms[:max(1, rounds // 4)]]
+    every = [x.get("effective_clients") for ms in metrics for x in ms]
+    beta0 = [ms[0].get("beta") for ms in metrics if ms[0].get("beta")]  # 0: no MaxNet weight
+    cells = []
+    for name in subnets:
+        pts = curves.get((method, name), ([], 0))[0]
+        if not pts:
+            cells.append("–")
+            continue
+        mid = min(pts, key=lambda p: abs(p[0] - rounds / 2))
+        cells.append(" / ".join(f"{100 * v:.1f} (r{rnd})" for rnd, v in (pts[0], mid, pts[-1])))
+    eff = lambda xs: f"{statistics.fmean(xs):.2f}" if xs and None not in xs else "–"
+    return [method, f"{alpha:g}", str(rounds), f"{statistics.fmean(beta0):.2f}" if beta0 else "none",
+            eff(early), eff(every), *cells]
 
 
 def n_range(ns):
@@ -799,10 +805,7 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
     if g.search_missing:
         warn.append("**sfn-search was not built when the set ran:** searched-winner rows are left out.")
     sec["warnings"] = "\n\n".join(warn)
-    dr = []
-    for alpha in alphas_headline_first(g):
-        dh, rows = diagnosis_rows(g, alpha)
-        dr += rows
+    dh, dr = diagnosis_rows(g)
     sec["evidence"] = ("From `metrics.jsonl`: beta is the MaxNet client's merge weight; effective clients per "
                        "round is 1 / sum of the squared client weights (10 = all clients count equally, 1 = one "
                        "client's update is the new SuperNet). Validation accuracy at the first evaluation, the "
