@@ -108,6 +108,13 @@ expect("ALL" in long and all(long[k]["difference"] == c1[k]["difference"] for k 
        f"C1 at equal rounds: {sorted(long)}")
 expect(all(x["verdict"] in ("holds", "fails", "reproduced", "not reproduced", "inconclusive") for x in claims),
        "verdict words")
+drift = rows("client_drift.csv")
+sfn = {(x["subnet_name"], x["window"]) for x in drift if x["method"] == "SuperFedNAS"}
+expect({(n, w) for n in ("MinNet", "MaxNet") for w in ("first quarter", "second half")} <= sfn,
+       f"client drift of SuperFedNAS's MinNet and MaxNet clients in both windows, got {sorted(sfn)}")
+expect(all(float(x["mean_change_rms"]) > 0 and int(x["updates"]) > 0 for x in drift), "client drift values")
+expect(all(x["subnet_name"] != "other" for x in drift if x["method"] == "iFedAvg"),
+       "iFedAvg's clients train only their target")
 EOF
 
 grep -q '^## Claims' "$R/report.md" || fail "report.md has no Claims section"
@@ -115,6 +122,7 @@ grep -q 'C2 cost vs number of targets' "$R/report.md" || fail "report.md lacks C
 grep -q 'accuracy_vs_macs_a1.png' "$R/report.md" || fail "report.md does not show the plot"
 grep -q '^| SuperFedNAS | 1 | 2 | 0.90 | ' "$R/report.md" || fail "report.md lacks the evidence table (alpha, beta, effective clients)"
 grep -q '^| iFedAvg | 1 | 2 | none | 4.00 | 4.00 | ' "$R/report.md" || fail "evidence: iFedAvg's 4 equal clients per round"
+grep -q '^### Client drift by SubNet' "$R/report.md" || fail "report.md lacks the client drift table"
 
 # Second invocation: nothing is re-run, the report is regenerated from the same runs.
 cp "$R/claims.csv" "$OUT.claims.csv"

@@ -710,6 +710,70 @@ def diagnosis_row(method, alpha, metrics, curves, subnets):
             eff(early), eff(every), *cells]
 
 
+DRIFT_WINDOWS = ("first quarter", "second half")
+
+
+def drift_records(g):
+    """(method, alpha, seed, SubNet name, window, mean change RMS, updates): how far accepted
+    client updates moved the weights they were sent (`change_rms` of each task in
+    metrics.jsonl, RMS per element), per fixed-target run, grouped by the SubNet the client
+    trained (a target's name, or "other") over the first quarter and the second half of the
+    rounds. Runs recorded before sfn-sim logged change_rms are left out."""
+    names = [t["name"] for t in g.targets]
+    out = []
+    for r in g.runs:
+        metrics = r["run"]["metrics"]
+        if r["source"] != "fixed" or not metrics:
+            continue
+        final = r["run"]["summary"].get("final", [])
+        label = {x["subnet"]: n for n, x in zip(names if r["target"] is None else [r["target"]], final)}
+        rounds = len(metrics)
+        spans = dict(zip(DRIFT_WINDOWS, (metrics[:max(1, rounds // 4)], metrics[rounds // 2:])))
+        for window, rows in spans.items():
+            by = {}
+            for t in (t for m in rows for t in m.get("tasks", [])):
+                if t.get("status") == "accepted" and t.get("change_rms", -1.0) > 0:
+                    by.setdefault(label.get(t["subnet"], "other"), []).append(float(t["change_rms"]))
+            out += [(r["method"], r["alpha"], r["seed"], n, window, statistics.fmean(v), len(v))
+                    for n, v in sorted(by.items())]
+    return out
+
+
+def drift_rows(records, g):
+    """The report's drift table: per alpha (headline first) and method, each SubNet's mean
+    update RMS (over seeds) in the first quarter / the second half of the rounds."""
+    cols = [t["name"] for t in g.targets] + ["other"]
+    cells, seeds = {}, {}
+    for method, alpha, seed, name, window, v, _ in records:
+        cells.setdefault((method, alpha, name, window), []).append(v)
+        seeds.setdefault((method, alpha), set()).add(seed)
+    present = [c for c in cols if any(k[2] == c for k in cells)]
+    rows = []
+    for alpha in alphas_headline_first(g):
+        for m in g.s["method"]:
+            row = [m["name"], f"{alpha:g}", str(len(seeds.get((m["name"], alpha), ())))]
+            for c in present:
+                vs = [cells.get((m["name"], alpha, c, w)) for w in DRIFT_WINDOWS]
+                row.append(" / ".join(f"{statistics.fmean(v):.3f}" if v else "–" for v in vs))
+            if any(c != "– / –" for c in row[3:]):
+                rows.append(row)
+    return ["method", "alpha", "seeds", *(f"{c} clients" for c in present)], rows
+
+
+def drift_section(g):
+    """The report's client-drift paragraph and table, or "" when no run logged change_rms."""
+    header, rows = drift_rows(drift_records(g), g)
+    if not rows:
+        return ""
+    return ("How far each SubNet's clients move the weights they are sent: the RMS per element of an accepted "
+            "update's change (trained slice minus the SuperNet slice sent), mean over the clients that trained "
+            "that SubNet, first quarter / second half of the rounds, means over the seeds whose runs logged it "
+            "(`client_drift.csv`; runs by sfn-sim before git 43ced5a do not). Local training from weights that "
+            "already suit the SubNet moves them little; a SubNet whose slice is shaped by the other SubNets' "
+            "updates is moved far by its own clients every round, and their updates are then averaged with "
+            "the others'.\n\n" + md_table(header, rows))
+
+
 def n_range(ns):
     lo, hi = min(ns), max(ns)
     return f"n={lo}" if lo == hi else f"n={lo}-{hi}"
@@ -806,6 +870,7 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
         warn.append("**sfn-search was not built when the set ran:** searched-winner rows are left out.")
     sec["warnings"] = "\n\n".join(warn)
     dh, dr = diagnosis_rows(g)
+    sec["drift"] = drift_section(g)
     sec["evidence"] = ("From `metrics.jsonl`: beta is the MaxNet client's merge weight; effective clients per "
                        "round is 1 / sum of the squared client weights (10 = all clients count equally, 1 = one "
                        "client's update is the new SuperNet). Validation accuracy at the first evaluation, the "
@@ -957,6 +1022,8 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
             L += ([f"### Dirichlet alpha {a:g}\n"] if len(per_round) > 1 else []) + [img("", p, "accuracy per round"), ""]
     if sec["evidence"]:
         L += ["## Evidence: how each method learns\n", sec["evidence"], ""]
+    if sec["drift"]:
+        L += ["### Client drift by SubNet\n", sec["drift"], ""]
     L += ["## Files\n", md_table(["file", "content"], [
         ["`runs.csv`", "one row per training run: rounds, client TMACs, MB sent/received, wall seconds"],
         ["`final_accuracy.csv`", "final validation and test accuracy per run and SubNet (fixed targets, "
@@ -966,6 +1033,7 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
         ["`cost.csv`", "per method, alpha and seed: cost of producing the fixed-target models"],
         ["`cost_vs_targets.csv`", "cost of N targets, N = 1..max, with the basis of each point"],
         ["`claims.csv`", "every comparison behind the verdicts, with its rule"],
+        ["`client_drift.csv`", "mean update RMS per run, SubNet and window (first quarter, second half)"],
         ["`results_section.md`", "the README's Results section, generated from the same numbers"],
         ["`*.png`, `*.gp`", "plots and the gnuplot scripts that drew them"],
     ]), "",
@@ -1040,6 +1108,8 @@ def main(argv):
     cvt = cost_vs_targets(g)
     write_csv(os.path.join(rdir, "cost_vs_targets.csv"), ["n_targets", "method", "train_tmacs", "comm_gb", "basis"],
               [(r["n"], r["method"], r["train_tmacs"], r["comm_gb"], r["basis"]) for r in cvt])
+    write_csv(os.path.join(rdir, "client_drift.csv"),
+              ["method", "alpha", "seed", "subnet_name", "window", "mean_change_rms", "updates"], drift_records(g))
     claim_rows = claims(g, summary)
     write_csv(os.path.join(rdir, "claims.csv"),
               ["claim", "alpha", "subject", "verdict", "reference", "other", "difference", "rule", "seeds"],
