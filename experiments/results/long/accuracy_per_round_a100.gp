@@ -51,6 +51,23 @@ $r2 << EOD
 224 92.8667
 240 92.9667
 EOD
+$r3 << EOD
+16 88.95
+32 90.2833
+48 91.05
+64 91.3833
+80 91.7333
+96 91.95
+112 92.0167
+128 91.7833
+144 91.8
+160 91.6667
+176 91.8333
+192 91.75
+208 91.8
+224 91.6333
+240 91.7667
+EOD
 set output 'accuracy_per_round_a100.png'
 set key bottom right inside font ',9'
 set multiplot layout 1,2 title 'Validation accuracy per round, alpha 100 (mean over seeds)'
@@ -60,5 +77,5 @@ set title 'MinNet'
 plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
 set title 'MaxNet'
 unset key
-plot $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)'
+plot $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
 unset multiplot
