@@ -35,6 +35,23 @@ $r1 << EOD
 240 91.2083
 EOD
 $r2 << EOD
+16 85.35
+32 87.9167
+48 88.6667
+64 89.7
+80 90.1833
+96 89.85
+112 90.5833
+128 90.5667
+144 90.4833
+160 90.3833
+176 90.6833
+192 90.35
+208 90.4833
+224 89.8833
+240 90.4
+EOD
+$r3 << EOD
 16 73.1333
 32 77.5833
 48 83.7333
@@ -51,7 +68,7 @@ $r2 << EOD
 224 91.4833
 240 91.8083
 EOD
-$r3 << EOD
+$r4 << EOD
 16 86.575
 32 88.7583
 48 89.5583
@@ -68,14 +85,31 @@ $r3 << EOD
 224 91.0333
 240 91.0583
 EOD
+$r5 << EOD
+16 86.3333
+32 89.25
+48 89.9833
+64 88.8667
+80 90.8667
+96 91.25
+112 91.05
+128 91.3833
+144 91.15
+160 91.1833
+176 91.3
+192 91.25
+208 90.25
+224 90.55
+240 90.9167
+EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
 set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean over seeds)'
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 set title 'MaxNet'
 unset key
-plot $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)'
+plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 unset multiplot
