@@ -52,6 +52,23 @@ $r2 << EOD
 240 90.4
 EOD
 $r3 << EOD
+16 84.4833
+32 86.1667
+48 88.45
+64 88.7333
+80 89.05
+96 89.5333
+112 89.6
+128 90.4667
+144 89.3667
+160 89.9667
+176 89.85
+192 89.6
+208 89.1667
+224 89.6
+240 89.4
+EOD
+$r4 << EOD
 16 73.1333
 32 77.5833
 48 83.7333
@@ -68,7 +85,7 @@ $r3 << EOD
 224 91.4833
 240 91.8083
 EOD
-$r4 << EOD
+$r5 << EOD
 16 86.575
 32 88.7583
 48 89.5583
@@ -85,7 +102,7 @@ $r4 << EOD
 224 91.0333
 240 91.0583
 EOD
-$r5 << EOD
+$r6 << EOD
 16 86.3333
 32 89.25
 48 89.9833
@@ -102,14 +119,31 @@ $r5 << EOD
 224 90.55
 240 90.9167
 EOD
+$r7 << EOD
+16 85.9667
+32 88.05
+48 89.5
+64 89.9
+80 90.1167
+96 90.8333
+112 90.85
+128 91.2333
+144 90.7333
+160 90.9167
+176 91.3
+192 90.9667
+208 90.75
+224 91.0333
+240 90.7833
+EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
 set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean over seeds)'
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)'
 set title 'MaxNet'
 unset key
-plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
+plot $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)'
 unset multiplot
