@@ -69,6 +69,23 @@ $r3 << EOD
 240 89.4
 EOD
 $r4 << EOD
+16 47.2833
+32 64.7833
+48 82.0333
+64 83.9167
+80 86.6667
+96 87.6333
+112 88.85
+128 89.25
+144 89.7167
+160 89.9667
+176 90.5167
+192 90.5667
+208 90.1333
+224 90.2833
+240 90.5667
+EOD
+$r5 << EOD
 16 73.1333
 32 77.5833
 48 83.7333
@@ -85,7 +102,7 @@ $r4 << EOD
 224 91.4833
 240 91.8083
 EOD
-$r5 << EOD
+$r6 << EOD
 16 86.575
 32 88.7583
 48 89.5583
@@ -102,7 +119,7 @@ $r5 << EOD
 224 91.0333
 240 91.0583
 EOD
-$r6 << EOD
+$r7 << EOD
 16 86.3333
 32 89.25
 48 89.9833
@@ -119,7 +136,7 @@ $r6 << EOD
 224 90.55
 240 90.9167
 EOD
-$r7 << EOD
+$r8 << EOD
 16 85.9667
 32 88.05
 48 89.5
@@ -136,14 +153,31 @@ $r7 << EOD
 224 91.0333
 240 90.7833
 EOD
+$r9 << EOD
+16 46.85
+32 76.5
+48 85.5667
+64 85.4833
+80 87.9
+96 88.5333
+112 89.7833
+128 89.7667
+144 90.6333
+160 91.1333
+176 91.4333
+192 91.0833
+208 91.0167
+224 91.3333
+240 91.1167
+EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
 set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean over seeds)'
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
 set title 'MaxNet'
 unset key
-plot $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
 unset multiplot
