@@ -35,6 +35,23 @@ $r1 << EOD
 240 88.9667
 EOD
 $r2 << EOD
+16 60.0333
+32 81.0167
+48 82.0167
+64 80.9167
+80 86
+96 86.5167
+112 86.95
+128 87.3667
+144 87.3
+160 85.0833
+176 88.45
+192 84.5667
+208 87.2667
+224 86.2667
+240 87.6
+EOD
+$r3 << EOD
 16 35.3833
 32 47.2167
 48 64.15
@@ -51,7 +68,7 @@ $r2 << EOD
 224 86.8167
 240 87.2667
 EOD
-$r3 << EOD
+$r4 << EOD
 16 59.1833
 32 84.6167
 48 83.4833
@@ -68,14 +85,31 @@ $r3 << EOD
 224 87.55
 240 88.5
 EOD
+$r5 << EOD
+16 58.5167
+32 79.5333
+48 80.2833
+64 81.9667
+80 86.6667
+96 86.4833
+112 87.8167
+128 87.7167
+144 89.0833
+160 86.0833
+176 89.1
+192 85.0333
+208 85.9833
+224 87.35
+240 87.5667
+EOD
 set output 'accuracy_per_round_a0.1.png'
 set key bottom right inside font ',9'
 set multiplot layout 1,2 title 'Validation accuracy per round, alpha 0.1 (mean over seeds)'
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 set title 'MaxNet'
 unset key
-plot $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)'
+plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 unset multiplot
