@@ -35,21 +35,21 @@ $r1 << EOD
 240 91.2083
 EOD
 $r2 << EOD
-16 85.35
-32 87.9167
-48 88.6667
-64 89.7
-80 90.1833
-96 89.85
-112 90.5833
-128 90.5667
-144 90.4833
-160 90.3833
-176 90.6833
-192 90.35
-208 90.4833
-224 89.8833
-240 90.4
+16 85.025
+32 86.9
+48 87.5833
+64 89.0083
+80 90.2333
+96 89.8167
+112 90.3
+128 90.5333
+144 90.7833
+160 90.6667
+176 90.8833
+192 90.75
+208 90.775
+224 90.35
+240 90.6917
 EOD
 $r3 << EOD
 16 84.4833
@@ -120,21 +120,21 @@ $r6 << EOD
 240 91.0583
 EOD
 $r7 << EOD
-16 86.3333
-32 89.25
-48 89.9833
-64 88.8667
-80 90.8667
-96 91.25
-112 91.05
-128 91.3833
-144 91.15
-160 91.1833
-176 91.3
-192 91.25
-208 90.25
-224 90.55
-240 90.9167
+16 86.125
+32 88.15
+48 88.975
+64 89.3167
+80 90.7083
+96 90.7417
+112 90.8583
+128 91.3667
+144 91.2583
+160 91.3167
+176 91.35
+192 91.35
+208 90.8917
+224 91.0667
+240 91.4667
 EOD
 $r8 << EOD
 16 85.9667
@@ -176,8 +176,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean ove
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
 set title 'MaxNet'
 unset key
-plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
 unset multiplot
