@@ -169,12 +169,17 @@ class Gathered:
                "source": source, "dir": rd, "run": run, "cost": run_cost(run)}
         self.runs.append(rec)
         final = run["summary"].get("final", [])
-        names = [t["name"] for t in self.targets] if target is None else [target]
+        names = self.target_names(target)
         for name, r in zip(names, final):
             self.final.append({"method": method, "subnet_name": name, "source": source,
                                "subnet": r["subnet"], "macs": int(r["macs"]), "params": int(r["params"]),
                                "alpha": alpha, "seed": seed, "val": float(r["val_accuracy"]),
                                "test": float(r["test_accuracy"])})
+
+    def target_names(self, target):
+        """The names of the SubNets a run trained, in the order of its summary's `final` list:
+        every target for a SuperNet run, its own target for a per-target run."""
+        return [t["name"] for t in self.targets] if target is None else [target]
 
     def _gather(self):
         s, out = self.s, self.out
@@ -643,7 +648,7 @@ def round_rows(g):
     for r in g.runs:
         if r["source"] != "fixed":
             continue
-        names = [t["name"] for t in g.targets] if r["target"] is None else [r["target"]]
+        names = g.target_names(r["target"])
         last = 0
         for m in r["run"]["metrics"]:
             for name, e in zip(names, m.get("evals", [])):
@@ -666,6 +671,11 @@ def round_curves(g, alpha):
             acc.setdefault((method, name), {}).setdefault(rnd, []).append(v)
             seeds.setdefault((method, name), set()).add(seed)
     return {k: (sorted((rnd, statistics.fmean(vs)) for rnd, vs in d.items()), len(seeds[k])) for k, d in acc.items()}
+
+
+def first_quarter(rounds):
+    """How many rounds the evidence tables call a run's first quarter (at least one)."""
+    return max(1, rounds // 4)
 
 
 def diagnosis_rows(g):
@@ -694,7 +704,7 @@ def diagnosis_rows(g):
 def diagnosis_row(method, alpha, metrics, curves, subnets):
     """One row of diagnosis_rows: `metrics` holds each seed's metrics.jsonl rows."""
     rounds = max(len(x) for x in metrics)
-    early = [x.get("effective_clients") for ms in metrics for x in ms[:max(1, rounds // 4)]]
+    early = [x.get("effective_clients") for ms in metrics for x in ms[:first_quarter(rounds)]]
     every = [x.get("effective_clients") for ms in metrics for x in ms]
     beta0 = [ms[0].get("beta") for ms in metrics if ms[0].get("beta")]  # 0: no MaxNet weight
     cells = []
@@ -719,16 +729,15 @@ def drift_records(g):
     metrics.jsonl, RMS per element), per fixed-target run, grouped by the SubNet the client
     trained (a target's name, or "other") over the first quarter and the second half of the
     rounds. Runs recorded before sfn-sim logged change_rms are left out."""
-    names = [t["name"] for t in g.targets]
     out = []
     for r in g.runs:
         metrics = r["run"]["metrics"]
         if r["source"] != "fixed" or not metrics:
             continue
         final = r["run"]["summary"].get("final", [])
-        label = {x["subnet"]: n for n, x in zip(names if r["target"] is None else [r["target"]], final)}
+        label = {x["subnet"]: n for n, x in zip(g.target_names(r["target"]), final)}
         rounds = len(metrics)
-        spans = dict(zip(DRIFT_WINDOWS, (metrics[:max(1, rounds // 4)], metrics[rounds // 2:])))
+        spans = dict(zip(DRIFT_WINDOWS, (metrics[:first_quarter(rounds)], metrics[rounds // 2:])))
         for window, rows in spans.items():
             by = {}
             for t in (t for m in rows for t in m.get("tasks", [])):
@@ -760,9 +769,10 @@ def drift_rows(records, g):
     return ["method", "alpha", "seeds", *(f"{c} clients" for c in present)], rows
 
 
-def drift_section(g):
-    """The report's client-drift paragraph and table, or "" when no run logged change_rms."""
-    header, rows = drift_rows(drift_records(g), g)
+def drift_section(g, drift):
+    """The report's client-drift paragraph and table from drift_records, or "" when no run
+    logged change_rms."""
+    header, rows = drift_rows(drift, g)
     if not rows:
         return ""
     return ("How far each SubNet's clients move the weights they are sent: the RMS per element of an accepted "
@@ -807,7 +817,7 @@ def sig(x, digits=3):
     return "–" if x is None else f"{x:.{digits}g}"
 
 
-def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
+def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
     """report.md (everything) and results_section.md (the README's Results section)."""
     s = g.s
     meta = s["set"]
@@ -870,7 +880,7 @@ def write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir):
         warn.append("**sfn-search was not built when the set ran:** searched-winner rows are left out.")
     sec["warnings"] = "\n\n".join(warn)
     dh, dr = diagnosis_rows(g)
-    sec["drift"] = drift_section(g)
+    sec["drift"] = drift_section(g, drift)
     sec["evidence"] = ("From `metrics.jsonl`: beta is the MaxNet client's merge weight; effective clients per "
                        "round is 1 / sum of the squared client weights (10 = all clients count equally, 1 = one "
                        "client's update is the new SuperNet). Validation accuracy at the first evaluation, the "
@@ -1108,8 +1118,9 @@ def main(argv):
     cvt = cost_vs_targets(g)
     write_csv(os.path.join(rdir, "cost_vs_targets.csv"), ["n_targets", "method", "train_tmacs", "comm_gb", "basis"],
               [(r["n"], r["method"], r["train_tmacs"], r["comm_gb"], r["basis"]) for r in cvt])
+    drift = drift_records(g)
     write_csv(os.path.join(rdir, "client_drift.csv"),
-              ["method", "alpha", "seed", "subnet_name", "window", "mean_change_rms", "updates"], drift_records(g))
+              ["method", "alpha", "seed", "subnet_name", "window", "mean_change_rms", "updates"], drift)
     claim_rows = claims(g, summary)
     write_csv(os.path.join(rdir, "claims.csv"),
               ["claim", "alpha", "subject", "verdict", "reference", "other", "difference", "rule", "seeds"],
@@ -1118,7 +1129,7 @@ def main(argv):
     if term is None:
         print("report.py: gnuplot with a png terminal not found; plots skipped", file=sys.stderr)
     plots_made = plots(g, summary, cvt, rdir, term)
-    write_report(g, summary, cvt, claim_rows, costs, plots_made, rdir)
+    write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir)
     print(f"report.py: {len(g.runs)} runs, {len(g.final)} accuracy rows, {len(plots_made)} plots -> {rdir}")
     return 0
 
