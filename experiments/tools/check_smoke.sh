@@ -235,6 +235,18 @@ bad unknown $'all_targets_seeds = 1\nextra_seed_targets = ["Mid9"]' '' "extra_se
 bad duplicate $'all_targets_seeds = 1\nextra_seed_targets = ["MinNet", "MinNet"]' '' 'extra_seed_targets: duplicate'
 bad alone 'extra_seed_targets = ["MinNet"]' '' 'extra_seed_targets needs all_targets_seeds'
 bad supernet '' 'all_targets_seeds = 1' 'apply to role = "per-target" methods only'
+# search = "GRID" searches only that grid's cells: SuperFedNAS's 6 runs + the cost search
+# (its first headline run), then RandomUniform's 2; a grid with cells the method does not run
+# is refused, and so is a name that is no grid.
+searches() { "$PY" "$EXPSET" check "$1" "$TMP/order-out" | sed -n 's/.*, \([0-9]*\) searches$/\1/p'; }
+order_set "" 'search = "ablation"' >"$SETS/searched.toml"
+N=$(searches "$SETS/searched.toml")
+[ "$N" = 9 ] || fail "RandomUniform with search = \"ablation\": $N searches planned, expected 9"
+order_set "" "" | sed 's/^search = true$/search = "ablation"/' >"$SETS/searched.toml"
+N=$(searches "$SETS/searched.toml")
+[ "$N" = 3 ] || fail "SuperFedNAS with search = \"ablation\": $N searches planned, expected 2 + the cost search"
+bad subset '' 'search = "headline"' "search: grid 'headline' has alpha 1 seed 3, which the method's grid 'ablation' does not run"
+bad nogrid '' 'search = "winners"' "search: expected true, false or a [grid] name, got 'winners'"
 
 if [ "$SEARCHED" = 0 ]; then
   echo "check_smoke: sfn-search not built: the archive checks need it and were not run" >&2

@@ -3,6 +3,7 @@
 
 Standard library only (Debian's /usr/bin/python3 has no numpy). run.sh calls the CLI:
 
+  expset.py check SET OUT                  validate SET; print how many runs and searches it plans
   expset.py train-plan SET OUT             one line per training run, in run order (phase 1)
   expset.py search-plan SET OUT [RUN_DIR]  one line per finished SuperNet run to search (phase 2),
                                            or only the searches of RUN_DIR
@@ -80,6 +81,21 @@ def _check_target_seeds(m, where, target_names):
         raise SetError(f"{where}.extra_seed_targets: duplicate target names")
 
 
+def _check_search_grid(m, where, grids):
+    """search = true searches every run of the method; search = "GRID" only the runs in that
+    grid's cells, which must all be cells the method runs on."""
+    if isinstance(m["search"], bool):
+        return
+    if not isinstance(m["search"], str) or m["search"] not in grids:
+        raise SetError(f"{where}.search: expected true, false or a [grid] name, got {m['search']!r}")
+    own = {(c["alpha"], seed) for c in grids[m["grid"]] for seed in c["seeds"]}
+    for c in grids[m["search"]]:
+        for seed in c["seeds"]:
+            if (c["alpha"], seed) not in own:
+                raise SetError(f"{where}.search: grid '{m['search']}' has alpha {c['alpha']:g} seed "
+                               f"{seed}, which the method's grid '{m['grid']}' does not run")
+
+
 def load_set(path):
     """Reads and validates a set file; returns a dict with defaults filled in."""
     with open(path, "rb") as f:
@@ -145,6 +161,7 @@ def load_set(path):
         m.setdefault("search", False)
         m.setdefault("about", "")
         _check_target_seeds(m, where, names)
+        _check_search_grid(m, where, grids)
 
     search = s.setdefault("search", {})
     search.setdefault("macs_fractions", [])
@@ -197,6 +214,16 @@ def ranked_cells(s, method):
     for c in s["grid"][method["grid"]]:
         for rank, seed in enumerate(c["seeds"]):
             yield c["alpha"], seed, rank
+
+
+def searched_cells(s, method):
+    """(alpha, seed) of the method's runs that are searched, in grid order (none for a
+    per-target method)."""
+    if not method["search"] or method["role"] != "supernet":
+        return []
+    if method["search"] is True:
+        return list(cells(s, method))
+    return [(c["alpha"], seed) for c in s["grid"][method["search"]] for seed in c["seeds"]]
 
 
 def method_targets(s, method, rank):
@@ -313,10 +340,8 @@ def cost_search_cell(s):
     if not s["cost"]["search"]:
         return None
     ref = next(m for m in s["method"] if m["name"] == s["report"]["reference"])
-    if not ref["search"] or ref["role"] != "supernet":
-        return None
     alpha = float(s["set"]["headline_alpha"])
-    seeds = [seed for a, seed in cells(s, ref) if a == alpha]
+    seeds = [seed for a, seed in searched_cells(s, ref) if a == alpha]
     return (ref["name"], alpha, seeds[0]) if seeds else None
 
 
@@ -340,9 +365,7 @@ def _planned_searches(s, out):
     evenly spread from MinNet to MaxNet MACs). budgets needs the run's MinNet and MaxNet MACs."""
     found = []
     for m in s["method"]:
-        if not m["search"] or m["role"] != "supernet":
-            continue
-        for alpha, seed in cells(s, m):
+        for alpha, seed in searched_cells(s, m):
             found.append((run_dir(out, m["name"], alpha, seed), search_dir(out, m["name"], alpha, seed),
                           lambda lo, hi: search_targets(s, lo, hi)))
     cell = cost_search_cell(s)
@@ -398,9 +421,7 @@ def winner_runs(s, out):
         return
     base = next(m for m in s["method"] if m["name"] == s["report"]["baseline"])
     for m in s["method"]:
-        if not m["search"] or m["role"] != "supernet":
-            continue
-        for alpha, seed in cells(s, m):
+        for alpha, seed in searched_cells(s, m):
             if alpha not in alphas:
                 continue
             rows = read_search_results(search_dir(out, m["name"], alpha, seed)) or []
@@ -656,7 +677,8 @@ def main(argv):
     try:
         s = load_set(set_path)
         if cmd == "check":
-            print(f"{s['set']['name']}: {sum(1 for _ in train_runs(s, out))} training runs")
+            print(f"{s['set']['name']}: {sum(1 for _ in train_runs(s, out))} training runs, "
+                  f"{len(_planned_searches(s, out))} searches")
         elif cmd == "train-plan":
             for rd, label, ov in train_runs(s, out, ordered=True):
                 print("\t".join([rd, label] + ov))

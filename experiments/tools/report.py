@@ -191,9 +191,7 @@ class Gathered:
             assert target is None or target in tnames
             self._add_run(rd, label, method, alpha, seed, target, "fixed")
         for m in s["method"]:
-            if not m["search"] or m["role"] != "supernet":
-                continue
-            for alpha, seed in expset.cells(s, m):
+            for alpha, seed in expset.searched_cells(s, m):
                 sd = expset.search_dir(out, m["name"], alpha, seed)
                 rows = expset.read_search_results(sd)
                 if rows is None:
