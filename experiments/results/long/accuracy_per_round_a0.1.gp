@@ -1,21 +1,21 @@
 set terminal pngcairo size 1200,420 font ',10'
 set grid
 $r0 << EOD
-16 29.6833
-32 37.9667
-48 59.6333
-64 60.25
-80 70.0167
-96 77.9
-112 81.6
-128 82.0667
-144 85.6
-160 84.8333
-176 86
-192 83
-208 85.8333
-224 85.6333
-240 86.75
+16 26.5583
+32 33.3583
+48 44.6583
+64 55.5833
+80 65.85
+96 69.725
+112 76.9667
+128 81.6667
+144 83.8833
+160 84.1667
+176 83.0167
+192 82.8417
+208 84.7083
+224 84.4667
+240 85.7583
 EOD
 $r1 << EOD
 16 65.95
@@ -52,21 +52,21 @@ $r2 << EOD
 240 87.6
 EOD
 $r3 << EOD
-16 35.3833
-32 47.2167
-48 64.15
-64 62.2667
-80 74.5833
-96 83.5833
-112 84.5667
-128 83.6333
-144 87.0167
-160 87
-176 88.15
-192 83.8333
-208 85.5
-224 86.8167
-240 87.2667
+16 30.0083
+32 39.6
+48 55.6917
+64 61.2833
+80 66.9833
+96 73.6583
+112 82.25
+128 84.1833
+144 85.8333
+160 85.7167
+176 84.6417
+192 83.5917
+208 85.425
+224 84.075
+240 86.7
 EOD
 $r4 << EOD
 16 59.1833
@@ -108,8 +108,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 0.1 (mean o
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 set title 'MaxNet'
 unset key
-plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
+plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 unset multiplot

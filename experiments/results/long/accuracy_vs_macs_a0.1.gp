@@ -2,8 +2,8 @@ set terminal pngcairo size 1000,640 font ',11'
 set grid
 set key outside right top
 $d1 << EOD
-1.38643 85.67 0
-7.35984 86.75 0
+1.38643 84.675 1.40714
+7.35984 85.835 1.29401
 EOD
 $d2 << EOD
 1.38643 87.43 0
@@ -17,6 +17,6 @@ set output 'accuracy_vs_macs_a0.1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 0.1 (mean ± std over seeds)'
 set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
-plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=1)', \
+plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=2)', \
      $d2 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'TrackingUniform (fixed targets, n=1)'
