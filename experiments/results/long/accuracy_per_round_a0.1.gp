@@ -18,21 +18,21 @@ $r0 << EOD
 240 85.7583
 EOD
 $r1 << EOD
-16 65.95
-32 84.3167
-48 84.55
-64 83.9333
-80 87
-96 87.9833
-112 87.9167
-128 87.95
-144 88.7
-160 85.9
-176 88.8833
-192 86.4167
-208 88.0833
-224 86.7833
-240 88.9667
+16 70.6417
+32 81.0833
+48 84.1083
+64 83.975
+80 85.5333
+96 84.5083
+112 86.1583
+128 87.2583
+144 88.3667
+160 86.975
+176 87.1
+192 86.3833
+208 88.5417
+224 86.9083
+240 88.95
 EOD
 $r2 << EOD
 16 60.0333
@@ -108,7 +108,7 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 0.1 (mean o
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 set title 'MaxNet'
 unset key
 plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
