@@ -69,21 +69,21 @@ $r3 << EOD
 240 86.7
 EOD
 $r4 << EOD
-16 59.1833
-32 84.6167
-48 83.4833
-64 83.4833
-80 87.6
-96 88.3667
-112 88.8167
-128 88.8333
-144 89.0333
-160 86.6667
-176 89.5833
-192 86.3167
-208 88.9333
-224 87.55
-240 88.5
+16 63.025
+32 79.3083
+48 83.5833
+64 83.675
+80 85.6333
+96 84.6083
+112 87.3333
+128 88.125
+144 88.775
+160 87.6333
+176 87.5417
+192 87.0583
+208 88.7667
+224 87.0333
+240 88.6583
 EOD
 $r5 << EOD
 16 58.5167
@@ -111,5 +111,5 @@ set title 'MinNet'
 plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 set title 'MaxNet'
 unset key
-plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
+plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
 unset multiplot

@@ -7,7 +7,7 @@ $d1 << EOD
 EOD
 $d2 << EOD
 1.38643 87.595 0.233345
-7.35984 87.93 0
+7.35984 87.705 0.318198
 EOD
 $d3 << EOD
 1.38643 86.99 0
@@ -18,5 +18,5 @@ set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 0.1 (mean ± std
 set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=2)', \
-     $d2 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=1-2)', \
+     $d2 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'TrackingUniform (fixed targets, n=1)'
