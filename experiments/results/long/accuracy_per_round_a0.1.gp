@@ -35,21 +35,21 @@ $r1 << EOD
 240 88.95
 EOD
 $r2 << EOD
-16 60.0333
-32 81.0167
-48 82.0167
-64 80.9167
-80 86
-96 86.5167
-112 86.95
-128 87.3667
-144 87.3
-160 85.0833
-176 88.45
-192 84.5667
-208 87.2667
-224 86.2667
-240 87.6
+16 62.95
+32 75.9583
+48 81.125
+64 79.7667
+80 82.3333
+96 81.9833
+112 85.725
+128 86.4583
+144 86.4
+160 86.0083
+176 86.3167
+192 85.2167
+208 86.9667
+224 85.8
+240 87.3583
 EOD
 $r3 << EOD
 16 30.0083
@@ -86,21 +86,21 @@ $r4 << EOD
 240 88.6583
 EOD
 $r5 << EOD
-16 58.5167
-32 79.5333
-48 80.2833
-64 81.9667
-80 86.6667
-96 86.4833
-112 87.8167
-128 87.7167
-144 89.0833
-160 86.0833
-176 89.1
-192 85.0333
-208 85.9833
-224 87.35
-240 87.5667
+16 63
+32 74.6417
+48 79.4167
+64 80.4833
+80 82.7
+96 80.7083
+112 85.0417
+128 86.475
+144 88.0417
+160 86.35
+176 86.0917
+192 85.25
+208 86.825
+224 85.7417
+240 87.65
 EOD
 set output 'accuracy_per_round_a0.1.png'
 set key bottom right inside font ',9'
@@ -108,8 +108,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 0.1 (mean o
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)'
 set title 'MaxNet'
 unset key
-plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=1)'
+plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)'
 unset multiplot

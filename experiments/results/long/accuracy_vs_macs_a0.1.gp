@@ -10,8 +10,8 @@ $d2 << EOD
 7.35984 87.705 0.318198
 EOD
 $d3 << EOD
-1.38643 86.99 0
-7.35984 87.27 0
+1.38643 86.71 0.39598
+7.35984 87.385 0.162635
 EOD
 set output 'accuracy_vs_macs_a0.1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 0.1 (mean ± std over seeds)'
@@ -19,4 +19,4 @@ set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=2)', \
      $d2 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
-     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'TrackingUniform (fixed targets, n=1)'
+     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'TrackingUniform (fixed targets, n=2)'
