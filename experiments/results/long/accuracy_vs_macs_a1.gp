@@ -6,18 +6,23 @@ $d1 << EOD
 7.35984 91.36 0.523259
 EOD
 $d2 << EOD
+2.42208 90.55 0
+2.76077 90.57 0
+2.76077 90.57 0
+EOD
+$d3 << EOD
 1.38643 90.61 0.268701
 7.35984 90.665 0.233345
 EOD
-$d3 << EOD
+$d4 << EOD
 1.38643 90.195 0.615183
 7.35984 91.225 0.827315
 EOD
-$d4 << EOD
+$d5 << EOD
 1.38643 89.42 0
 7.35984 90.8 0
 EOD
-$d5 << EOD
+$d6 << EOD
 1.38643 89.82 0
 7.35984 90.8 0
 EOD
@@ -26,7 +31,8 @@ set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std o
 set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=2)', \
-     $d2 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
-     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'TrackingUniform (fixed targets, n=2)', \
-     $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
-     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)'
+     $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=1)', \
+     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
+     $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'TrackingUniform (fixed targets, n=2)', \
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=1)', \
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)'

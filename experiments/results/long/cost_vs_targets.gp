@@ -23,6 +23,9 @@ $c0 << EOD
 19 29.6676 6.31355
 20 29.6676 6.31355
 EOD
+$c1 << EOD
+3 33.492 6.31355
+EOD
 $c2 << EOD
 1 34.0673 7.21619
 2 68.1345 14.4324
@@ -55,7 +58,7 @@ set xlabel 'number of targets N'
 set ylabel 'training TMACs (clients; + server search)'
 set yrange [0:*]
 set xrange [0:21]
-plot $c0 using 1:2 with lines lw 3 lc rgb '#9400d3' title 'SuperFedNAS: one training', $c2 using 1:2 with linespoints lw 2 pt 7 lc rgb '#56b4e9' title 'iFedAvg: N x mean run', $c3 using 1:2 with points pt 9 ps 2.5 lc rgb '#e69f00' title 'iFedAvg: sum of measured runs'
+plot $c0 using 1:2 with lines lw 3 lc rgb '#9400d3' title 'SuperFedNAS: one training', $c1 using 1:2 with linespoints lw 2 dt 2 pt 5 ps 1.5 lc rgb '#009e73' title 'SuperFedNAS: training + search', $c2 using 1:2 with linespoints lw 2 pt 7 lc rgb '#56b4e9' title 'iFedAvg: N x mean run', $c3 using 1:2 with points pt 9 ps 2.5 lc rgb '#e69f00' title 'iFedAvg: sum of measured runs'
 set ylabel 'GB communicated (down + up)'
 plot $c0 using 1:3 with lines lw 3 lc rgb '#9400d3' notitle, $c2 using 1:3 with linespoints lw 2 pt 7 lc rgb '#56b4e9' notitle, $c3 using 1:3 with points pt 9 ps 2.5 lc rgb '#e69f00' notitle
 unset multiplot
