@@ -247,6 +247,18 @@ N=$(searches "$SETS/searched.toml")
 [ "$N" = 3 ] || fail "SuperFedNAS with search = \"ablation\": $N searches planned, expected 2 + the cost search"
 bad subset '' 'search = "headline"' "search: grid 'headline' has alpha 1 seed 3, which the method's grid 'ablation' does not run"
 bad nogrid '' 'search = "winners"' "search: expected true, false or a [grid] name, got 'winners'"
+# Budgets whose searches find the same SubNet share one iFedAvg run, named after the first.
+{ order_set "" ""; printf '[search]\nmacs_fractions = [0.2, 0.5, 0.8]\nifedavg_winners_alphas = [1.0]\n'; } \
+  >"$SETS/winners.toml"
+WD=$TMP/order-out/search/SuperFedNAS/a1/s1
+mkdir -p "$WD"
+printf 'target,subnet,macs,params,val_accuracy,test_accuracy\n%s\n%s\n%s\n' \
+  'b1,d=0-0-0-0;e=0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1,1,1,0.5,0.5' \
+  'b2,d=1-0-0-0;e=0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1,2,2,0.6,0.6' \
+  'b3,d=1-0-0-0;e=0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1-0.1,2,2,0.6,0.6' >"$WD/results.csv"
+"$PY" "$EXPSET" winners-plan "$SETS/winners.toml" "$TMP/order-out" | cut -f2 >"$TMP/winners.txt"
+printf 'iFedAvg/a1/s1/win-b1\niFedAvg/a1/s1/win-b2\n' |
+  diff - "$TMP/winners.txt" >&2 || fail "winners-plan with a repeated winner (expected <, got >)"
 
 if [ "$SEARCHED" = 0 ]; then
   echo "check_smoke: sfn-search not built: the archive checks need it and were not run" >&2

@@ -414,26 +414,40 @@ def read_search_results(sd):
     return rows
 
 
-def winner_runs(s, out):
-    """Phase 3: iFedAvg (the baseline method's overrides) on each searched winner."""
+def _winners(s, out):
+    """(alpha, seed, subnet, target names) per distinct searched winner of each searched cell at
+    an ifedavg_winners_alphas alpha, in search order: budgets that find the same SubNet share
+    one entry (and so one iFedAvg run)."""
     alphas = s["search"]["ifedavg_winners_alphas"]
-    if not alphas:
-        return
-    base = next(m for m in s["method"] if m["name"] == s["report"]["baseline"])
     for m in s["method"]:
         for alpha, seed in searched_cells(s, m):
             if alpha not in alphas:
                 continue
-            rows = read_search_results(search_dir(out, m["name"], alpha, seed)) or []
-            for r in rows:
-                if not r["subnet"] or not r["target"]:
-                    continue
-                tname = f"win-{r['target']}"
-                label = f"{base['name']}/a{alpha_tag(alpha)}/s{seed}/{tname}"
-                yield (run_dir(out, base["name"], alpha, seed, tname), label,
-                       common_overrides(s, alpha, seed, label) + list(base["overrides"]) +
-                       [f"round.fixed_subnet={toml_string(r['subnet'])}",
-                        f"eval.subnets=[{toml_string(r['subnet'])}]"])
+            found = {}
+            for r in read_search_results(search_dir(out, m["name"], alpha, seed)) or []:
+                if r["subnet"] and r["target"]:
+                    found.setdefault(r["subnet"], []).append(r["target"])
+            for subnet, targets in found.items():
+                yield alpha, seed, subnet, targets
+
+
+def winner_runs(s, out):
+    """Phase 3: iFedAvg (the baseline method's overrides) on each distinct searched winner,
+    named after the first target that found it."""
+    base = next(m for m in s["method"] if m["name"] == s["report"]["baseline"])
+    for alpha, seed, subnet, targets in _winners(s, out):
+        tname = f"win-{targets[0]}"
+        label = f"{base['name']}/a{alpha_tag(alpha)}/s{seed}/{tname}"
+        yield (run_dir(out, base["name"], alpha, seed, tname), label,
+               common_overrides(s, alpha, seed, label) + list(base["overrides"]) +
+               [f"round.fixed_subnet={toml_string(subnet)}", f"eval.subnets=[{toml_string(subnet)}]"])
+
+
+def winner_aliases(s, out):
+    """{winner run folder: the other targets whose search found the same SubNet}."""
+    base = s["report"]["baseline"]
+    return {run_dir(out, base, alpha, seed, f"win-{targets[0]}"): targets[1:]
+            for alpha, seed, _, targets in _winners(s, out) if len(targets) > 1}
 
 
 # ----------------------------------------------------------------------------- archive

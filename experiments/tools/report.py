@@ -159,7 +159,8 @@ class Gathered:
         self.search_missing = os.path.isfile(os.path.join(out, "search-missing"))
         self._gather()
 
-    def _add_run(self, rd, label, method, alpha, seed, target, source):
+    def _add_run(self, rd, label, method, alpha, seed, target, source, aliases=()):
+        """aliases: more names for a per-target run's SubNet (targets whose search found it)."""
         run = load_run(rd)
         if run is None:
             self.missing.append(label)
@@ -169,8 +170,9 @@ class Gathered:
                "source": source, "dir": rd, "run": run, "cost": run_cost(run)}
         self.runs.append(rec)
         final = run["summary"].get("final", [])
-        names = self.target_names(target)
-        for name, r in zip(names, final):
+        pairs = list(zip(self.target_names(target), final))
+        pairs += [(name, pairs[0][1]) for name in aliases if pairs]
+        for name, r in pairs:
             self.final.append({"method": method, "subnet_name": name, "source": source,
                                "subnet": r["subnet"], "macs": int(r["macs"]), "params": int(r["params"]),
                                "alpha": alpha, "seed": seed, "val": float(r["val_accuracy"]),
@@ -215,9 +217,11 @@ class Gathered:
             if rows is not None:
                 self.cost_search = {"method": cell[0], "alpha": cell[1], "seed": cell[2], "targets": len(rows),
                                     "wall_s": read_wall(sd), **search_cost(sd), "machine": load_machine(sd)}
+        aliases = expset.winner_aliases(s, out)
         for rd, label, _ in expset.winner_runs(s, out):
             parts = label.split("/")
-            self._add_run(rd, label, parts[0], float(parts[1][1:]), int(parts[2][1:]), parts[3], "search")
+            self._add_run(rd, label, parts[0], float(parts[1][1:]), int(parts[2][1:]), parts[3], "search",
+                          ["win-" + t for t in aliases.get(rd, [])])
 
     # Accuracy rows grouped over seeds.
     def summary_rows(self):
