@@ -52,21 +52,21 @@ $r2 << EOD
 240 90.6917
 EOD
 $r3 << EOD
-16 84.4833
-32 86.1667
-48 88.45
-64 88.7333
-80 89.05
-96 89.5333
-112 89.6
-128 90.4667
-144 89.3667
-160 89.9667
-176 89.85
-192 89.6
-208 89.1667
-224 89.6
-240 89.4
+16 84.7417
+32 85.975
+48 87.525
+64 88.525
+80 89.525
+96 89.225
+112 89.6333
+128 90.3167
+144 90.2667
+160 90.375
+176 90.3833
+192 90.2833
+208 89.9
+224 90.3833
+240 90.4083
 EOD
 $r4 << EOD
 16 47.2833
@@ -137,21 +137,21 @@ $r7 << EOD
 240 91.4667
 EOD
 $r8 << EOD
-16 85.9667
-32 88.05
-48 89.5
-64 89.9
-80 90.1167
-96 90.8333
-112 90.85
-128 91.2333
-144 90.7333
-160 90.9167
-176 91.3
-192 90.9667
-208 90.75
-224 91.0333
-240 90.7833
+16 86.15
+32 87.8667
+48 88.8083
+64 89.5
+80 90.3833
+96 90.7667
+112 91.175
+128 91.525
+144 91.3333
+160 91.3583
+176 91.425
+192 91.375
+208 91.1583
+224 91.4583
+240 91.5
 EOD
 $r9 << EOD
 16 46.85
@@ -176,8 +176,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean ove
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
 set title 'MaxNet'
 unset key
-plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
 unset multiplot
