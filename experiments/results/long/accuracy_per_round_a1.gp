@@ -69,21 +69,21 @@ $r3 << EOD
 240 90.4083
 EOD
 $r4 << EOD
-16 47.2833
-32 64.7833
-48 82.0333
-64 83.9167
-80 86.6667
-96 87.6333
-112 88.85
-128 89.25
-144 89.7167
-160 89.9667
-176 90.5167
-192 90.5667
+16 48.9417
+32 68.9417
+48 73.6583
+64 81.075
+80 86.0917
+96 85.7333
+112 88.5083
+128 88.7083
+144 89.7083
+160 89.725
+176 90.2917
+192 90.4833
 208 90.1333
-224 90.2833
-240 90.5667
+224 90.225
+240 90.6333
 EOD
 $r5 << EOD
 16 73.1333
@@ -154,21 +154,21 @@ $r8 << EOD
 240 91.5
 EOD
 $r9 << EOD
-16 46.85
-32 76.5
-48 85.5667
-64 85.4833
-80 87.9
-96 88.5333
-112 89.7833
-128 89.7667
-144 90.6333
+16 59.5417
+32 78.7417
+48 81.75
+64 84.0667
+80 87.7083
+96 87.1333
+112 89.5083
+128 89.8917
+144 90.9167
 160 91.1333
-176 91.4333
-192 91.0833
-208 91.0167
-224 91.3333
-240 91.1167
+176 91.2083
+192 91.1917
+208 91.275
+224 91.675
+240 91.6833
 EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
@@ -176,8 +176,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean ove
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=2)'
 set title 'MaxNet'
 unset key
-plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=1)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=2)'
 unset multiplot

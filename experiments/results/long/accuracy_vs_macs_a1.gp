@@ -23,8 +23,8 @@ $d5 << EOD
 7.35984 91.225 0.601041
 EOD
 $d6 << EOD
-1.38643 89.82 0
-7.35984 90.8 0
+1.38643 89.93 0.155563
+7.35984 91.08 0.39598
 EOD
 set output 'accuracy_vs_macs_a1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
@@ -35,4 +35,4 @@ plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'S
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
      $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'TrackingUniform (fixed targets, n=2)', \
      $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=2)', \
-     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=1)'
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=2)'
