@@ -431,12 +431,17 @@ def _winners(s, out):
                 yield alpha, seed, subnet, targets
 
 
+def winner_target(target):
+    """The target name of iFedAvg's run on the winner of search target `target`."""
+    return f"win-{target}"
+
+
 def winner_runs(s, out):
     """Phase 3: iFedAvg (the baseline method's overrides) on each distinct searched winner,
     named after the first target that found it."""
     base = next(m for m in s["method"] if m["name"] == s["report"]["baseline"])
     for alpha, seed, subnet, targets in _winners(s, out):
-        tname = f"win-{targets[0]}"
+        tname = winner_target(targets[0])
         label = f"{base['name']}/a{alpha_tag(alpha)}/s{seed}/{tname}"
         yield (run_dir(out, base["name"], alpha, seed, tname), label,
                common_overrides(s, alpha, seed, label) + list(base["overrides"]) +
@@ -444,10 +449,15 @@ def winner_runs(s, out):
 
 
 def winner_aliases(s, out):
-    """{winner run folder: the other targets whose search found the same SubNet}."""
+    """{winner run folder: the winner target names of the other search targets that found the
+    same SubNet}."""
     base = s["report"]["baseline"]
-    return {run_dir(out, base, alpha, seed, f"win-{targets[0]}"): targets[1:]
-            for alpha, seed, _, targets in _winners(s, out) if len(targets) > 1}
+    names = {}
+    for alpha, seed, _, targets in _winners(s, out):
+        if len(targets) > 1:
+            rd = run_dir(out, base, alpha, seed, winner_target(targets[0]))
+            names[rd] = [winner_target(t) for t in targets[1:]]
+    return names
 
 
 # ----------------------------------------------------------------------------- archive

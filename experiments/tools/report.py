@@ -221,7 +221,7 @@ class Gathered:
         for rd, label, _ in expset.winner_runs(s, out):
             parts = label.split("/")
             self._add_run(rd, label, parts[0], float(parts[1][1:]), int(parts[2][1:]), parts[3], "search",
-                          ["win-" + t for t in aliases.get(rd, [])])
+                          aliases.get(rd, []))
 
     # Accuracy rows grouped over seeds.
     def summary_rows(self):
@@ -406,7 +406,7 @@ def c1_rows(g, by, summary, claim, ref, alpha, rule, winners, base=None):
     for r in summary if winners else []:
         if r["method"] != ref or r["source"] != "search" or r["alpha"] != alpha:
             continue
-        b = by.get((base, "win-" + r["subnet_name"], "search", alpha))
+        b = by.get((base, expset.winner_target(r["subnet_name"]), "search", alpha))
         if b:
             compare(f"winner {r['subnet_name']}", "winner " + r["subnet_name"], r, b)
     if diffs:
