@@ -106,6 +106,17 @@ c1 = {x["subject"]: x for x in claims if x["claim"] == "C1 accuracy vs iFedAvg"}
 long = {x["subject"]: x for x in claims if x["claim"] == "C1 at equal rounds, 2 rounds"}
 expect("ALL" in long and all(long[k]["difference"] == c1[k]["difference"] for k in long if k != "ALL"),
        f"C1 at equal rounds: {sorted(long)}")
+# variants = [RandomUniform]: C1 with RandomUniform in the reference's place, per target
+# RandomUniform - iFedAvg (one seed here, so the difference of the two means).
+accs = {(x["method"], x["subnet_name"]): float(x["test_mean"]) for x in summ
+        if x["source"] == "fixed" and float(x["alpha"]) == 1.0}
+var = {x["subject"]: x for x in claims if x["claim"] == "C1 with variant RandomUniform"}
+expect("ALL" in var and len(var) == 5, f"C1 with variant RandomUniform: {sorted(var)}")
+for subject, x in var.items():
+    t = subject.split(" (")[0]
+    if subject != "ALL":
+        expect(abs(float(x["difference"]) - 100 * (accs[("RandomUniform", t)] - accs[("iFedAvg", t)])) < 0.02,
+               f"C1 with variant RandomUniform, {t}: {x['difference']}")
 expect(all(x["verdict"] in ("holds", "fails", "reproduced", "not reproduced", "inconclusive") for x in claims),
        "verdict words")
 drift = rows("client_drift.csv")
@@ -231,6 +242,13 @@ if "$PY" "$EXPSET" check "$SETS/long.toml" "$TMP/order-out" >/dev/null 2>"$TMP/l
 fi
 grep -qF 'long_rounds: expected [a supernet method, a per-target method]' "$TMP/long.err" ||
   { cat "$TMP/long.err" >&2; fail "long_rounds: the error does not say what is expected"; }
+# [report] variants must be SuperNet methods other than the reference.
+{ order_set "" ""; printf '[report]\nvariants = ["iFedAvg"]\n'; } >"$SETS/variant.toml"
+if "$PY" "$EXPSET" check "$SETS/variant.toml" "$TMP/order-out" >/dev/null 2>"$TMP/variant.err"; then
+  fail "a per-target method as a variant was accepted"
+fi
+grep -qF "variants: 'iFedAvg' is not a supernet method other than the reference" "$TMP/variant.err" ||
+  { cat "$TMP/variant.err" >&2; fail "variants: the error does not name the method"; }
 bad unknown $'all_targets_seeds = 1\nextra_seed_targets = ["Mid9"]' '' "extra_seed_targets: 'Mid9' is not a [[target]] name"
 bad duplicate $'all_targets_seeds = 1\nextra_seed_targets = ["MinNet", "MinNet"]' '' 'extra_seed_targets: duplicate'
 bad alone 'extra_seed_targets = ["MinNet"]' '' 'extra_seed_targets needs all_targets_seeds'

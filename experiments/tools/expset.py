@@ -190,11 +190,14 @@ def load_set(path):
     for a in report["ablations"]:
         if a not in mnames:
             raise SetError(f"[report] ablations: '{a}' is not a method")
+    roles = {m["name"]: m["role"] for m in methods}
+    for v in report.setdefault("variants", []):
+        if roles.get(v) != "supernet" or v == report["reference"]:
+            raise SetError(f"[report] variants: '{v}' is not a supernet method other than the reference")
     if "equal_compute" in report and report["equal_compute"] not in mnames:
         raise SetError(f"[report] equal_compute = '{report['equal_compute']}' is not a method")
     if "long_rounds" in report:
         pair = report["long_rounds"]
-        roles = {m["name"]: m["role"] for m in methods}
         if (not isinstance(pair, list) or len(pair) != 2 or roles.get(pair[0]) != "supernet"
                 or roles.get(pair[1]) != "per-target"):
             raise SetError("[report] long_rounds: expected [a supernet method, a per-target method], "
