@@ -1,38 +1,38 @@
 set terminal pngcairo size 1200,420 font ',10'
 set grid
 $r0 << EOD
-16 59.025
-32 69.7417
-48 78.925
-64 84.1583
-80 87.3917
-96 85.9083
-112 88.5667
-128 89.0917
-144 89.8667
-160 90.2917
-176 90.4333
-192 90.05
-208 90.1333
-224 90.4
-240 90.6167
+16 54.35
+32 69.1056
+48 79.5
+64 84
+80 86.95
+96 85.8056
+112 88.3778
+128 88.3722
+144 89.7333
+160 90.0944
+176 90.0556
+192 89.95
+208 90.1278
+224 90.3833
+240 90.5056
 EOD
 $r1 << EOD
-16 87.2333
-32 88.5417
-48 89.3083
-64 90.1667
-80 91.0167
+16 86.75
+32 88.6
+48 89.3556
+64 90.2278
+80 90.6611
 96 90.6833
-112 90.9583
-128 91.275
-144 91.1667
-160 91.4167
-176 91.55
-192 91.4
-208 90.9667
-224 90.9917
-240 91.2083
+112 90.8111
+128 90.8778
+144 91.2722
+160 91.2333
+176 91.1722
+192 91.3389
+208 91.1167
+224 91.1056
+240 91.1222
 EOD
 $r2 << EOD
 16 85.025
@@ -86,21 +86,21 @@ $r4 << EOD
 240 90.6333
 EOD
 $r5 << EOD
-16 73.1333
-32 77.5833
-48 83.7333
-64 85.8667
-80 88.0167
-96 84.725
-112 88.8417
-128 91.0667
-144 91.825
-160 91.2583
-176 91.6833
-192 91.75
-208 91.0667
-224 91.4833
-240 91.8083
+16 73.4
+32 79.7611
+48 84.4222
+64 85.9667
+80 87.8389
+96 85.8333
+112 88.7444
+128 89.9556
+144 91.6
+160 91.2611
+176 91.4667
+192 91.6444
+208 91.1222
+224 91.4556
+240 91.7889
 EOD
 $r6 << EOD
 16 86.575
@@ -176,8 +176,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean ove
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=2)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'RandomUniform (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'Sandwich (n=2)'
 set title 'MaxNet'
 unset key
-plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'RandomUniform (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'Sandwich (n=2)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'RandomUniform (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'Sandwich (n=2)'
 unset multiplot

@@ -2,8 +2,8 @@ set terminal pngcairo size 1000,640 font ',11'
 set grid
 set key outside right top
 $d1 << EOD
-1.38643 89.935 0.516188
-7.35984 91.36 0.523259
+1.38643 89.7233 0.517333
+7.35984 91.3667 0.37018
 EOD
 $d2 << EOD
 2.42208 90.55 0
@@ -11,7 +11,7 @@ $d2 << EOD
 2.76077 90.57 0
 EOD
 $d3 << EOD
-1.38643 90.61 0.268701
+1.38643 90.6 0.190788
 7.35984 90.665 0.233345
 EOD
 $d4 << EOD
@@ -33,10 +33,10 @@ set output 'accuracy_vs_macs_a1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
 set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
-plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=2)', \
+plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=3)', \
      $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=1)', \
-     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
+     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2-3)', \
      $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=1)', \
-     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'TrackingUniform (fixed targets, n=2)', \
-     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'RandomUniform (fixed targets, n=2)', \
-     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'Sandwich (fixed targets, n=2)'
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'TrackingUniform (fixed targets, n=2)', \
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'RandomUniform (fixed targets, n=2)', \
+     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'Sandwich (fixed targets, n=2)'
