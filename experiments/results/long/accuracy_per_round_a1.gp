@@ -103,21 +103,21 @@ $r5 << EOD
 240 91.7889
 EOD
 $r6 << EOD
-16 86.575
-32 88.7583
-48 89.5583
-64 90.3667
-80 91.075
-96 91.0583
-112 91.2333
-128 91.4417
-144 91.3917
-160 91.3833
-176 91.2167
-192 91.1833
-208 91.025
-224 91.0333
-240 91.0583
+16 86.2667
+32 88.7278
+48 89.4778
+64 90.1722
+80 90.7444
+96 90.8056
+112 90.9111
+128 91.1889
+144 91.2611
+160 91.3222
+176 91.0056
+192 91.1056
+208 91.0389
+224 90.9889
+240 91
 EOD
 $r7 << EOD
 16 86.125
@@ -179,5 +179,5 @@ set title 'MinNet'
 plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'RandomUniform (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'Sandwich (n=2)'
 set title 'MaxNet'
 unset key
-plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'RandomUniform (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'Sandwich (n=2)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'RandomUniform (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'Sandwich (n=2)'
 unset multiplot
