@@ -249,6 +249,12 @@ if "$PY" "$EXPSET" check "$SETS/variant.toml" "$TMP/order-out" >/dev/null 2>"$TM
 fi
 grep -qF "variants: 'iFedAvg' is not a supernet method other than the reference" "$TMP/variant.err" ||
   { cat "$TMP/variant.err" >&2; fail "variants: the error does not name the method"; }
+{ order_set "" ""; printf '[report]\nvariants = "RandomUniform"\n'; } >"$SETS/variant.toml"
+if "$PY" "$EXPSET" check "$SETS/variant.toml" "$TMP/order-out" >/dev/null 2>"$TMP/variant.err"; then
+  fail "variants as a string was accepted"
+fi
+grep -qF "variants: expected a list of method names" "$TMP/variant.err" ||
+  { cat "$TMP/variant.err" >&2; fail "variants as a string: the error does not say a list is expected"; }
 bad unknown $'all_targets_seeds = 1\nextra_seed_targets = ["Mid9"]' '' "extra_seed_targets: 'Mid9' is not a [[target]] name"
 bad duplicate $'all_targets_seeds = 1\nextra_seed_targets = ["MinNet", "MinNet"]' '' 'extra_seed_targets: duplicate'
 bad alone 'extra_seed_targets = ["MinNet"]' '' 'extra_seed_targets needs all_targets_seeds'

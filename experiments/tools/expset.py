@@ -191,7 +191,9 @@ def load_set(path):
         if a not in mnames:
             raise SetError(f"[report] ablations: '{a}' is not a method")
     roles = {m["name"]: m["role"] for m in methods}
-    for v in report.setdefault("variants", []):
+    if not isinstance(report.setdefault("variants", []), list):
+        raise SetError(f"[report] variants: expected a list of method names, got {report['variants']!r}")
+    for v in report["variants"]:
         if roles.get(v) != "supernet" or v == report["reference"]:
             raise SetError(f"[report] variants: '{v}' is not a supernet method other than the reference")
     if "equal_compute" in report and report["equal_compute"] not in mnames:
