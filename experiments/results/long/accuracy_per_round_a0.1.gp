@@ -35,6 +35,23 @@ $r1 << EOD
 240 88.95
 EOD
 $r2 << EOD
+16 40.2
+32 57.5
+48 75.6
+64 75.9167
+80 84.6667
+96 85.35
+112 86.2333
+128 86.2667
+144 86.6333
+160 84.45
+176 87.6833
+192 83.9333
+208 86.9833
+224 86.4167
+240 88.1333
+EOD
+$r3 << EOD
 16 62.95
 32 75.9583
 48 81.125
@@ -51,7 +68,7 @@ $r2 << EOD
 224 85.8
 240 87.3583
 EOD
-$r3 << EOD
+$r4 << EOD
 16 30.0083
 32 39.6
 48 55.6917
@@ -68,7 +85,7 @@ $r3 << EOD
 224 84.075
 240 86.7
 EOD
-$r4 << EOD
+$r5 << EOD
 16 63.025
 32 79.3083
 48 83.5833
@@ -85,7 +102,24 @@ $r4 << EOD
 224 87.0333
 240 88.6583
 EOD
-$r5 << EOD
+$r6 << EOD
+16 44.6167
+32 59.5667
+48 79.9167
+64 80.0833
+80 84.2833
+96 86.85
+112 86.7333
+128 87.4833
+144 87.9667
+160 85.9833
+176 87.3833
+192 83.7333
+208 85.5167
+224 87.6167
+240 88.05
+EOD
+$r7 << EOD
 16 63
 32 74.6417
 48 79.4167
@@ -108,8 +142,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 0.1 (mean o
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)'
 set title 'MaxNet'
 unset key
-plot $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)'
+plot $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=1)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)'
 unset multiplot
