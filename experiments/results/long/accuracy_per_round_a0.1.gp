@@ -35,21 +35,21 @@ $r1 << EOD
 240 88.95
 EOD
 $r2 << EOD
-16 40.2
-32 57.5
-48 75.6
-64 75.9167
-80 84.6667
-96 85.35
-112 86.2333
-128 86.2667
-144 86.6333
-160 84.45
-176 87.6833
-192 83.9333
-208 86.9833
-224 86.4167
-240 88.1333
+16 32.375
+32 55.3833
+48 71.5917
+64 73.6083
+80 78.4167
+96 78.95
+112 84.175
+128 85.65
+144 85.2667
+160 85.0833
+176 85.4667
+192 84.3417
+208 86.55
+224 85.8167
+240 87.6167
 EOD
 $r3 << EOD
 16 62.95
@@ -103,21 +103,21 @@ $r5 << EOD
 240 88.6583
 EOD
 $r6 << EOD
-16 44.6167
-32 59.5667
-48 79.9167
-64 80.0833
-80 84.2833
-96 86.85
-112 86.7333
-128 87.4833
-144 87.9667
-160 85.9833
-176 87.3833
-192 83.7333
-208 85.5167
-224 87.6167
-240 88.05
+16 36.425
+32 57.6583
+48 76.7583
+64 78.3583
+80 79.6917
+96 79.1333
+112 83.4333
+128 85.2417
+144 86.8833
+160 86.3167
+176 84.9
+192 83.8
+208 85.85
+224 84.9667
+240 87.3833
 EOD
 $r7 << EOD
 16 63
@@ -142,8 +142,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 0.1 (mean o
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=1)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)'
 set title 'MaxNet'
 unset key
-plot $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=1)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)'
+plot $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'TrackingUniform (n=2)'
 unset multiplot

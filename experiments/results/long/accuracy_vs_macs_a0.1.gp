@@ -10,8 +10,8 @@ $d2 << EOD
 7.35984 87.705 0.318198
 EOD
 $d3 << EOD
-1.38643 86.49 0
-7.35984 86.74 0
+1.38643 86.03 0.650538
+7.35984 86.06 0.961665
 EOD
 $d4 << EOD
 1.38643 86.71 0.39598
@@ -23,5 +23,5 @@ set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=2)', \
      $d2 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
-     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (fixed targets, n=1)', \
+     $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (fixed targets, n=2)', \
      $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'TrackingUniform (fixed targets, n=2)'
