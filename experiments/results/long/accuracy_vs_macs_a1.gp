@@ -6,9 +6,9 @@ $d1 << EOD
 7.35984 91.3667 0.37018
 EOD
 $d2 << EOD
-2.42208 90.55 0
-2.76077 90.57 0
-2.76077 90.57 0
+2.42093 90.345 0.289914
+3.17506 90.62 0.0707107
+3.83688 90.775 0.289914
 EOD
 $d3 << EOD
 1.38643 90.6 0.190788
@@ -36,7 +36,7 @@ set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std o
 set xlabel 'forward MACs per image (millions)'
 set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=3)', \
-     $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=1)', \
+     $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=2)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=3)', \
      $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=1)', \
      $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'TrackingUniform (fixed targets, n=2)', \
