@@ -235,26 +235,19 @@ order_set $'all_targets_seeds = 0\nextra_seed_targets = ["MinNet", "MaxNet"]' ""
 N=$("$PY" "$EXPSET" train-plan "$SETS/zero.toml" "$TMP/order-out" | cut -f2 | grep -c '^iFedAvg/.*/M[ai][nx]Net$' || true)
 M=$("$PY" "$EXPSET" train-plan "$SETS/zero.toml" "$TMP/order-out" | cut -f2 | grep -c '^iFedAvg/' || true)
 [ "$N" = 12 ] && [ "$M" = 12 ] || fail "all_targets_seeds = 0: iFedAvg has $M runs ($N MinNet/MaxNet), expected 12"
-# [report] long_rounds must pair a SuperNet method with a per-target one.
-{ order_set "" ""; printf '[report]\nlong_rounds = ["iFedAvg", "SuperFedNAS"]\n'; } >"$SETS/long.toml"
-if "$PY" "$EXPSET" check "$SETS/long.toml" "$TMP/order-out" >/dev/null 2>"$TMP/long.err"; then
-  fail "long_rounds with the roles swapped was accepted"
-fi
-grep -qF 'long_rounds: expected [a supernet method, a per-target method]' "$TMP/long.err" ||
-  { cat "$TMP/long.err" >&2; fail "long_rounds: the error does not say what is expected"; }
-# [report] variants must be SuperNet methods other than the reference.
-{ order_set "" ""; printf '[report]\nvariants = ["iFedAvg"]\n'; } >"$SETS/variant.toml"
-if "$PY" "$EXPSET" check "$SETS/variant.toml" "$TMP/order-out" >/dev/null 2>"$TMP/variant.err"; then
-  fail "a per-target method as a variant was accepted"
-fi
-grep -qF "variants: 'iFedAvg' is not a supernet method other than the reference" "$TMP/variant.err" ||
-  { cat "$TMP/variant.err" >&2; fail "variants: the error does not name the method"; }
-{ order_set "" ""; printf '[report]\nvariants = "RandomUniform"\n'; } >"$SETS/variant.toml"
-if "$PY" "$EXPSET" check "$SETS/variant.toml" "$TMP/order-out" >/dev/null 2>"$TMP/variant.err"; then
-  fail "variants as a string was accepted"
-fi
-grep -qF "variants: expected a list of method names" "$TMP/variant.err" ||
-  { cat "$TMP/variant.err" >&2; fail "variants as a string: the error does not say a list is expected"; }
+# [report] keys that name methods are refused with a message that says what is expected.
+bad_report() {  # $1: case, $2: [report] keys, $3: what the error must say
+  { order_set "" ""; printf '[report]\n%s\n' "$2"; } >"$SETS/$1.toml"
+  if "$PY" "$EXPSET" check "$SETS/$1.toml" "$TMP/order-out" >/dev/null 2>"$TMP/$1.err"; then
+    fail "set with [report] $1 keys was accepted"
+  fi
+  grep -qF -- "$3" "$TMP/$1.err" || { cat "$TMP/$1.err" >&2; fail "[report] $1 keys: the error does not say '$3'"; }
+}
+# long_rounds must pair a SuperNet method with a per-target one; variants must be a list of
+# SuperNet methods other than the reference.
+bad_report long 'long_rounds = ["iFedAvg", "SuperFedNAS"]' 'long_rounds: expected [a supernet method, a per-target method]'
+bad_report variant 'variants = ["iFedAvg"]' "variants: 'iFedAvg' is not a supernet method other than the reference"
+bad_report variant_string 'variants = "RandomUniform"' 'variants: expected a list of method names'
 bad unknown $'all_targets_seeds = 1\nextra_seed_targets = ["Mid9"]' '' "extra_seed_targets: 'Mid9' is not a [[target]] name"
 bad duplicate $'all_targets_seeds = 1\nextra_seed_targets = ["MinNet", "MinNet"]' '' 'extra_seed_targets: duplicate'
 bad alone 'extra_seed_targets = ["MinNet"]' '' 'extra_seed_targets needs all_targets_seeds'
