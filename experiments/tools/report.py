@@ -8,6 +8,7 @@ Standard library only. Every number in report.md is computed here from the run f
 What each CSV holds is listed in report.md's "Files" section.
 """
 
+import collections
 import csv
 import datetime
 import json
@@ -24,8 +25,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import expset  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Claim name prefix of C1 for a variant (the method name follows): one spelling for the rows and their text.
-VARIANT_CLAIM = "C1 with variant "
+# One comparison behind a verdict (a row of claims.csv, which gets every field but `pair`). pair: the
+# two methods an accuracy comparison sets against each other, (reference side, baseline side), so the
+# report names them without parsing the claim's name; None for cost and ablation rows.
+Claim = collections.namedtuple("Claim", "claim alpha subject verdict ref_value other_value diff rule seeds pair",
+                               defaults=(None,))
 
 # ----------------------------------------------------------------------------- loading
 
@@ -293,8 +297,8 @@ def n_text(compared):
 
 
 def claims(g, summary):
-    """(claim, alpha, subject, verdict, reference value, other value, difference, rule, seeds) rows;
-    seeds: {target or winner: the seeds whose runs were compared} (None for cost claims)."""
+    """Claim rows; seeds: {target or winner: the seeds whose runs were compared} (None for cost
+    claims)."""
     s = g.s
     rep = s["report"]
     ref, base = rep["reference"], rep["baseline"]
@@ -330,7 +334,7 @@ def claims(g, summary):
         rule1v = (f"{v} (a variant, not the authors' method) mean test accuracy >= {base} mean - {tol:g} pp "
                   "for every fixed target (means over the seeds both ran)")
         for alpha in g.alphas():
-            out += c1_rows(g, by, summary, VARIANT_CLAIM + v, v, alpha, rule1v, winners=False)
+            out += c1_rows(g, by, summary, f"C1 with variant {v}", v, alpha, rule1v, winners=False)
     # C2: cost flat in the number of targets for SuperFedNAS, linear for iFedAvg.
     cvt = cost_vs_targets(g)
     rule2 = ("one SuperFedNAS training serves every target (flat); iFedAvg needs one training per target; "
@@ -343,22 +347,22 @@ def claims(g, summary):
                 continue
             flat = max(r[key] for r in refc) == min(r[key] for r in refc)
             cross = next((r["n"] for r in basec if r[key] > refc[0][key]), None)
-            out.append(("C2 cost vs number of targets", s["set"]["headline_alpha"], unit,
-                        "reproduced" if flat and cross is not None else "not reproduced",
-                        refc[0][key], basec[-1][key], cross,
-                        rule2 + "; break-even N = the smallest N at which iFedAvg costs more", None))
+            out.append(Claim("C2 cost vs number of targets", s["set"]["headline_alpha"], unit,
+                             "reproduced" if flat and cross is not None else "not reproduced",
+                             refc[0][key], basec[-1][key], cross,
+                             rule2 + "; break-even N = the smallest N at which iFedAvg costs more", None))
         # With the server's search compute added, at the largest N where it was measured.
         measured = [r for r in cvt if r["method"] == ref + "+search"]
         nmax = max((r["n"] for r in measured), default=0)
         a = next((r for r in measured if r["n"] == nmax), None)
         b = next((r for r in cvt if r["method"] == base and r["n"] == nmax), None)
         if a and b:
-            out.append(("C2 cost vs number of targets", s["set"]["headline_alpha"],
-                        f"training + search TMACs at N={nmax}",
-                        "reproduced" if a["train_tmacs"] < b["train_tmacs"] else "not reproduced",
-                        a["train_tmacs"], b["train_tmacs"], None,
-                        f"with search: reproduced if {ref} training + its measured {nmax}-target search costs "
-                        f"fewer TMACs than {nmax} {base} trainings", None))
+            out.append(Claim("C2 cost vs number of targets", s["set"]["headline_alpha"],
+                             f"training + search TMACs at N={nmax}",
+                             "reproduced" if a["train_tmacs"] < b["train_tmacs"] else "not reproduced",
+                             a["train_tmacs"], b["train_tmacs"], None,
+                             f"with search: reproduced if {ref} training + its measured {nmax}-target search "
+                             f"costs fewer TMACs than {nmax} {base} trainings", None))
 
     # C3: ablations are worse than SuperFedNAS (mean over fixed targets, common seeds).
     rule3 = (f"{ref} mean test accuracy over the fixed targets minus the ablation's (common seeds): "
@@ -380,8 +384,8 @@ def claims(g, summary):
                 continue
             d = 100 * (statistics.fmean(ra_all) - statistics.fmean(rb_all))
             verdict = "reproduced" if d > noise else ("inconclusive" if d >= -noise else "not reproduced")
-            out.append((f"C3 ablation {abl} is worse", alpha, "mean over fixed targets", verdict,
-                        100 * statistics.fmean(ra_all), 100 * statistics.fmean(rb_all), d, rule3, compared))
+            out.append(Claim(f"C3 ablation {abl} is worse", alpha, "mean over fixed targets", verdict,
+                             100 * statistics.fmean(ra_all), 100 * statistics.fmean(rb_all), d, rule3, compared))
     return out
 
 
@@ -403,8 +407,8 @@ def c1_rows(g, by, summary, claim, ref, alpha, rule, winners, base=None):
         d = 100 * (ra - rb)
         diffs.append(d)
         compared[key] = seeds
-        out.append((claim, alpha, subject, "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule,
-                    {key: seeds}))
+        out.append(Claim(claim, alpha, subject, "holds" if d >= -tol else "fails", 100 * ra, 100 * rb, d, rule,
+                         {key: seeds}, (ref, base)))
 
     for t in g.targets:
         a, b = by.get((ref, t["name"], "fixed", alpha)), by.get((base, t["name"], "fixed", alpha))
@@ -418,8 +422,8 @@ def c1_rows(g, by, summary, claim, ref, alpha, rule, winners, base=None):
         if b:
             compare(f"winner {r['subnet_name']}", "winner " + r["subnet_name"], r, b)
     if diffs:
-        out.append((claim, alpha, "ALL", "reproduced" if all(d >= -tol for d in diffs) else "not reproduced",
-                    None, None, min(diffs), rule, compared))
+        out.append(Claim(claim, alpha, "ALL", "reproduced" if all(d >= -tol for d in diffs) else "not reproduced",
+                         None, None, min(diffs), rule, compared, (ref, base)))
     return out
 
 
@@ -442,10 +446,10 @@ def equal_compute_cost_rows(g, eq, base):
         if m != eq or not b or b["runs"] != len(g.targets):
             continue
         a_t, b_t = c["train_macs"] / 1e12, b["train_macs"] / 1e12
-        out.append(("C1 at equal compute", alpha, f"client training TMACs (seed {seed})",
-                    "holds" if a_t <= 1.05 * b_t else "fails", a_t, b_t, 100 * (a_t / b_t - 1),
-                    f"the comparison is at equal compute if {eq}'s one training costs at most 5 % more "
-                    f"client MACs than {base}'s {len(g.targets)} trainings (difference in %)", None))
+        out.append(Claim("C1 at equal compute", alpha, f"client training TMACs (seed {seed})",
+                         "holds" if a_t <= 1.05 * b_t else "fails", a_t, b_t, 100 * (a_t / b_t - 1),
+                         f"the comparison is at equal compute if {eq}'s one training costs at most 5 % more "
+                         f"client MACs than {base}'s {len(g.targets)} trainings (difference in %)", None))
     return out
 
 
@@ -899,32 +903,24 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
 
     vrows = []
     for c in claim_rows:
-        if c[2] == "ALL" or c[0].startswith("C2") or c[0].startswith("C3") or "TMACs (seed" in c[2]:
-            if c[0].startswith("C1") and c[2] != "ALL":
-                detail = f"{sig(c[4])} vs {base} {sig(c[5])} TMACs ({num(c[6], 1)} %)"
-            elif c[0] == "C1 at equal compute":
-                detail = (f"smallest {s['report']['equal_compute']} - {base} difference over the targets: "
-                          f"{num(c[6])} pp")
-            elif c[0].startswith("C1 at equal rounds"):
-                lref, lbase = s["report"]["long_rounds"]
-                detail = f"smallest {lref} - {lbase} difference over the targets: {num(c[6])} pp"
-            elif c[0].startswith(VARIANT_CLAIM):
-                detail = (f"smallest {c[0].removeprefix(VARIANT_CLAIM)} - {base} difference over the targets: "
-                          f"{num(c[6])} pp")
-            elif c[0].startswith("C1"):
-                detail = f"smallest {ref} - {base} difference over the targets: {num(c[6])} pp"
-            elif c[0].startswith("C2") and "search" in c[2]:
-                detail = f"{ref} + search {sig(c[4])} vs {base} {sig(c[5])}"
-            elif c[0].startswith("C2"):
-                detail = (f"{ref} {sig(c[4])} at every N vs {base} {sig(c[5])} at N={s['cost']['max_targets']}; "
-                          f"break-even N = {c[6] if c[6] is not None else 'none'}")
+        cost = c.claim.startswith("C2")
+        if c.subject == "ALL" or cost or c.claim.startswith("C3") or "TMACs (seed" in c.subject:
+            if c.claim.startswith("C1") and c.subject != "ALL":
+                detail = f"{sig(c.ref_value)} vs {base} {sig(c.other_value)} TMACs ({num(c.diff, 1)} %)"
+            elif c.pair:
+                detail = f"smallest {c.pair[0]} - {c.pair[1]} difference over the targets: {num(c.diff)} pp"
+            elif cost and "search" in c.subject:
+                detail = f"{ref} + search {sig(c.ref_value)} vs {base} {sig(c.other_value)}"
+            elif cost:
+                detail = (f"{ref} {sig(c.ref_value)} at every N vs {base} {sig(c.other_value)} at "
+                          f"N={s['cost']['max_targets']}; break-even N = {c.diff if c.diff is not None else 'none'}")
             else:
-                detail = f"{ref} {num(c[4])} % vs {num(c[5])} %, difference {num(c[6])} pp"
-            vrows.append([c[0], f"{c[1]:g}", c[2], f"**{c[3]}**", detail, n_text(c[8])])
+                detail = f"{ref} {num(c.ref_value)} % vs {num(c.other_value)} %, difference {num(c.diff)} pp"
+            vrows.append([c.claim, f"{c.alpha:g}", c.subject, f"**{c.verdict}**", detail, n_text(c.seeds)])
     rules = []
     for c in claim_rows:
-        if c[7] not in rules:
-            rules.append(c[7])
+        if c.rule not in rules:
+            rules.append(c.rule)
     sec["claims"] = ((md_table(["claim", "alpha", "measure", "verdict", "numbers", "seeds compared"], vrows)
                       if vrows
                       else "No claim could be decided (runs missing).") + "\n\nComparison rules: " +
@@ -1137,7 +1133,7 @@ def main(argv):
     claim_rows = claims(g, summary)
     write_csv(os.path.join(rdir, "claims.csv"),
               ["claim", "alpha", "subject", "verdict", "reference", "other", "difference", "rule", "seeds"],
-              [c[:8] + (seeds_text(c[8]),) for c in claim_rows])
+              [c[:8] + (seeds_text(c.seeds),) for c in claim_rows])
     term = gnuplot_terminal()
     if term is None:
         print("report.py: gnuplot with a png terminal not found; plots skipped", file=sys.stderr)
