@@ -16,8 +16,8 @@ $d3 << EOD
 EOD
 $d4 << EOD
 2.42093 90.86 0.325269
-2.76077 90.68 0
-2.76077 90.68 0
+3.17506 90.715 0.0494975
+3.83688 90.59 0.127279
 EOD
 $d5 << EOD
 1.38643 90.195 0.615183
@@ -38,7 +38,7 @@ set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=3)', \
      $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=2)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=3)', \
-     $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=1-2)', \
-     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'TrackingUniform (fixed targets, n=2)', \
-     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'RandomUniform (fixed targets, n=2)', \
-     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'Sandwich (fixed targets, n=2)'
+     $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=2)', \
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'TrackingUniform (fixed targets, n=2)', \
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'RandomUniform (fixed targets, n=2)', \
+     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#555555' title 'Sandwich (fixed targets, n=2)'
