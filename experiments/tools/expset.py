@@ -107,7 +107,19 @@ def load_set(path):
     for k in s:
         if k not in known:
             raise SetError(f"{path}: unknown table '{k}' (expected one of {sorted(known)})")
-    meta = _need(s, "set", path, dict)
+    _check_meta(_need(s, "set", path, dict), path)
+    names = _check_targets(_need(s, "target", path, list))
+    grids = _check_grids(_need(s, "grid", path, dict))
+    methods = _need(s, "method", path, list)
+    _check_methods(methods, grids, names)
+    _check_search_cost(s)
+    _check_report(s.setdefault("report", {}), methods)
+    s["_path"] = os.path.abspath(path)
+    return s
+
+
+def _check_meta(meta, path):
+    """[set]: required keys, defaults, the base config's path (relative to the set file)."""
     _need(meta, "name", "[set]", str)
     _need(meta, "config", "[set]", str)
     rounds = _need(meta, "rounds", "[set]", int)
@@ -122,7 +134,9 @@ def load_set(path):
     if not os.path.isfile(meta["config_path"]):
         raise SetError(f"[set] config '{meta['config']}' not found at {meta['config_path']}")
 
-    targets = _need(s, "target", path, list)
+
+def _check_targets(targets):
+    """[[target]]: unique, folder-safe names; returns them."""
     names = set()
     for i, t in enumerate(targets):
         where = f"[[target]] #{i + 1}"
@@ -133,8 +147,11 @@ def load_set(path):
         if any(c in t["name"] for c in " /,\t"):
             raise SetError(f"{where}: name '{t['name']}' must not contain spaces, '/', ',' or tabs")
         names.add(t["name"])
+    return names
 
-    grids = _need(s, "grid", path, dict)
+
+def _check_grids(grids):
+    """[grid]: each a non-empty array of {alpha, seeds}; alphas become floats."""
     for gname, cells in grids.items():
         if not isinstance(cells, list) or not cells:
             raise SetError(f"[grid] {gname}: expected a non-empty array of {{alpha, seeds}}")
@@ -144,8 +161,11 @@ def load_set(path):
             seeds = _need(c, "seeds", f"[grid] {gname}", list)
             if not seeds or not all(isinstance(x, int) and x >= 0 for x in seeds):
                 raise SetError(f"[grid] {gname}: seeds must be non-negative integers")
+    return grids
 
-    methods = _need(s, "method", path, list)
+
+def _check_methods(methods, grids, target_names):
+    """[[method]]: unique names, a known role and grid, defaults, target seeds and search grid."""
     mnames = set()
     for i, m in enumerate(methods):
         where = f"[[method]] #{i + 1}"
@@ -160,9 +180,12 @@ def load_set(path):
         m.setdefault("overrides", [])
         m.setdefault("search", False)
         m.setdefault("about", "")
-        _check_target_seeds(m, where, names)
+        _check_target_seeds(m, where, target_names)
         _check_search_grid(m, where, grids)
 
+
+def _check_search_cost(s):
+    """[search] and [cost]: defaults and ranges."""
     search = s.setdefault("search", {})
     search.setdefault("macs_fractions", [])
     search.setdefault("args", [])
@@ -177,7 +200,12 @@ def load_set(path):
     cost.setdefault("search_targets", cost["max_targets"])
     if not 1 <= int(cost["search_targets"]) <= int(cost["max_targets"]):
         raise SetError("[cost] search_targets must lie in 1..max_targets")
-    report = s.setdefault("report", {})
+
+
+def _check_report(report, methods):
+    """[report]: defaults; every method it names exists and has the role its comparison needs."""
+    mnames = {m["name"] for m in methods}
+    roles = {m["name"]: m["role"] for m in methods}
     report.setdefault("reference", "SuperFedNAS")
     report.setdefault("baseline", "iFedAvg")
     report.setdefault("ablations", [m["name"] for m in methods
@@ -190,7 +218,6 @@ def load_set(path):
     for a in report["ablations"]:
         if a not in mnames:
             raise SetError(f"[report] ablations: '{a}' is not a method")
-    roles = {m["name"]: m["role"] for m in methods}
     if not isinstance(report.setdefault("variants", []), list):
         raise SetError(f"[report] variants: expected a list of method names, got {report['variants']!r}")
     for v in report["variants"]:
@@ -204,8 +231,6 @@ def load_set(path):
                 or roles.get(pair[1]) != "per-target"):
             raise SetError("[report] long_rounds: expected [a supernet method, a per-target method], "
                            f"got {pair!r}")
-    s["_path"] = os.path.abspath(path)
-    return s
 
 
 def cells(s, method):

@@ -299,19 +299,21 @@ def n_text(compared):
 def claims(g, summary):
     """Claim rows; seeds: {target or winner: the seeds whose runs were compared} (None for cost
     claims)."""
-    s = g.s
-    rep = s["report"]
-    ref, base = rep["reference"], rep["baseline"]
-    tol, noise = float(rep["tolerance_pp"]), float(rep["noise_pp"])
     by = {(r["method"], r["subnet_name"], r["source"], r["alpha"]): r for r in summary}
-    out = []
+    return accuracy_claims(g, by, summary) + cost_claims(g) + ablation_claims(g, by)
 
+
+def accuracy_claims(g, by, summary):
+    """C1 and its forms: at equal rounds, at equal compute, in the longer regime, with variants."""
+    rep = g.s["report"]
+    ref, base = rep["reference"], rep["baseline"]
+    tol = float(rep["tolerance_pp"])
+    out = []
     # C1: SuperFedNAS SubNets as accurate as or better than iFedAvg, per fixed target.
     rule1 = (f"{ref} mean test accuracy >= {base} mean - {tol:g} pp for every fixed target and every searched "
              f"winner that {base} also trained (means over the seeds both ran)")
     for alpha in g.alphas():
         out += c1_rows(g, by, summary, "C1 accuracy vs iFedAvg", ref, alpha, rule1, winners=True)
-
     # C1 at equal compute: the same comparison for a longer SuperFedNAS training whose one run
     # costs as many client MACs as the baseline's trainings of all fixed targets.
     eq = rep.get("equal_compute")
@@ -335,38 +337,52 @@ def claims(g, summary):
                   "for every fixed target (means over the seeds both ran)")
         for alpha in g.alphas():
             out += c1_rows(g, by, summary, f"C1 with variant {v}", v, alpha, rule1v, winners=False)
-    # C2: cost flat in the number of targets for SuperFedNAS, linear for iFedAvg.
+    return out
+
+
+def cost_claims(g):
+    """C2: cost flat in the number of targets for SuperFedNAS, linear for iFedAvg."""
+    s = g.s
+    ref, base = s["report"]["reference"], s["report"]["baseline"]
     cvt = cost_vs_targets(g)
+    if not cvt:
+        return []
     rule2 = ("one SuperFedNAS training serves every target (flat); iFedAvg needs one training per target; "
              f"reproduced if iFedAvg's cost exceeds SuperFedNAS's within 1..{s['cost']['max_targets']} targets")
-    if cvt:
-        for unit, key in (("client training TMACs", "train_tmacs"), ("GB communicated", "comm_gb")):
-            refc = [r for r in cvt if r["method"] == ref]
-            basec = [r for r in cvt if r["method"] == base]
-            if not refc or not basec:
-                continue
-            flat = max(r[key] for r in refc) == min(r[key] for r in refc)
-            cross = next((r["n"] for r in basec if r[key] > refc[0][key]), None)
-            out.append(Claim("C2 cost vs number of targets", s["set"]["headline_alpha"], unit,
-                             "reproduced" if flat and cross is not None else "not reproduced",
-                             refc[0][key], basec[-1][key], cross,
-                             rule2 + "; break-even N = the smallest N at which iFedAvg costs more", None))
-        # With the server's search compute added, at the largest N where it was measured.
-        measured = [r for r in cvt if r["method"] == ref + "+search"]
-        nmax = max((r["n"] for r in measured), default=0)
-        a = next((r for r in measured if r["n"] == nmax), None)
-        b = next((r for r in cvt if r["method"] == base and r["n"] == nmax), None)
-        if a and b:
-            out.append(Claim("C2 cost vs number of targets", s["set"]["headline_alpha"],
-                             f"training + search TMACs at N={nmax}",
-                             "reproduced" if a["train_tmacs"] < b["train_tmacs"] else "not reproduced",
-                             a["train_tmacs"], b["train_tmacs"], None,
-                             f"with search: reproduced if {ref} training + its measured {nmax}-target search "
-                             f"costs fewer TMACs than {nmax} {base} trainings", None))
+    out = []
+    for unit, key in (("client training TMACs", "train_tmacs"), ("GB communicated", "comm_gb")):
+        refc = [r for r in cvt if r["method"] == ref]
+        basec = [r for r in cvt if r["method"] == base]
+        if not refc or not basec:
+            continue
+        flat = max(r[key] for r in refc) == min(r[key] for r in refc)
+        cross = next((r["n"] for r in basec if r[key] > refc[0][key]), None)
+        out.append(Claim("C2 cost vs number of targets", s["set"]["headline_alpha"], unit,
+                         "reproduced" if flat and cross is not None else "not reproduced",
+                         refc[0][key], basec[-1][key], cross,
+                         rule2 + "; break-even N = the smallest N at which iFedAvg costs more", None))
+    # With the server's search compute added, at the largest N where it was measured.
+    measured = [r for r in cvt if r["method"] == ref + "+search"]
+    nmax = max((r["n"] for r in measured), default=0)
+    a = next((r for r in measured if r["n"] == nmax), None)
+    b = next((r for r in cvt if r["method"] == base and r["n"] == nmax), None)
+    if a and b:
+        out.append(Claim("C2 cost vs number of targets", s["set"]["headline_alpha"],
+                         f"training + search TMACs at N={nmax}",
+                         "reproduced" if a["train_tmacs"] < b["train_tmacs"] else "not reproduced",
+                         a["train_tmacs"], b["train_tmacs"], None,
+                         f"with search: reproduced if {ref} training + its measured {nmax}-target search "
+                         f"costs fewer TMACs than {nmax} {base} trainings", None))
+    return out
 
-    # C3: ablations are worse than SuperFedNAS (mean over fixed targets, common seeds).
+
+def ablation_claims(g, by):
+    """C3: ablations are worse than SuperFedNAS (mean over fixed targets, common seeds)."""
+    rep = g.s["report"]
+    ref, noise = rep["reference"], float(rep["noise_pp"])
     rule3 = (f"{ref} mean test accuracy over the fixed targets minus the ablation's (common seeds): "
              f"> {noise:g} pp reproduced, within ±{noise:g} pp inconclusive, < -{noise:g} pp not reproduced")
+    out = []
     for abl in rep["ablations"]:
         for alpha in g.alphas():
             ra_all, rb_all = [], []
@@ -387,7 +403,6 @@ def claims(g, summary):
             out.append(Claim(f"C3 ablation {abl} is worse", alpha, "mean over fixed targets", verdict,
                              100 * statistics.fmean(ra_all), 100 * statistics.fmean(rb_all), d, rule3, compared))
     return out
-
 
 
 def c1_rows(g, by, summary, claim, ref, alpha, rule, winners, base=None):
@@ -541,80 +556,82 @@ def render(gp_path, script, term):
 
 
 def plots(g, summary, cvt, rdir, term):
-    made = []
+    """Draws every plot with gnuplot; returns the PNG names made (none without a terminal)."""
     if term is None:
-        return made
+        return []
     head = f"set terminal {term} size 1000,640 font ',11'\nset grid\nset key outside right top\n"
     methods = [m["name"] for m in g.s["method"]]
     # One colour per method in every plot (colour-blind-safe palette, then greys).
     palette = ["#9400d3", "#56b4e9", "#e69f00", "#009e73", "#d55e00", "#0072b2", "#cc79a7", "#555555", "#999999"]
     color = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
-    # Accuracy vs MACs, one plot per alpha.
-    for alpha in g.alphas():
-        blocks, plotcmds = [], []
-        i = 0
-        for method in methods:
-            for source, label_suffix, pt in (("fixed", "fixed targets", 7), ("search", "searched winners", 5)):
-                rows = [r for r in summary if r["method"] == method and r["alpha"] == alpha and r["source"] == source]
-                if not rows:
-                    continue
-                rows.sort(key=lambda r: r["macs"])
-                i += 1
-                blocks.append(datablock(f"d{i}", [(r["macs"] / 1e6, 100 * r["test_mean"], 100 * r["test_std"])
-                                                  for r in rows]))
-                style = "yerrorlines" if source == "fixed" else "yerrorbars"
-                plotcmds.append(f"$d{i} using 1:2:3 with {style} lw 2 pt {pt} ps 1.3 lc rgb '{color[method]}' "
-                                f"title '{method} ({label_suffix}, {n_range([r['n'] for r in rows])})'")
-        if not plotcmds:
-            continue
-        name = f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}"
-        script = (head + "\n".join(blocks) + f"\nset output '{name}.png'\n"
-                  f"set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha {alpha:g} (mean ± std over seeds)'\n"
-                  "set xlabel 'forward MACs per image (millions)'\nset ylabel 'test accuracy (%)'\n"
-                  "plot " + ", \\\n     ".join(plotcmds) + "\n")
-        render(os.path.join(rdir, name + ".gp"), script, term)
-        made.append(name + ".png")
+    made = [accuracy_vs_macs_plot(g, summary, alpha, head, color, rdir, term) for alpha in g.alphas()]
+    made.append(cost_plot(g, cvt, head, rdir, term))
+    # Validation accuracy per round, per alpha (headline first): one panel per fixed target.
+    made += [round_plot(g, alpha, methods, color, rdir, term) for alpha in alphas_headline_first(g)]
+    return [name for name in made if name]
 
-    # Cost vs number of targets.
-    if cvt:
-        ref, base = g.s["report"]["reference"], g.s["report"]["baseline"]
-        # Fixed colours, so a series looks the same in both panels.
-        series = [(ref, "lines lw 3 lc rgb '#9400d3'"),
-                  (ref + "+search", "linespoints lw 2 dt 2 pt 5 ps 1.5 lc rgb '#009e73'"),
-                  (base, "linespoints lw 2 pt 7 lc rgb '#56b4e9'"),
-                  (base + "-measured-sum", "points pt 9 ps 2.5 lc rgb '#e69f00'")]
-        blocks, tm_cmds, gb_cmds = [], [], []
-        for i, (method, style) in enumerate(series):
-            rows = sorted((r for r in cvt if r["method"] == method), key=lambda r: r["n"])
+
+def accuracy_vs_macs_plot(g, summary, alpha, head, color, rdir, term):
+    """Test accuracy vs MACs at one alpha, per method (fixed targets and searched winners); the
+    PNG name, or None without rows."""
+    blocks, plotcmds = [], []
+    i = 0
+    for method in color:  # the set's methods, in its order
+        for source, label_suffix, pt in (("fixed", "fixed targets", 7), ("search", "searched winners", 5)):
+            rows = [r for r in summary if r["method"] == method and r["alpha"] == alpha and r["source"] == source]
             if not rows:
                 continue
-            blocks.append(datablock(f"c{i}", [(r["n"], r["train_tmacs"], r["comm_gb"]) for r in rows]))
-            title = {ref: f"{ref}: one training",
-                     ref + "+search": f"{ref}: training + search",
-                     base: f"{base}: N x mean run",
-                     base + "-measured-sum": f"{base}: sum of measured runs"}[method]
-            tm_cmds.append(f"$c{i} using 1:2 with {style} title '{title}'")
-            if method != ref + "+search":  # the search sends nothing
-                gb_cmds.append(f"$c{i} using 1:3 with {style} notitle")
-        name = "cost_vs_targets"
-        script = (head.replace("size 1000,640", "size 1100,520") + "\n".join(blocks) +
-                  f"\nset output '{name}.png'\nset key top left inside font ',10'\nset multiplot layout 1,2 "
-                  f"title 'Cost of serving N deployment targets (alpha {g.s['set']['headline_alpha']:g})'\n"
-                  "set xlabel 'number of targets N'\nset ylabel 'training TMACs (clients; + server search)'\n"
-                  "set yrange [0:*]\n"
-                  f"set xrange [0:{int(g.s['cost']['max_targets']) + 1}]\n"
-                  "plot " + ", ".join(tm_cmds) + "\n"
-                  "set ylabel 'GB communicated (down + up)'\n"
-                  "plot " + ", ".join(gb_cmds) + "\nunset multiplot\n")
-        render(os.path.join(rdir, name + ".gp"), script, term)
-        made.append(name + ".png")
+            rows.sort(key=lambda r: r["macs"])
+            i += 1
+            blocks.append(datablock(f"d{i}", [(r["macs"] / 1e6, 100 * r["test_mean"], 100 * r["test_std"])
+                                              for r in rows]))
+            style = "yerrorlines" if source == "fixed" else "yerrorbars"
+            plotcmds.append(f"$d{i} using 1:2:3 with {style} lw 2 pt {pt} ps 1.3 lc rgb '{color[method]}' "
+                            f"title '{method} ({label_suffix}, {n_range([r['n'] for r in rows])})'")
+    if not plotcmds:
+        return None
+    name = f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}"
+    script = (head + "\n".join(blocks) + f"\nset output '{name}.png'\n"
+              f"set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha {alpha:g} (mean ± std over seeds)'\n"
+              "set xlabel 'forward MACs per image (millions)'\nset ylabel 'test accuracy (%)'\n"
+              "plot " + ", \\\n     ".join(plotcmds) + "\n")
+    render(os.path.join(rdir, name + ".gp"), script, term)
+    return name + ".png"
 
-    # Validation accuracy per round, per alpha (headline first): one panel per fixed target.
-    for alpha in alphas_headline_first(g):
-        name = round_plot(g, alpha, methods, color, rdir, term)
-        if name:
-            made.append(name)
-    return made
+
+def cost_plot(g, cvt, head, rdir, term):
+    """Training TMACs and GB communicated vs the number of targets; the PNG name, or None."""
+    if not cvt:
+        return None
+    ref, base = g.s["report"]["reference"], g.s["report"]["baseline"]
+    # Fixed colours, so a series looks the same in both panels.
+    series = [(ref, "lines lw 3 lc rgb '#9400d3'"),
+              (ref + "+search", "linespoints lw 2 dt 2 pt 5 ps 1.5 lc rgb '#009e73'"),
+              (base, "linespoints lw 2 pt 7 lc rgb '#56b4e9'"),
+              (base + "-measured-sum", "points pt 9 ps 2.5 lc rgb '#e69f00'")]
+    titles = {ref: f"{ref}: one training", ref + "+search": f"{ref}: training + search",
+              base: f"{base}: N x mean run", base + "-measured-sum": f"{base}: sum of measured runs"}
+    blocks, tm_cmds, gb_cmds = [], [], []
+    for i, (method, style) in enumerate(series):
+        rows = sorted((r for r in cvt if r["method"] == method), key=lambda r: r["n"])
+        if not rows:
+            continue
+        blocks.append(datablock(f"c{i}", [(r["n"], r["train_tmacs"], r["comm_gb"]) for r in rows]))
+        tm_cmds.append(f"$c{i} using 1:2 with {style} title '{titles[method]}'")
+        if method != ref + "+search":  # the search sends nothing
+            gb_cmds.append(f"$c{i} using 1:3 with {style} notitle")
+    name = "cost_vs_targets"
+    script = (head.replace("size 1000,640", "size 1100,520") + "\n".join(blocks) +
+              f"\nset output '{name}.png'\nset key top left inside font ',10'\nset multiplot layout 1,2 "
+              f"title 'Cost of serving N deployment targets (alpha {g.s['set']['headline_alpha']:g})'\n"
+              "set xlabel 'number of targets N'\nset ylabel 'training TMACs (clients; + server search)'\n"
+              "set yrange [0:*]\n"
+              f"set xrange [0:{int(g.s['cost']['max_targets']) + 1}]\n"
+              "plot " + ", ".join(tm_cmds) + "\n"
+              "set ylabel 'GB communicated (down + up)'\n"
+              "plot " + ", ".join(gb_cmds) + "\nunset multiplot\n")
+    render(os.path.join(rdir, name + ".gp"), script, term)
+    return name + ".png"
 
 
 def alphas_headline_first(g):
@@ -831,8 +848,14 @@ def sig(x, digits=3):
     return "–" if x is None else f"{x:.{digits}g}"
 
 
-def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
-    """report.md (everything) and results_section.md (the README's Results section)."""
+def config_parts(g):
+    """The reference method's effective train, round, simulation, data and supernet tables."""
+    cfg = effective_config(g.s, g.methods[g.s["report"]["reference"]])
+    return (cfg.get(k, {}) for k in ("train", "round", "simulation", "data", "supernet"))
+
+
+def setup_texts(g):
+    """(machine.json of the first session, machine text, config text, compute text) for both outputs."""
     s = g.s
     meta = s["set"]
     machine = {}
@@ -840,15 +863,7 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
     if os.path.isfile(mp):
         with open(mp) as f:
             machine = json.load(f)
-    ref, base = s["report"]["reference"], s["report"]["baseline"]
-    cfg = effective_config(s, g.methods[ref])
-    tr, rd, sim, data, sn = (cfg.get(k, {}) for k in ("train", "round", "simulation", "data", "supernet"))
-    run_wall = sum(r["cost"]["wall_s"] for r in g.runs)
-    all_searches = g.searches + ([g.cost_search] if g.cost_search else [])
-    search_wall = sum(x["wall_s"] or 0.0 for x in all_searches)
-    methods = [m["name"] for m in s["method"]]
-    sec = {}
-
+    tr, rd, sim, data, sn = config_parts(g)
     # The sessions' machines as the run and search folders recorded them; before that
     # record existed, the first session's machine (OUT/machine.json) stood for all.
     seen = g.machines()
@@ -864,9 +879,20 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
                    f"{meta['rounds']} rounds x {rd.get('clients_per_round', '?')} clients, "
                    f"{tr.get('epochs', '?')} local epoch(s), batch {tr.get('batch_size', '?')}, "
                    f"lr {tr.get('lr', '?')}, momentum {tr.get('momentum', '?')}")
+    run_wall = sum(r["cost"]["wall_s"] for r in g.runs)
+    all_searches = g.searches + ([g.cost_search] if g.cost_search else [])
+    search_wall = sum(x["wall_s"] or 0.0 for x in all_searches)
     compute_text = (f"{len(g.runs)} training runs, {run_wall / 60:.1f} min of run wall time"
                     + (f", {len(all_searches)} searches, {search_wall / 60:.1f} min" if all_searches else ""))
-    sec["setup"] = md_table(["item", "value"], [
+    return machine, machine_text, config_text, compute_text
+
+
+def setup_section(g, machine, machine_text, compute_text):
+    """report.md's setup table and methods table."""
+    s = g.s
+    meta = s["set"]
+    tr, rd, sim, data, sn = config_parts(g)
+    setup = md_table(["item", "value"], [
         ["machine", machine_text],
         ["runs started", f"{machine.get('started', '?')} (git {machine.get('git', '?')})"],
         ["set file", f"`experiments/sets/{os.path.basename(s['_path'])}`"],
@@ -882,81 +908,102 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
                        "test set"],
         ["compute", compute_text],
     ])
-    mrows = []
-    for m in s["method"]:
-        mrows.append([m["name"], m["role"], "`" + " ".join(m["overrides"]) + "`", method_seeds(s, m)])
-    sec["methods"] = md_table(["method", "runs", "sfn-sim overrides", "alphas and seeds"], mrows)
+    mrows = [[m["name"], m["role"], "`" + " ".join(m["overrides"]) + "`", method_seeds(s, m)] for m in s["method"]]
+    return setup + "\n\n" + md_table(["method", "runs", "sfn-sim overrides", "alphas and seeds"], mrows)
+
+
+def warnings_section(g):
+    """Runs left out: planned but unfinished, or searches that could not run."""
     warn = []
     if g.missing:
         warn.append(f"**Incomplete:** {len(g.missing)} planned run(s) have no `summary.json` and are left out: "
                     + ", ".join(f"`{x}`" for x in g.missing[:20]) + (" ..." if len(g.missing) > 20 else ""))
     if g.search_missing:
         warn.append("**sfn-search was not built when the set ran:** searched-winner rows are left out.")
-    sec["warnings"] = "\n\n".join(warn)
-    dh, dr = diagnosis_rows(g)
-    sec["drift"] = drift_section(g, drift)
-    sec["evidence"] = ("From `metrics.jsonl`: beta is the MaxNet client's merge weight; effective clients per "
-                       "round is 1 / sum of the squared client weights (10 = all clients count equally, 1 = one "
-                       "client's update is the new SuperNet). Validation accuracy at the first evaluation, the "
-                       "one nearest half the rounds, and the last round; means over seeds.\n\n" +
-                       md_table(dh, dr)) if dr else ""
+    return "\n\n".join(warn)
 
+
+def evidence_section(g):
+    """How each method learns (beta, effective clients, validation accuracy), or '' without rows."""
+    dh, dr = diagnosis_rows(g)
+    return ("From `metrics.jsonl`: beta is the MaxNet client's merge weight; effective clients per "
+            "round is 1 / sum of the squared client weights (10 = all clients count equally, 1 = one "
+            "client's update is the new SuperNet). Validation accuracy at the first evaluation, the "
+            "one nearest half the rounds, and the last round; means over seeds.\n\n" +
+            md_table(dh, dr)) if dr else ""
+
+
+def claim_detail(g, c):
+    """The 'numbers' cell of a verdict row."""
+    s = g.s
+    ref, base = s["report"]["reference"], s["report"]["baseline"]
+    cost = c.claim.startswith("C2")
+    if c.claim.startswith("C1") and c.subject != "ALL":
+        return f"{sig(c.ref_value)} vs {base} {sig(c.other_value)} TMACs ({num(c.diff, 1)} %)"
+    if c.pair:
+        return f"smallest {c.pair[0]} - {c.pair[1]} difference over the targets: {num(c.diff)} pp"
+    if cost and "search" in c.subject:
+        return f"{ref} + search {sig(c.ref_value)} vs {base} {sig(c.other_value)}"
+    if cost:
+        return (f"{ref} {sig(c.ref_value)} at every N vs {base} {sig(c.other_value)} at "
+                f"N={s['cost']['max_targets']}; break-even N = {c.diff if c.diff is not None else 'none'}")
+    return f"{ref} {num(c.ref_value)} % vs {num(c.other_value)} %, difference {num(c.diff)} pp"
+
+
+def claims_section(g, claim_rows):
+    """The verdicts (one row per claim and alpha, plus the cost rows) and the rules behind them."""
     vrows = []
     for c in claim_rows:
-        cost = c.claim.startswith("C2")
-        if c.subject == "ALL" or cost or c.claim.startswith("C3") or "TMACs (seed" in c.subject:
-            if c.claim.startswith("C1") and c.subject != "ALL":
-                detail = f"{sig(c.ref_value)} vs {base} {sig(c.other_value)} TMACs ({num(c.diff, 1)} %)"
-            elif c.pair:
-                detail = f"smallest {c.pair[0]} - {c.pair[1]} difference over the targets: {num(c.diff)} pp"
-            elif cost and "search" in c.subject:
-                detail = f"{ref} + search {sig(c.ref_value)} vs {base} {sig(c.other_value)}"
-            elif cost:
-                detail = (f"{ref} {sig(c.ref_value)} at every N vs {base} {sig(c.other_value)} at "
-                          f"N={s['cost']['max_targets']}; break-even N = {c.diff if c.diff is not None else 'none'}")
-            else:
-                detail = f"{ref} {num(c.ref_value)} % vs {num(c.other_value)} %, difference {num(c.diff)} pp"
-            vrows.append([c.claim, f"{c.alpha:g}", c.subject, f"**{c.verdict}**", detail, n_text(c.seeds)])
+        if (c.subject == "ALL" or c.claim.startswith("C2") or c.claim.startswith("C3")
+                or "TMACs (seed" in c.subject):
+            vrows.append([c.claim, f"{c.alpha:g}", c.subject, f"**{c.verdict}**", claim_detail(g, c),
+                          n_text(c.seeds)])
     rules = []
     for c in claim_rows:
         if c.rule not in rules:
             rules.append(c.rule)
-    sec["claims"] = ((md_table(["claim", "alpha", "measure", "verdict", "numbers", "seeds compared"], vrows)
-                      if vrows
-                      else "No claim could be decided (runs missing).") + "\n\nComparison rules: " +
-                     " ".join(f"({i + 1}) {r}." for i, r in enumerate(rules)))
+    return ((md_table(["claim", "alpha", "measure", "verdict", "numbers", "seeds compared"], vrows)
+             if vrows
+             else "No claim could be decided (runs missing).") + "\n\nComparison rules: " +
+            " ".join(f"({i + 1}) {r}." for i, r in enumerate(rules)))
 
-    def accuracy_table(alpha):
-        rows = []
-        for t in g.targets:
-            macs = next((r["macs"] for r in summary if r["subnet_name"] == t["name"] and r["alpha"] == alpha), None)
-            params = next((r["params"] for r in summary if r["subnet_name"] == t["name"] and r["alpha"] == alpha),
-                          None)
-            cells = []
-            for m in methods:
-                r = next((x for x in summary if x["method"] == m and x["subnet_name"] == t["name"]
-                          and x["alpha"] == alpha and x["source"] == "fixed"), None)
-                cells.append(fmt_pm(r["test_mean"], r["test_std"], r["n"]) + f" (n={r['n']})" if r else "–")
-            rows.append([t["name"], "–" if macs is None else f"{macs / 1e6:.2f}",
-                         "–" if params is None else f"{params / 1e3:.0f}"] + cells)
-        text = md_table(["SubNet", "MMACs", "k params"] + methods, rows)
-        wins = [r for r in summary if r["source"] == "search" and r["alpha"] == alpha]
-        if wins:
-            wrows = [[r["method"], r["subnet_name"], f"{r['macs'] / 1e6:.2f}", f"{r['params'] / 1e3:.0f}",
-                      fmt_pm(r["val_mean"], r["val_std"], r["n"]), fmt_pm(r["test_mean"], r["test_std"], r["n"]),
-                      r["n"]] for r in wins]
-            text += ("\n\nSearched winners (MACs-budget targets; MACs and accuracy are means over seeds; "
-                     "`win-*` rows are the same SubNets trained alone by iFedAvg):\n\n" +
-                     md_table(["method", "target", "MMACs", "k params", "val acc", "test acc", "n"], wrows))
-        return text
 
+def accuracy_table(g, summary, alpha):
+    """Final test accuracy per fixed target and method at one alpha, then the searched winners."""
+    methods = [m["name"] for m in g.s["method"]]
+    rows = []
+    for t in g.targets:
+        macs = next((r["macs"] for r in summary if r["subnet_name"] == t["name"] and r["alpha"] == alpha), None)
+        params = next((r["params"] for r in summary if r["subnet_name"] == t["name"] and r["alpha"] == alpha),
+                      None)
+        cells = []
+        for m in methods:
+            r = next((x for x in summary if x["method"] == m and x["subnet_name"] == t["name"]
+                      and x["alpha"] == alpha and x["source"] == "fixed"), None)
+            cells.append(fmt_pm(r["test_mean"], r["test_std"], r["n"]) + f" (n={r['n']})" if r else "–")
+        rows.append([t["name"], "–" if macs is None else f"{macs / 1e6:.2f}",
+                     "–" if params is None else f"{params / 1e3:.0f}"] + cells)
+    text = md_table(["SubNet", "MMACs", "k params"] + methods, rows)
+    wins = [r for r in summary if r["source"] == "search" and r["alpha"] == alpha]
+    if wins:
+        wrows = [[r["method"], r["subnet_name"], f"{r['macs'] / 1e6:.2f}", f"{r['params'] / 1e3:.0f}",
+                  fmt_pm(r["val_mean"], r["val_std"], r["n"]), fmt_pm(r["test_mean"], r["test_std"], r["n"]),
+                  r["n"]] for r in wins]
+        text += ("\n\nSearched winners (MACs-budget targets; MACs and accuracy are means over seeds; "
+                 "`win-*` rows are the same SubNets trained alone by iFedAvg):\n\n" +
+                 md_table(["method", "target", "MMACs", "k params", "val acc", "test acc", "n"], wrows))
+    return text
+
+
+def cost_methods_section(g, costs):
+    """Cost of producing all fixed-target models, per method and alpha (mean over seeds)."""
     # A seed's cost counts only if it trained every fixed target: a per-target method's later
     # seeds may train a few (all_targets_seeds), which is not the cost of all of them.
     crow, partial = [], []
     agg = {}
     for (method, alpha, seed), c in costs.items():
         agg.setdefault((method, alpha), []).append((seed, c))
-    order = {m: i for i, m in enumerate(methods)}
+    order = {m["name"]: i for i, m in enumerate(g.s["method"])}
     for (method, alpha), scs in sorted(agg.items(), key=lambda kv: (kv[0][1], order.get(kv[0][0], 99))):
         need = 1 if g.methods[method]["role"] == "supernet" else len(g.targets)
         cs = [c for _, c in scs if c["runs"] == need]
@@ -969,35 +1016,45 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
                      sig(statistics.fmean(c["train_macs"] for c in cs) / 1e12),
                      sig(statistics.fmean(c["bytes"] for c in cs) / 1e9),
                      num(statistics.fmean(c["wall_s"] for c in cs) / 60, 1)])
-    sec["cost_methods"] = md_table(["method", "alpha", "seeds", "runs per seed", "client TMACs",
-                                    "GB communicated", "wall min"], crow)
+    text = md_table(["method", "alpha", "seeds", "runs per seed", "client TMACs", "GB communicated", "wall min"],
+                    crow)
     if partial:
-        sec["cost_methods"] += ("\n\nLeft out of this table because they did not train every fixed target "
-                                "(their runs are in `runs.csv` and `cost.csv`): " + "; ".join(partial) + ".")
-    sec["search_note"] = ""
+        text += ("\n\nLeft out of this table because they did not train every fixed target "
+                 "(their runs are in `runs.csv` and `cost.csv`): " + "; ".join(partial) + ".")
+    return text
+
+
+def search_note(g):
+    """One sentence on the measured search cost, or ''."""
+    s = g.s
     sw = [x["wall_s"] for x in g.searches if x["wall_s"] is not None]
     ev = [x["evaluations"] for x in g.searches if x["evaluations"] is not None]
-    if sw:
-        sec["search_note"] = (
-            f"The one-shot search (server side, no client work) took {num(statistics.fmean(sw), 1)} s per SuperNet "
+    if not sw:
+        return ""
+    return (f"The one-shot search (server side, no client work) took {num(statistics.fmean(sw), 1)} s per SuperNet "
             f"on average for {len(s['search']['macs_fractions'])} MACs targets ({len(sw)} searches"
             + (f", {statistics.fmean(ev):.0f} SubNets evaluated on validation data per search" if ev else "")
             + f"; sfn-search options: `{' '.join(s['search']['args']) or 'defaults'}`).")
-    sec["cost_targets"] = ""
-    if cvt:
-        pick = sorted({1, len(g.targets), 10, int(s["cost"]["max_targets"])} |
-                      {r["n"] for r in cvt if r["method"] == ref + "+search"})
-        rows = []
-        for n in pick:
-            a = next((r for r in cvt if r["method"] == ref and r["n"] == n), None)
-            a2 = next((r for r in cvt if r["method"] == ref + "+search" and r["n"] == n), None)
-            b = next((r for r in cvt if r["method"] == base and r["n"] == n), None)
-            if a and b:
-                rows.append([n, sig(a["train_tmacs"]), sig(a2["train_tmacs"]) if a2 else "–", sig(b["train_tmacs"]),
-                             sig(a["comm_gb"]), sig(b["comm_gb"])])
-        bases = sorted({(r["method"], r["basis"]) for r in cvt})
-        sec["cost_targets"] = (
-            f"Cost of N deployment targets at alpha {meta['headline_alpha']:g}:\n\n" +
+
+
+def cost_targets_section(g, cvt):
+    """Cost of N deployment targets at the headline alpha, or '' without the cost lines."""
+    if not cvt:
+        return ""
+    s = g.s
+    ref, base = s["report"]["reference"], s["report"]["baseline"]
+    pick = sorted({1, len(g.targets), 10, int(s["cost"]["max_targets"])} |
+                  {r["n"] for r in cvt if r["method"] == ref + "+search"})
+    rows = []
+    for n in pick:
+        a = next((r for r in cvt if r["method"] == ref and r["n"] == n), None)
+        a2 = next((r for r in cvt if r["method"] == ref + "+search" and r["n"] == n), None)
+        b = next((r for r in cvt if r["method"] == base and r["n"] == n), None)
+        if a and b:
+            rows.append([n, sig(a["train_tmacs"]), sig(a2["train_tmacs"]) if a2 else "–", sig(b["train_tmacs"]),
+                         sig(a["comm_gb"]), sig(b["comm_gb"])])
+    bases = sorted({(r["method"], r["basis"]) for r in cvt})
+    return (f"Cost of N deployment targets at alpha {s['set']['headline_alpha']:g}:\n\n" +
             md_table(["N", f"{ref} TMACs", f"{ref} + search TMACs", f"{base} TMACs", f"{ref} GB", f"{base} GB"],
                      rows) +
             "\n\nWhich points are measured: " + "; ".join(f"{m}: {b}" for m, b in bases) +
@@ -1005,24 +1062,39 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
             f"the one {ref} training, so a target's cost lies between the measured MinNet and MaxNet runs; the "
             "line uses the mean measured run.")
 
-    def img(prefix, name, alt):
-        return f"![{alt}]({prefix}{name})" if name in plots_made else ""
 
-    # ---- report.md
+FILES_TABLE = [
+    ["`runs.csv`", "one row per training run: rounds, client TMACs, MB sent/received, wall seconds"],
+    ["`final_accuracy.csv`", "final validation and test accuracy per run and SubNet (fixed targets, "
+                             "searched winners)"],
+    ["`accuracy_summary.csv`", "the same, mean and std over seeds"],
+    ["`round_accuracy.csv`", "validation accuracy per round per run and SubNet"],
+    ["`cost.csv`", "per method, alpha and seed: cost of producing the fixed-target models"],
+    ["`cost_vs_targets.csv`", "cost of N targets, N = 1..max, with the basis of each point"],
+    ["`claims.csv`", "every comparison behind the verdicts, with its rule"],
+    ["`client_drift.csv`", "mean update RMS per run, SubNet and window (first quarter, second half)"],
+    ["`results_section.md`", "the README's Results section, generated from the same numbers"],
+    ["`*.png`, `*.gp`", "plots and the gnuplot scripts that drew them"],
+]
+
+
+def report_md(g, summary, sec, img):
+    """report.md's lines from the sections; img(prefix, png, alt) links a plot that was drawn."""
+    meta = g.s["set"]
     L = [f"# SuperFedNAS at CPU scale: experiment set `{meta['name']}`\n",
          f"Generated {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
          "`experiments/tools/report.py` from the run folders; every number below is computed from "
          "`summary.json`, `metrics.jsonl` and the searcher's `results.csv`.\n"]
     if meta["about"]:
         L.append(f"*{meta['about']}*\n")
-    L += ["## Setup\n", sec["setup"], "", sec["methods"], ""]
+    L += ["## Setup\n", sec["setup"], ""]
     if sec["warnings"]:
         L += [sec["warnings"], ""]
     L += ["## Claims\n", sec["claims"], "", "## Final test accuracy (%)\n",
           "Each cell: mean ± std over the seeds that trained it, n = their number (targets of one method "
           "can differ in n when later seeds train only some targets).\n"]
     for alpha in g.alphas():
-        L += [f"### Dirichlet alpha {alpha:g}\n", accuracy_table(alpha), ""]
+        L += [f"### Dirichlet alpha {alpha:g}\n", accuracy_table(g, summary, alpha), ""]
         L += [img("", f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}.png", "accuracy vs MACs"), ""]
     L += ["## Cost counted by the system\n",
           "Client training MACs are summed from `train_macs` of every round in `metrics.jsonl` (3 x forward "
@@ -1034,7 +1106,7 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
     if sec["cost_targets"]:
         L += [sec["cost_targets"], "", img("", "cost_vs_targets.png", "cost vs number of targets"), ""]
     per_round = [(a, f"accuracy_per_round_a{expset.alpha_tag(a)}.png") for a in alphas_headline_first(g)]
-    per_round = [(a, p) for a, p in per_round if p in plots_made]
+    per_round = [(a, p) for a, p in per_round if img("", p, "")]
     if per_round:
         L += ["## Accuracy per round\n"]
         for a, p in per_round:
@@ -1043,25 +1115,17 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
         L += ["## Evidence: how each method learns\n", sec["evidence"], ""]
     if sec["drift"]:
         L += ["### Client drift by SubNet\n", sec["drift"], ""]
-    L += ["## Files\n", md_table(["file", "content"], [
-        ["`runs.csv`", "one row per training run: rounds, client TMACs, MB sent/received, wall seconds"],
-        ["`final_accuracy.csv`", "final validation and test accuracy per run and SubNet (fixed targets, "
-                                 "searched winners)"],
-        ["`accuracy_summary.csv`", "the same, mean and std over seeds"],
-        ["`round_accuracy.csv`", "validation accuracy per round per run and SubNet"],
-        ["`cost.csv`", "per method, alpha and seed: cost of producing the fixed-target models"],
-        ["`cost_vs_targets.csv`", "cost of N targets, N = 1..max, with the basis of each point"],
-        ["`claims.csv`", "every comparison behind the verdicts, with its rule"],
-        ["`client_drift.csv`", "mean update RMS per run, SubNet and window (first quarter, second half)"],
-        ["`results_section.md`", "the README's Results section, generated from the same numbers"],
-        ["`*.png`, `*.gp`", "plots and the gnuplot scripts that drew them"],
-    ]), "",
+    L += ["## Files\n", md_table(["file", "content"], FILES_TABLE), "",
           f"Reproduce: `bash experiments/run.sh {meta['name']}` (resumable), then "
           f"`bash experiments/run.sh {meta['name']} --report-only` to redraw.\n"]
-    with open(os.path.join(rdir, "report.md"), "w") as f:
-        f.write("\n".join(L))
+    return L
 
-    # ---- results_section.md: pasted into README.md; paths relative to the repository root.
+
+def results_section_md(g, summary, sec, img, texts):
+    """results_section.md's lines (pasted into README.md; paths relative to the repository root)."""
+    s = g.s
+    meta = s["set"]
+    machine, machine_text, config_text, compute_text = texts
     pre = f"experiments/results/{meta['name']}/"
     head = float(meta["headline_alpha"])
     R = [f"### Experiment set `{meta['name']}`\n",
@@ -1074,14 +1138,31 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
         R += [sec["warnings"], ""]
     R += ["What did and did not reproduce:\n", sec["claims"], "",
           f"Final test accuracy (%) at alpha {head:g}, mean ± std over the n seeds of each cell:\n",
-          accuracy_table(head), "",
+          accuracy_table(g, summary, head), "",
           img(pre, f"accuracy_vs_macs_a{expset.alpha_tag(head)}.png", "accuracy vs MACs"), ""]
     if sec["cost_targets"]:
         R += [sec["cost_targets"], "", img(pre, "cost_vs_targets.png", "cost vs number of targets"), ""]
     if sec["evidence"]:
         R += [f"How each method learns: {sec['evidence']}", ""]
+    return R
+
+
+def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
+    """report.md and results_section.md in rdir."""
+    texts = setup_texts(g)
+    machine, machine_text, _config_text, compute_text = texts
+    sec = {"setup": setup_section(g, machine, machine_text, compute_text), "warnings": warnings_section(g),
+           "claims": claims_section(g, claim_rows), "evidence": evidence_section(g),
+           "drift": drift_section(g, drift), "cost_methods": cost_methods_section(g, costs),
+           "search_note": search_note(g), "cost_targets": cost_targets_section(g, cvt)}
+
+    def img(prefix, name, alt):
+        return f"![{alt}]({prefix}{name})" if name in plots_made else ""
+
+    with open(os.path.join(rdir, "report.md"), "w") as f:
+        f.write("\n".join(report_md(g, summary, sec, img)))
     with open(os.path.join(rdir, "results_section.md"), "w") as f:
-        f.write("\n".join(R))
+        f.write("\n".join(results_section_md(g, summary, sec, img, texts)))
 
 
 def main(argv):
