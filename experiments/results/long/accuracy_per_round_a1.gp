@@ -35,55 +35,55 @@ $r1 << EOD
 240 91.1222
 EOD
 $r2 << EOD
-16 85.025
-32 86.9
-48 87.5833
-64 89.0083
-80 90.2333
-96 89.8167
-112 90.3
-128 90.5333
-144 90.7833
-160 90.6667
-176 90.8833
-192 90.75
-208 90.775
-224 90.35
-240 90.6917
+16 83.4944
+32 86.9444
+48 87.8167
+64 89.0556
+80 89.7833
+96 89.7222
+112 90.1056
+128 90.2167
+144 90.7167
+160 90.55
+176 90.6444
+192 90.4944
+208 90.6111
+224 90.4278
+240 90.5889
 EOD
 $r3 << EOD
-16 84.7417
-32 85.975
-48 87.525
-64 88.525
-80 89.525
-96 89.225
-112 89.6333
-128 90.3167
-144 90.2667
-160 90.375
-176 90.3833
-192 90.2833
-208 89.9
-224 90.3833
-240 90.4083
+16 83.1278
+32 86.3111
+48 87.4611
+64 88.5
+80 88.9833
+96 89.1611
+112 89.6167
+128 89.7722
+144 90.1833
+160 90.1944
+176 90.1333
+192 90.2333
+208 89.9389
+224 90.2333
+240 90.2278
 EOD
 $r4 << EOD
-16 48.9417
-32 68.9417
-48 73.6583
-64 81.075
-80 86.0917
-96 85.7333
-112 88.5083
-128 88.7083
-144 89.7083
-160 89.725
-176 90.2917
-192 90.4833
-208 90.1333
-224 90.225
-240 90.6333
+16 50.7444
+32 69.3
+48 76.3667
+64 80.5278
+80 84.3222
+96 86.3667
+112 88.1444
+128 88.1611
+144 89.4389
+160 89.55
+176 89.5333
+192 90.15
+208 90.0889
+224 90.1167
+240 90.5389
 EOD
 $r5 << EOD
 16 73.4
@@ -120,55 +120,55 @@ $r6 << EOD
 240 91
 EOD
 $r7 << EOD
-16 86.125
-32 88.15
-48 88.975
-64 89.3167
-80 90.7083
-96 90.7417
-112 90.8583
-128 91.3667
-144 91.2583
-160 91.3167
-176 91.35
-192 91.35
-208 90.8917
-224 91.0667
-240 91.4667
+16 85.6333
+32 87.8611
+48 88.9944
+64 89.4
+80 90.5389
+96 90.5444
+112 90.6278
+128 91.0333
+144 91.1833
+160 91.3222
+176 91.3111
+192 91.4222
+208 91.0444
+224 91.25
+240 91.5278
 EOD
 $r8 << EOD
-16 86.15
-32 87.8667
-48 88.8083
-64 89.5
-80 90.3833
-96 90.7667
-112 91.175
-128 91.525
-144 91.3333
-160 91.3583
-176 91.425
-192 91.375
-208 91.1583
-224 91.4583
-240 91.5
+16 85.5056
+32 87.8333
+48 88.85
+64 89.6
+80 90.0611
+96 90.5389
+112 90.8722
+128 91.1833
+144 91.2389
+160 91.3167
+176 91.2167
+192 91.25
+208 91.1778
+224 91.4167
+240 91.4167
 EOD
 $r9 << EOD
-16 59.5417
-32 78.7417
-48 81.75
-64 84.0667
-80 87.7083
-96 87.1333
-112 89.5083
-128 89.8917
-144 90.9167
-160 91.1333
-176 91.2083
-192 91.1917
-208 91.275
-224 91.675
-240 91.6833
+16 64.2222
+32 78.0778
+48 82.9167
+64 84.5556
+80 86.2944
+96 87.85
+112 89.0944
+128 89.6056
+144 90.7611
+160 90.8444
+176 90.9
+192 91.1722
+208 91.3
+224 91.5056
+240 91.5833
 EOD
 set output 'accuracy_per_round_a1.png'
 set key bottom right inside font ',9'
@@ -176,8 +176,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 1 (mean ove
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'RandomUniform (n=2)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#555555' title 'Sandwich (n=2)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=3)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'RandomUniform (n=3)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#555555' title 'Sandwich (n=3)'
 set title 'MaxNet'
 unset key
-plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'RandomUniform (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#555555' title 'Sandwich (n=2)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=3)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=3)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=3)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#cc79a7' title 'RandomUniform (n=3)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#555555' title 'Sandwich (n=3)'
 unset multiplot

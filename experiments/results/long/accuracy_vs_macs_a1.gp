@@ -20,16 +20,16 @@ $d4 << EOD
 3.83688 90.59 0.127279
 EOD
 $d5 << EOD
-1.38643 90.195 0.615183
-7.35984 91.225 0.827315
+1.38643 90.1467 0.442982
+7.35984 91.1233 0.610928
 EOD
 $d6 << EOD
-1.38643 89.705 0.403051
-7.35984 91.225 0.601041
+1.38643 89.6633 0.293995
+7.35984 91.09 0.485077
 EOD
 $d7 << EOD
-1.38643 89.93 0.155563
-7.35984 91.08 0.39598
+1.38643 89.8767 0.143643
+7.35984 91.0067 0.307463
 EOD
 set output 'accuracy_vs_macs_a1.png'
 set title 'Fashion-MNIST test accuracy vs MACs, Dirichlet alpha 1 (mean ± std over seeds)'
@@ -39,6 +39,6 @@ plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'S
      $d2 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (searched winners, n=2)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=3)', \
      $d4 using 1:2:3 with yerrorbars lw 2 pt 5 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (searched winners, n=2)', \
-     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'TrackingUniform (fixed targets, n=2)', \
-     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'RandomUniform (fixed targets, n=2)', \
-     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#555555' title 'Sandwich (fixed targets, n=2)'
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'TrackingUniform (fixed targets, n=3)', \
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#cc79a7' title 'RandomUniform (fixed targets, n=3)', \
+     $d7 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#555555' title 'Sandwich (fixed targets, n=3)'
