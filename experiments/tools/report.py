@@ -1078,8 +1078,13 @@ FILES_TABLE = [
 ]
 
 
-def report_md(g, summary, sec, img):
-    """report.md's lines from the sections; img(prefix, png, alt) links a plot that was drawn."""
+def plot_link(plots_made, prefix, name, alt):
+    """Markdown image link to a drawn plot, '' for one that was not drawn (no gnuplot, no data)."""
+    return f"![{alt}]({prefix}{name})" if name in plots_made else ""
+
+
+def report_md(g, summary, sec, plots_made):
+    """report.md's lines from the sections."""
     meta = g.s["set"]
     L = [f"# SuperFedNAS at CPU scale: experiment set `{meta['name']}`\n",
          f"Generated {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
@@ -1095,7 +1100,7 @@ def report_md(g, summary, sec, img):
           "can differ in n when later seeds train only some targets).\n"]
     for alpha in g.alphas():
         L += [f"### Dirichlet alpha {alpha:g}\n", accuracy_table(g, summary, alpha), ""]
-        L += [img("", f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}.png", "accuracy vs MACs"), ""]
+        L += [plot_link(plots_made, "", f"accuracy_vs_macs_a{expset.alpha_tag(alpha)}.png", "accuracy vs MACs"), ""]
     L += ["## Cost counted by the system\n",
           "Client training MACs are summed from `train_macs` of every round in `metrics.jsonl` (3 x forward "
           "MACs x samples x epochs per task); bytes are the encoded messages sent and received by the "
@@ -1104,13 +1109,15 @@ def report_md(g, summary, sec, img):
     if sec["search_note"]:
         L += [sec["search_note"], ""]
     if sec["cost_targets"]:
-        L += [sec["cost_targets"], "", img("", "cost_vs_targets.png", "cost vs number of targets"), ""]
+        L += [sec["cost_targets"], "",
+              plot_link(plots_made, "", "cost_vs_targets.png", "cost vs number of targets"), ""]
     per_round = [(a, f"accuracy_per_round_a{expset.alpha_tag(a)}.png") for a in alphas_headline_first(g)]
-    per_round = [(a, p) for a, p in per_round if img("", p, "")]
+    per_round = [(a, p) for a, p in per_round if p in plots_made]
     if per_round:
         L += ["## Accuracy per round\n"]
         for a, p in per_round:
-            L += ([f"### Dirichlet alpha {a:g}\n"] if len(per_round) > 1 else []) + [img("", p, "accuracy per round"), ""]
+            L += ([f"### Dirichlet alpha {a:g}\n"] if len(per_round) > 1 else []) + [
+                plot_link(plots_made, "", p, "accuracy per round"), ""]
     if sec["evidence"]:
         L += ["## Evidence: how each method learns\n", sec["evidence"], ""]
     if sec["drift"]:
@@ -1121,7 +1128,7 @@ def report_md(g, summary, sec, img):
     return L
 
 
-def results_section_md(g, summary, sec, img, texts):
+def results_section_md(g, summary, sec, plots_made, texts):
     """results_section.md's lines (pasted into README.md; paths relative to the repository root)."""
     s = g.s
     meta = s["set"]
@@ -1139,9 +1146,10 @@ def results_section_md(g, summary, sec, img, texts):
     R += ["What did and did not reproduce:\n", sec["claims"], "",
           f"Final test accuracy (%) at alpha {head:g}, mean ± std over the n seeds of each cell:\n",
           accuracy_table(g, summary, head), "",
-          img(pre, f"accuracy_vs_macs_a{expset.alpha_tag(head)}.png", "accuracy vs MACs"), ""]
+          plot_link(plots_made, pre, f"accuracy_vs_macs_a{expset.alpha_tag(head)}.png", "accuracy vs MACs"), ""]
     if sec["cost_targets"]:
-        R += [sec["cost_targets"], "", img(pre, "cost_vs_targets.png", "cost vs number of targets"), ""]
+        R += [sec["cost_targets"], "",
+              plot_link(plots_made, pre, "cost_vs_targets.png", "cost vs number of targets"), ""]
     if sec["evidence"]:
         R += [f"How each method learns: {sec['evidence']}", ""]
     return R
@@ -1156,13 +1164,10 @@ def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
            "drift": drift_section(g, drift), "cost_methods": cost_methods_section(g, costs),
            "search_note": search_note(g), "cost_targets": cost_targets_section(g, cvt)}
 
-    def img(prefix, name, alt):
-        return f"![{alt}]({prefix}{name})" if name in plots_made else ""
-
     with open(os.path.join(rdir, "report.md"), "w") as f:
-        f.write("\n".join(report_md(g, summary, sec, img)))
+        f.write("\n".join(report_md(g, summary, sec, plots_made)))
     with open(os.path.join(rdir, "results_section.md"), "w") as f:
-        f.write("\n".join(results_section_md(g, summary, sec, img, texts)))
+        f.write("\n".join(results_section_md(g, summary, sec, plots_made, texts)))
 
 
 def main(argv):
