@@ -296,11 +296,11 @@ def n_text(compared):
     return "n = " + ", ".join(f"{n} ({', '.join(ks)})" for n, ks in sorted(by_n.items(), reverse=True))
 
 
-def claims(g, summary):
-    """Claim rows; seeds: {target or winner: the seeds whose runs were compared} (None for cost
-    claims)."""
+def claims(g, summary, cvt):
+    """Claim rows (cvt: cost_vs_targets(g)); seeds: {target or winner: the seeds whose runs were
+    compared} (None for cost claims)."""
     by = {(r["method"], r["subnet_name"], r["source"], r["alpha"]): r for r in summary}
-    return accuracy_claims(g, by, summary) + cost_claims(g) + ablation_claims(g, by)
+    return accuracy_claims(g, by, summary) + cost_claims(g, cvt) + ablation_claims(g, by)
 
 
 def accuracy_claims(g, by, summary):
@@ -340,11 +340,10 @@ def accuracy_claims(g, by, summary):
     return out
 
 
-def cost_claims(g):
+def cost_claims(g, cvt):
     """C2: cost flat in the number of targets for SuperFedNAS, linear for iFedAvg."""
     s = g.s
     ref, base = s["report"]["reference"], s["report"]["baseline"]
-    cvt = cost_vs_targets(g)
     if not cvt:
         return []
     rule2 = ("one SuperFedNAS training serves every target (flat); iFedAvg needs one training per target; "
@@ -848,14 +847,14 @@ def sig(x, digits=3):
     return "–" if x is None else f"{x:.{digits}g}"
 
 
-def config_parts(g):
-    """The reference method's effective train, round, simulation, data and supernet tables."""
-    cfg = effective_config(g.s, g.methods[g.s["report"]["reference"]])
-    return (cfg.get(k, {}) for k in ("train", "round", "simulation", "data", "supernet"))
+# What both documents say about the setup. machine: OUT/machine.json of the first session; config: the
+# reference method's effective train, round, simulation, data and supernet tables.
+SetupTexts = collections.namedtuple("SetupTexts",
+                                    "machine machine_text config_text training_text compute_text config")
 
 
 def setup_texts(g):
-    """(machine.json of the first session, machine text, config text, compute text) for both outputs."""
+    """SetupTexts of the set's runs."""
     s = g.s
     meta = s["set"]
     machine = {}
@@ -863,7 +862,9 @@ def setup_texts(g):
     if os.path.isfile(mp):
         with open(mp) as f:
             machine = json.load(f)
-    tr, rd, sim, data, sn = config_parts(g)
+    cfg = effective_config(s, g.methods[s["report"]["reference"]])
+    config = tuple(cfg.get(k, {}) for k in ("train", "round", "simulation", "data", "supernet"))
+    tr, rd, sim, data, sn = config
     # The sessions' machines as the run and search folders recorded them; before that
     # record existed, the first session's machine (OUT/machine.json) stood for all.
     seen = g.machines()
@@ -874,39 +875,37 @@ def setup_texts(g):
         machine_text = next(iter(seen))
     else:
         machine_text = report_machine_text(machine)
+    training_text = (f"{meta['rounds']} rounds x {rd.get('clients_per_round', '?')} clients, "
+                     f"{tr.get('epochs', '?')} local epoch(s), batch {tr.get('batch_size', '?')}, "
+                     f"lr {tr.get('lr', '?')}, momentum {tr.get('momentum', '?')}")
     config_text = (f"{data.get('dataset', 'fmnist')} ({sim.get('clients', '?')} clients, "
                    f"{data.get('partition', 'dirichlet')} split), SuperNet preset `{sn.get('preset', 'fmnist')}`, "
-                   f"{meta['rounds']} rounds x {rd.get('clients_per_round', '?')} clients, "
-                   f"{tr.get('epochs', '?')} local epoch(s), batch {tr.get('batch_size', '?')}, "
-                   f"lr {tr.get('lr', '?')}, momentum {tr.get('momentum', '?')}")
+                   + training_text)
     run_wall = sum(r["cost"]["wall_s"] for r in g.runs)
     all_searches = g.searches + ([g.cost_search] if g.cost_search else [])
     search_wall = sum(x["wall_s"] or 0.0 for x in all_searches)
     compute_text = (f"{len(g.runs)} training runs, {run_wall / 60:.1f} min of run wall time"
                     + (f", {len(all_searches)} searches, {search_wall / 60:.1f} min" if all_searches else ""))
-    return machine, machine_text, config_text, compute_text
+    return SetupTexts(machine, machine_text, config_text, training_text, compute_text, config)
 
 
-def setup_section(g, machine, machine_text, compute_text):
+def setup_section(g, texts):
     """report.md's setup table and methods table."""
     s = g.s
     meta = s["set"]
-    tr, rd, sim, data, sn = config_parts(g)
+    tr, _rd, sim, data, sn = texts.config
     setup = md_table(["item", "value"], [
-        ["machine", machine_text],
-        ["runs started", f"{machine.get('started', '?')} (git {machine.get('git', '?')})"],
+        ["machine", texts.machine_text],
+        ["runs started", f"{texts.machine.get('started', '?')} (git {texts.machine.get('git', '?')})"],
         ["set file", f"`experiments/sets/{os.path.basename(s['_path'])}`"],
         ["base config", f"`{os.path.relpath(meta['config_path'], REPO)}` + the set's overrides"],
         ["data", f"{data.get('dataset', 'fmnist')}, {sim.get('clients', '?')} clients, partition "
                  f"{data.get('partition', 'dirichlet')}, validation fraction {data.get('val_fraction', '?')}"],
         ["SuperNet", f"preset `{sn.get('preset', 'fmnist')}`"],
-        ["training", f"{meta['rounds']} rounds x {rd.get('clients_per_round', '?')} clients, "
-                     f"{tr.get('epochs', '?')} local epoch(s), batch {tr.get('batch_size', '?')}, "
-                     f"lr {tr.get('lr', '?')}, momentum {tr.get('momentum', '?')}, "
-                     f"clip {tr.get('clip_grad_norm', '?')}"],
+        ["training", f"{texts.training_text}, clip {tr.get('clip_grad_norm', '?')}"],
         ["evaluation", f"validation accuracy every {meta['eval_every']} rounds; final test accuracy on the "
                        "test set"],
-        ["compute", compute_text],
+        ["compute", texts.compute_text],
     ])
     mrows = [[m["name"], m["role"], "`" + " ".join(m["overrides"]) + "`", method_seeds(s, m)] for m in s["method"]]
     return setup + "\n\n" + md_table(["method", "runs", "sfn-sim overrides", "alphas and seeds"], mrows)
@@ -1132,14 +1131,13 @@ def results_section_md(g, summary, sec, plots_made, texts):
     """results_section.md's lines (pasted into README.md; paths relative to the repository root)."""
     s = g.s
     meta = s["set"]
-    machine, machine_text, config_text, compute_text = texts
     pre = f"experiments/results/{meta['name']}/"
     head = float(meta["headline_alpha"])
     R = [f"### Experiment set `{meta['name']}`\n",
-         f"Runs started {machine.get('started', '?')} (git {machine.get('git', '?')}) on {machine_text}. "
-         f"Config: {config_text}. Seeds: " +
+         f"Runs started {texts.machine.get('started', '?')} (git {texts.machine.get('git', '?')}) on "
+         f"{texts.machine_text}. Config: {texts.config_text}. Seeds: " +
          "; ".join(f"{m['name']} {method_seeds(s, m)}" for m in s["method"]) +
-         f". Run time: {compute_text}. Command: `bash experiments/run.sh {meta['name']} --publish`; "
+         f". Run time: {texts.compute_text}. Command: `bash experiments/run.sh {meta['name']} --publish`; "
          f"full report, CSVs and plots: [`{pre}report.md`]({pre}report.md).\n"]
     if sec["warnings"]:
         R += [sec["warnings"], ""]
@@ -1158,8 +1156,7 @@ def results_section_md(g, summary, sec, plots_made, texts):
 def write_report(g, summary, cvt, claim_rows, costs, drift, plots_made, rdir):
     """report.md and results_section.md in rdir."""
     texts = setup_texts(g)
-    machine, machine_text, _config_text, compute_text = texts
-    sec = {"setup": setup_section(g, machine, machine_text, compute_text), "warnings": warnings_section(g),
+    sec = {"setup": setup_section(g, texts), "warnings": warnings_section(g),
            "claims": claims_section(g, claim_rows), "evidence": evidence_section(g),
            "drift": drift_section(g, drift), "cost_methods": cost_methods_section(g, costs),
            "search_note": search_note(g), "cost_targets": cost_targets_section(g, cvt)}
@@ -1216,7 +1213,7 @@ def main(argv):
     drift = drift_records(g)
     write_csv(os.path.join(rdir, "client_drift.csv"),
               ["method", "alpha", "seed", "subnet_name", "window", "mean_change_rms", "updates"], drift)
-    claim_rows = claims(g, summary)
+    claim_rows = claims(g, summary, cvt)
     write_csv(os.path.join(rdir, "claims.csv"),
               ["claim", "alpha", "subject", "verdict", "reference", "other", "difference", "rule", "seeds"],
               [c[:8] + (seeds_text(c.seeds),) for c in claim_rows])
