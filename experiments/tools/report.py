@@ -869,8 +869,9 @@ def setup_texts(g):
     # record existed, the first session's machine (OUT/machine.json) stood for all.
     seen = g.machines()
     if len(seen) > 1:
-        machine_text = f"{len(seen)} machines (wall times are not comparable across them): " + "; ".join(
-            f"{k} ({n} runs and searches)" for k, n in sorted(seen.items(), key=lambda kv: -kv[1]))
+        counted = [f"{k} ({n} {'run or search' if n == 1 else 'runs and searches'})"
+                   for k, n in sorted(seen.items(), key=lambda kv: -kv[1])]
+        machine_text = f"{len(seen)} machines (wall times are not comparable across them): " + "; ".join(counted)
     elif seen:
         machine_text = next(iter(seen))
     else:

@@ -52,6 +52,23 @@ $r2 << EOD
 240 87.6167
 EOD
 $r3 << EOD
+32 38.4833
+64 52.45
+96 61.5167
+128 69.1333
+160 80.8667
+192 77.7833
+224 78.1
+256 86.1833
+288 84.45
+320 86.5833
+352 86.9667
+384 85.0333
+416 88.05
+448 85.9833
+480 88.1333
+EOD
+$r4 << EOD
 16 62.95
 32 75.9583
 48 81.125
@@ -68,7 +85,7 @@ $r3 << EOD
 224 85.8
 240 87.3583
 EOD
-$r4 << EOD
+$r5 << EOD
 16 30.0083
 32 39.6
 48 55.6917
@@ -85,7 +102,7 @@ $r4 << EOD
 224 84.075
 240 86.7
 EOD
-$r5 << EOD
+$r6 << EOD
 16 63.025
 32 79.3083
 48 83.5833
@@ -102,7 +119,7 @@ $r5 << EOD
 224 87.0333
 240 88.6583
 EOD
-$r6 << EOD
+$r7 << EOD
 16 36.425
 32 57.6583
 48 76.7583
@@ -119,7 +136,24 @@ $r6 << EOD
 224 84.9667
 240 87.3833
 EOD
-$r7 << EOD
+$r8 << EOD
+32 48.85
+64 60.2
+96 69.7
+128 66.7333
+160 83.0833
+192 80.9333
+224 82.3833
+256 87.1167
+288 85.6
+320 88.1167
+352 89.2667
+384 84.55
+416 87.9333
+448 88.1333
+480 89.0167
+EOD
+$r9 << EOD
 16 63
 32 74.6417
 48 79.4167
@@ -142,8 +176,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 0.1 (mean o
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
 set title 'MaxNet'
 unset key
-plot $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
 unset multiplot

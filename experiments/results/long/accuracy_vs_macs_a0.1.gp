@@ -14,6 +14,10 @@ $d3 << EOD
 7.35984 86.06 0.961665
 EOD
 $d4 << EOD
+1.38643 87.33 0
+7.35984 88.48 0
+EOD
+$d5 << EOD
 1.38643 86.71 0.39598
 7.35984 87.385 0.162635
 EOD
@@ -24,4 +28,5 @@ set ylabel 'test accuracy (%)'
 plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'SuperFedNAS (fixed targets, n=2)', \
      $d2 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (fixed targets, n=2)', \
-     $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'TrackingUniform (fixed targets, n=2)'
+     $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'SuperFedNAS-480 (fixed targets, n=1)', \
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'TrackingUniform (fixed targets, n=2)'
