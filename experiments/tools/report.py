@@ -160,6 +160,7 @@ class Gathered:
         self.methods = {m["name"]: m for m in s["method"]}
         self.runs = []  # dicts: method, role, alpha, seed, target, source, dir, run, cost
         self.missing = []  # labels of planned runs without summary.json
+        self.missing_cells = set()  # their (method, alpha)
         self.final = []  # final accuracy rows
         self.searches = []  # dicts: method, alpha, seed, dir, rows, wall_s
         self.search_missing = os.path.isfile(os.path.join(out, "search-missing"))
@@ -170,6 +171,7 @@ class Gathered:
         run = load_run(rd)
         if run is None:
             self.missing.append(label)
+            self.missing_cells.add((method, alpha))
             return
         m = self.methods[method]
         rec = {"method": method, "role": m["role"], "alpha": alpha, "seed": seed, "target": target,
@@ -436,8 +438,10 @@ def c1_rows(g, by, summary, claim, ref, alpha, rule, winners, base=None):
         if b:
             compare(f"winner {r['subnet_name']}", "winner " + r["subnet_name"], r, b)
     if diffs:
-        out.append(Claim(claim, alpha, "ALL", "reproduced" if all(d >= -tol for d in diffs) else "not reproduced",
-                         None, None, min(diffs), rule, compared, (ref, base)))
+        # A planned run still missing could only add a failing comparison, never undo one.
+        pending = {(ref, alpha), (base, alpha)} & g.missing_cells
+        verdict = "not reproduced" if any(d < -tol for d in diffs) else ("incomplete" if pending else "reproduced")
+        out.append(Claim(claim, alpha, "ALL", verdict, None, None, min(diffs), rule, compared, (ref, base)))
     return out
 
 

@@ -154,6 +154,23 @@ $r8 << EOD
 480 89.0167
 EOD
 $r9 << EOD
+32 83.8833
+64 82.6667
+96 87.7333
+128 89.0833
+160 85.5333
+192 85.2
+224 87.5
+256 88.4167
+288 88.55
+320 88.2833
+352 89.1
+384 86.9667
+416 88.9
+448 87.7833
+480 89.35
+EOD
+$r10 << EOD
 16 63
 32 74.6417
 48 79.4167
@@ -179,5 +196,5 @@ set title 'MinNet'
 plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
 set title 'MaxNet'
 unset key
-plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
+plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'iFedAvg-480 (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
 unset multiplot

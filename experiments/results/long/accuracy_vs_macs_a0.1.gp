@@ -18,6 +18,9 @@ $d4 << EOD
 7.35984 88.48 0
 EOD
 $d5 << EOD
+7.35984 88.77 0
+EOD
+$d6 << EOD
 1.38643 86.71 0.39598
 7.35984 87.385 0.162635
 EOD
@@ -29,4 +32,5 @@ plot $d1 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#9400d3' title 'S
      $d2 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#56b4e9' title 'iFedAvg (fixed targets, n=2)', \
      $d3 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (fixed targets, n=2)', \
      $d4 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#009e73' title 'SuperFedNAS-480 (fixed targets, n=1)', \
-     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'TrackingUniform (fixed targets, n=2)'
+     $d5 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#d55e00' title 'iFedAvg-480 (fixed targets, n=1)', \
+     $d6 using 1:2:3 with yerrorlines lw 2 pt 7 ps 1.3 lc rgb '#0072b2' title 'TrackingUniform (fixed targets, n=2)'
