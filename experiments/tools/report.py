@@ -159,8 +159,7 @@ class Gathered:
         self.targets = s["target"]
         self.methods = {m["name"]: m for m in s["method"]}
         self.runs = []  # dicts: method, role, alpha, seed, target, source, dir, run, cost
-        self.missing = []  # labels of planned runs without summary.json
-        self.missing_cells = set()  # their (method, alpha)
+        self.missing = []  # (label, method, alpha) of planned runs without summary.json
         self.final = []  # final accuracy rows
         self.searches = []  # dicts: method, alpha, seed, dir, rows, wall_s
         self.search_missing = os.path.isfile(os.path.join(out, "search-missing"))
@@ -170,8 +169,7 @@ class Gathered:
         """aliases: more names for a per-target run's SubNet (targets whose search found it)."""
         run = load_run(rd)
         if run is None:
-            self.missing.append(label)
-            self.missing_cells.add((method, alpha))
+            self.missing.append((label, method, alpha))
             return
         m = self.methods[method]
         rec = {"method": method, "role": m["role"], "alpha": alpha, "seed": seed, "target": target,
@@ -250,6 +248,11 @@ class Gathered:
         order = {m["name"]: i for i, m in enumerate(self.s["method"])}
         rows.sort(key=lambda r: (r["alpha"], order.get(r["method"], 99), r["source"], r["macs"]))
         return rows
+
+    def pending(self, methods, alpha):
+        """Whether a planned run of any of these methods at this alpha is still missing: a
+        verdict over them can still change (another target may fail, another seed moves a mean)."""
+        return any(m in methods and a == alpha for _label, m, a in self.missing)
 
     def alphas(self):
         return sorted({r["alpha"] for r in self.runs})
@@ -401,6 +404,8 @@ def ablation_claims(g, by):
                 continue
             d = 100 * (statistics.fmean(ra_all) - statistics.fmean(rb_all))
             verdict = "reproduced" if d > noise else ("inconclusive" if d >= -noise else "not reproduced")
+            if g.pending((ref, abl), alpha):
+                verdict = "incomplete"
             out.append(Claim(f"C3 ablation {abl} is worse", alpha, "mean over fixed targets", verdict,
                              100 * statistics.fmean(ra_all), 100 * statistics.fmean(rb_all), d, rule3, compared))
     return out
@@ -438,10 +443,8 @@ def c1_rows(g, by, summary, claim, ref, alpha, rule, winners, base=None):
         if b:
             compare(f"winner {r['subnet_name']}", "winner " + r["subnet_name"], r, b)
     if diffs:
-        # While a planned run of the pair is missing the verdict can still change: another
-        # target may fail, another seed moves a mean.
         verdict = "reproduced" if all(d >= -tol for d in diffs) else "not reproduced"
-        if {(ref, alpha), (base, alpha)} & g.missing_cells:
+        if g.pending((ref, base), alpha):
             verdict = "incomplete"
         out.append(Claim(claim, alpha, "ALL", verdict, None, None, min(diffs), rule, compared, (ref, base)))
     return out
@@ -923,7 +926,7 @@ def warnings_section(g):
     warn = []
     if g.missing:
         warn.append(f"**Incomplete:** {len(g.missing)} planned run(s) have no `summary.json` and are left out: "
-                    + ", ".join(f"`{x}`" for x in g.missing[:20]) + (" ..." if len(g.missing) > 20 else ""))
+                    + ", ".join(f"`{x[0]}`" for x in g.missing[:20]) + (" ..." if len(g.missing) > 20 else ""))
     if g.search_missing:
         warn.append("**sfn-search was not built when the set ran:** searched-winner rows are left out.")
     return "\n\n".join(warn)
