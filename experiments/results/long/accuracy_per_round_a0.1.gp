@@ -69,6 +69,23 @@ $r3 << EOD
 480 88.1333
 EOD
 $r4 << EOD
+32 84.9167
+64 83.3333
+96 88.3333
+128 88.4667
+160 86.3167
+192 85.6667
+224 87.4
+256 87.9833
+288 88.7833
+320 88.5167
+352 89.4667
+384 86.6333
+416 89.1667
+448 88.0833
+480 89.55
+EOD
+$r5 << EOD
 16 62.95
 32 75.9583
 48 81.125
@@ -85,7 +102,7 @@ $r4 << EOD
 224 85.8
 240 87.3583
 EOD
-$r5 << EOD
+$r6 << EOD
 16 30.0083
 32 39.6
 48 55.6917
@@ -102,7 +119,7 @@ $r5 << EOD
 224 84.075
 240 86.7
 EOD
-$r6 << EOD
+$r7 << EOD
 16 63.025
 32 79.3083
 48 83.5833
@@ -119,7 +136,7 @@ $r6 << EOD
 224 87.0333
 240 88.6583
 EOD
-$r7 << EOD
+$r8 << EOD
 16 36.425
 32 57.6583
 48 76.7583
@@ -136,7 +153,7 @@ $r7 << EOD
 224 84.9667
 240 87.3833
 EOD
-$r8 << EOD
+$r9 << EOD
 32 48.85
 64 60.2
 96 69.7
@@ -153,7 +170,7 @@ $r8 << EOD
 448 88.1333
 480 89.0167
 EOD
-$r9 << EOD
+$r10 << EOD
 32 83.8833
 64 82.6667
 96 87.7333
@@ -170,7 +187,7 @@ $r9 << EOD
 448 87.7833
 480 89.35
 EOD
-$r10 << EOD
+$r11 << EOD
 16 63
 32 74.6417
 48 79.4167
@@ -193,8 +210,8 @@ set multiplot layout 1,2 title 'Validation accuracy per round, alpha 0.1 (mean o
 set xlabel 'round'
 set ylabel 'validation accuracy (%)'
 set title 'MinNet'
-plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
+plot $r0 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r1 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r2 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r3 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r4 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'iFedAvg-480 (n=1)', $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
 set title 'MaxNet'
 unset key
-plot $r5 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'iFedAvg-480 (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
+plot $r6 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#9400d3' title 'SuperFedNAS (n=2)', $r7 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#56b4e9' title 'iFedAvg (n=2)', $r8 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#e69f00' title 'SuperFedNAS-shortdecay (n=2)', $r9 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#009e73' title 'SuperFedNAS-480 (n=1)', $r10 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#d55e00' title 'iFedAvg-480 (n=1)', $r11 using 1:2 with linespoints lw 2 pt 7 ps 0.6 lc rgb '#0072b2' title 'TrackingUniform (n=2)'
 unset multiplot
